@@ -167,7 +167,7 @@ def _adapt(data: Any, where: str) -> Any:
             kind = type(data)
             return _SequenceSource(children, lambda parts: kind(*parts))
         return _SequenceSource(children, type(data))
-    if hasattr(data, "__len__") and hasattr(data, "__getitem__"):
+    if hasattr(data, "__len__") and hasattr(data, "__getitem__") and not isinstance(data, (str, bytes)):
         if _is_pandas(data):
             return _NumpySource(data.to_numpy())
         return _DatasetSource(data)
