@@ -40,6 +40,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from cleanfit._orders import BlockOrder, FeistelOrder
 from cleanfit.errors import DataError
 from cleanfit.sources import as_source, batch_len
 
@@ -56,8 +57,10 @@ class Batches:
 
     ``data`` is one array/tensor, a tuple/list/dict of arrays/tensors with equal first dimension,
     an ``np.memmap``, or a map-style torch ``Dataset``; batches keep that structure and array type.
-    ``shuffle=False`` keeps the stored order. Every example appears exactly once per epoch; the last
-    batch is partial unless ``drop_last``.
+    ``shuffle=False`` keeps the stored order; ``shuffle="feistel"`` uses an O(1)-memory keyed
+    bijection instead of a stored permutation (for n around 10^9); ``shuffle="blocks"`` is the
+    two-level block shuffle of out-of-core sources (:mod:`cleanfit.outofcore`). Every example
+    appears exactly once per epoch; the last batch is partial unless ``drop_last``.
 
     Iteration continues from the current position: after an epoch is exhausted the next iteration
     is the next epoch; :meth:`set_epoch` starts epoch ``e`` from its first batch. One
@@ -75,7 +78,7 @@ class Batches:
         data: Any,
         batch_size: int,
         *,
-        shuffle: bool = True,
+        shuffle: bool | str = True,
         seed: int = 0,
         drop_last: bool = False,
         rank: int | None = None,
@@ -91,9 +94,16 @@ class Batches:
             limit = world_size if world_size is not None else _env_world()[1]
             if not isinstance(rank, (int, np.integer)) or not 0 <= rank < limit:
                 raise DataError(f"rank={rank!r} is outside [0, world_size={limit}); pass a rank in that range")
+        if shuffle not in _SHUFFLES:
+            raise DataError(f"shuffle={shuffle!r} is not one of True, False, 'feistel', 'blocks'")
         self._source = as_source(data)
+        if shuffle == "blocks" and not hasattr(self._source, "block_sizes"):
+            raise DataError(
+                "shuffle='blocks' needs a block source (cleanfit.outofcore.ParquetSource or NpySource); "
+                f"got {type(data).__name__}"
+            )
         self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
+        self.shuffle = shuffle if isinstance(shuffle, str) else bool(shuffle)
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self._rank = None if rank is None else int(rank)
@@ -142,13 +152,24 @@ class Batches:
         self._position = 0
 
     # -- iteration ---------------------------------------------------------------------------
-    def order(self, epoch: int | None = None) -> np.ndarray:
-        """The order of all examples in ``epoch`` (default: the current one), before sharding."""
+    def order(self, epoch: int | None = None) -> Any:
+        """The order of all examples in ``epoch`` (default: the current one), before sharding.
+
+        An int64 array, or for ``shuffle="feistel" | "blocks"`` an object computed slice by slice.
+        """
         epoch = self._epoch if epoch is None else epoch
         if self._order_cache is None or self._order_cache[0] != epoch:
             n = self.num_examples
-            perm = epoch_order(self.seed, epoch, n) if self.shuffle else np.arange(n, dtype=np.int64)
-            self._order_cache = (epoch, perm)
+            if self.shuffle == "feistel":
+                order: Any = FeistelOrder(self.seed, epoch, n)
+            elif self.shuffle == "blocks":
+                src = self._source
+                order = BlockOrder(self.seed, epoch, src.block_sizes, src.buffer_blocks)
+            elif self.shuffle:
+                order = epoch_order(self.seed, epoch, n)
+            else:
+                order = np.arange(n, dtype=np.int64)
+            self._order_cache = (epoch, order)
         return self._order_cache[1]
 
     def __iter__(self) -> Iterator[Any]:
@@ -158,7 +179,7 @@ class Batches:
         n, global_batch = self.num_examples, self.batch_size * world
         num_batches = self._num_batches(global_batch)
         order = self.order()
-        if isinstance(getattr(self._source, "tensor", None), torch.Tensor):
+        if isinstance(order, np.ndarray) and isinstance(getattr(self._source, "tensor", None), torch.Tensor):
             order = torch.from_numpy(order)  # index tensors directly; no per-batch conversion
         take = self._source.take
         for j in range(self._position, num_batches):
@@ -173,7 +194,7 @@ class Batches:
         self._position = 0
 
     # -- resume ------------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, int | bool]:
+    def state_dict(self) -> dict[str, int | bool | str]:
         """The position as plain integers: enough to resume at the exact next batch, in O(1)."""
         return {
             "epoch": self._epoch,
@@ -209,6 +230,9 @@ class Batches:
             f"seed={self.seed}, drop_last={self.drop_last}, rank={self.rank}, world_size={self.world_size}, "
             f"epoch={self._epoch}, position={self._position})"
         )
+
+
+_SHUFFLES = (True, False, "feistel", "blocks")
 
 
 def _env_world() -> tuple[int, int]:

@@ -1,0 +1,228 @@
+"""Out-of-core sources: data larger than RAM, read block by block.
+
+A block source reads its data in blocks (Parquet row groups, or fixed runs of rows of a ``.npy``
+file) and keeps at most ``2 * buffer_blocks`` decoded blocks in memory. Give it to
+:class:`~cleanfit.batches.Batches` with ``shuffle="blocks"`` for the two-level shuffle (a
+permutation of blocks, then of the rows within each buffer of ``buffer_blocks`` blocks), or with
+``shuffle=False`` for a sequential pass; memory is bounded by the buffer, not the data::
+
+    batches = Batches(ParquetSource("train.parquet", features=["a", "b"], target="y"),
+                      256, shuffle="blocks", seed=0)
+
+``prefetch(batches)`` reads ahead in a background thread.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cleanfit.errors import DataError
+
+
+class _BlockSource:
+    """Shared machinery: map global rows to blocks, keep an LRU cache of decoded blocks."""
+
+    block_sizes: np.ndarray
+    buffer_blocks: int
+
+    def _init_blocks(self, sizes: Sequence[int], buffer_blocks: int) -> None:
+        if buffer_blocks < 1:
+            raise DataError(f"buffer_blocks must be >= 1, got {buffer_blocks}")
+        self.block_sizes = np.asarray(sizes, dtype=np.int64)
+        self.block_starts = np.concatenate([[0], np.cumsum(self.block_sizes)])
+        self.buffer_blocks = int(buffer_blocks)
+        self._cache: OrderedDict[int, Any] = OrderedDict()
+        self._capacity = 2 * self.buffer_blocks  # a global batch can straddle two buffers
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return int(self.block_starts[-1])
+
+    def _read_block(self, block: int) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _block(self, block: int) -> Any:
+        with self._lock:
+            cached = self._cache.get(block)
+            if cached is not None:
+                self._cache.move_to_end(block)
+                return cached
+        data = self._read_block(block)
+        with self._lock:
+            self._cache[block] = data
+            while len(self._cache) > self._capacity:
+                self._cache.popitem(last=False)
+        return data
+
+    def _gather(self, indices: np.ndarray, pick: Any, concat: Any) -> Any:
+        """Rows ``indices`` in that order: group by block, read each block once, reassemble."""
+        indices = np.asarray(indices, dtype=np.int64)
+        blocks = np.searchsorted(self.block_starts, indices, side="right") - 1
+        order = np.argsort(blocks, kind="stable")
+        sorted_blocks = blocks[order]
+        cuts = np.flatnonzero(np.diff(sorted_blocks)) + 1
+        pieces = []
+        for group in np.split(order, cuts):
+            if len(group) == 0:
+                continue
+            block = int(blocks[group[0]])
+            pieces.append(pick(self._block(block), indices[group] - self.block_starts[block]))
+        gathered = concat(pieces) if pieces else None
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return gathered, inverse
+
+
+class ParquetSource(_BlockSource):
+    """A Parquet file (or several) read one row group at a time.
+
+    Batches are a dict of NumPy columns (``columns``, default all), or with ``features`` and
+    ``target`` a tuple ``(X float32 [batch, features], y)``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | Sequence[str | Path],
+        *,
+        columns: Sequence[str] | None = None,
+        features: Sequence[str] | None = None,
+        target: str | None = None,
+        buffer_blocks: int = 8,
+    ) -> None:
+        import pyarrow.parquet as pq
+
+        paths = [Path(p) for p in ([path] if isinstance(path, (str, Path)) else path)]
+        if paths and paths[0].is_dir():
+            paths = sorted(paths[0].glob("*.parquet"))
+        if not paths:
+            raise DataError(f"no Parquet files at {path}")
+        self._files, self._groups, sizes = [], [], []
+        for p in paths:
+            if not p.exists():
+                raise DataError(f"Parquet file {p} does not exist")
+            try:
+                pf = pq.ParquetFile(p)
+            except Exception as exc:  # pyarrow raises several types for a bad file
+                raise DataError(f"cannot read {p} as Parquet: {exc}") from exc
+            for g in range(pf.metadata.num_row_groups):
+                self._groups.append((len(self._files), g))
+                sizes.append(pf.metadata.row_group(g).num_rows)
+            self._files.append(pf)
+        names = self._files[0].schema_arrow.names
+        if features is not None or target is not None:
+            if features is None or target is None:
+                raise DataError("give both features= and target= (or neither, and columns=)")
+            columns = [*features, target]
+        self.columns = list(columns) if columns is not None else names
+        missing = [c for c in self.columns if c not in names]
+        if missing:
+            raise DataError(f"columns {missing} are not in {paths[0]}; it has {names}")
+        self.features, self.target = (list(features), target) if features is not None else (None, None)
+        self._init_blocks(sizes, buffer_blocks)
+
+    def _read_block(self, block: int) -> dict[str, np.ndarray]:
+        file, group = self._groups[block]
+        table = self._files[file].read_row_group(group, columns=self.columns)
+        return {name: table.column(name).to_numpy() for name in self.columns}
+
+    def take(self, indices: np.ndarray) -> Any:
+        pick = lambda block, rows: {k: v[rows] for k, v in block.items()}  # noqa: E731
+        concat = lambda parts: {k: np.concatenate([p[k] for p in parts]) for k in self.columns}  # noqa: E731
+        gathered, inverse = self._gather(indices, pick, concat)
+        if gathered is None:
+            gathered = {k: np.empty(0) for k in self.columns}
+        cols = {k: v[inverse] for k, v in gathered.items()}
+        if self.features is None:
+            return cols
+        x = np.stack([cols[f].astype(np.float32, copy=False) for f in self.features], axis=1)
+        return x, cols[self.target]
+
+
+class NpySource(_BlockSource):
+    """A ``.npy`` file read in blocks of ``block_rows`` rows with plain file reads (no mmap, so
+    the pages read do not stay in this process's memory)."""
+
+    def __init__(self, path: str | Path, *, block_rows: int = 65536, buffer_blocks: int = 8) -> None:
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read_header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
+                shape, fortran, dtype = read_header(f)
+                self._offset = f.tell()
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read {self.path} as a .npy file: {exc}") from exc
+        if fortran or dtype.hasobject or not shape:
+            raise DataError(f"{self.path} must hold a C-ordered numeric array with at least one dimension")
+        self.shape, self.dtype = shape, dtype
+        self._row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        n = shape[0]
+        sizes = [min(block_rows, n - s) for s in range(0, n, block_rows)]
+        self._block_rows = block_rows
+        self._init_blocks(sizes, buffer_blocks)
+
+    def _read_block(self, block: int) -> np.ndarray:
+        rows = int(self.block_sizes[block])
+        out = np.empty((rows, *self.shape[1:]), dtype=self.dtype)
+        with open(self.path, "rb") as f:
+            f.seek(self._offset + block * self._block_rows * self._row_bytes)
+            f.readinto(memoryview(out).cast("B"))
+        return out
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        gathered, inverse = self._gather(indices, lambda block, rows: block[rows], np.concatenate)
+        if gathered is None:
+            return np.empty((0, *self.shape[1:]), dtype=self.dtype)
+        return gathered[inverse]
+
+
+def prefetch(batches: Iterable[Any], depth: int = 2, device: Any = None) -> Iterator[Any]:
+    """Iterate ``batches`` in a background thread, ``depth`` batches ahead (moved to ``device`` if given).
+
+    >>> list(prefetch(iter([1, 2, 3])))
+    [1, 2, 3]
+    """
+    from cleanfit.devices import pin, to_device
+
+    done = object()
+    q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for batch in batches:
+                if device is not None:
+                    batch = to_device(pin(batch), device)
+                while not stop.is_set():
+                    try:
+                        q.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # hand the error to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=work, name="cleanfit-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
