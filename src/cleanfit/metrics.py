@@ -1,0 +1,127 @@
+"""Metric functions for ``Trainer(metrics=...)``: ``fn(outputs, targets) -> float``.
+
+Each is computed once per evaluation over the full, concatenated evaluation set (never as a mean of
+batch values), on the CPU. ``outputs`` are the model's raw outputs: logits for classification (one
+column: the positive class when > 0; several columns: the argmax), predictions for regression.
+The Trainer records them as ``val_<name>`` (``val_accuracy``).
+
+>>> import torch
+>>> accuracy(torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), torch.tensor([0, 1, 1]))
+0.6666666666666666
+>>> auc(torch.tensor([-1.0, 2.0, 0.5, -3.0]), torch.tensor([0, 1, 1, 0]))
+1.0
+>>> rmse(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 4.0]))
+1.4142135623730951
+>>> r2(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 3.0]))
+1.0
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from cleanfit.errors import ConfigError, DataError
+
+__all__ = ["accuracy", "auc", "rmse", "mae", "r2", "METRICS", "resolve_metrics"]
+
+Metric = Callable[[Any, Any], float]
+
+
+def _np(values: Any) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().to("cpu")
+        if values.dtype in (torch.bfloat16, torch.float16):
+            values = values.float()
+        return values.numpy()
+    return np.asarray(values)
+
+
+def _classes(outputs: np.ndarray) -> np.ndarray:
+    """Predicted classes from logits: argmax over columns, or > 0 for a single column."""
+    if outputs.ndim == 2 and outputs.shape[1] > 1:
+        return outputs.argmax(axis=1)
+    return (outputs.reshape(-1) > 0).astype(np.int64)
+
+
+def _regression_pair(outputs: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
+    out, tgt = _np(outputs).astype(np.float64), _np(targets).astype(np.float64)
+    if out.size != tgt.size:
+        raise DataError(f"metric needs one prediction per target: outputs {out.shape} vs targets {tgt.shape}")
+    return out.reshape(-1), tgt.reshape(-1)
+
+
+def accuracy(outputs: Any, targets: Any) -> float:
+    """The fraction of examples whose predicted class (argmax, or logit > 0) equals the target."""
+    predicted = _classes(_np(outputs))
+    truth = _np(targets).reshape(-1)
+    if truth.dtype.kind == "f":
+        truth = np.rint(truth).astype(np.int64)  # 0./1. targets of a BCE loss
+    if predicted.shape[0] != truth.shape[0]:
+        raise DataError(f"accuracy needs one output row per target: {predicted.shape[0]} vs {truth.shape[0]}")
+    return float((predicted == truth).mean()) if truth.size else float("nan")
+
+
+def auc(outputs: Any, targets: Any) -> float:
+    """Area under the ROC curve (scikit-learn's ``roc_auc_score``; one-vs-rest for several classes)."""
+    from sklearn.metrics import roc_auc_score
+
+    out, truth = _np(outputs).astype(np.float64), _np(targets).reshape(-1)
+    if np.unique(truth).size < 2:
+        return float("nan")  # undefined with one class present
+    if out.ndim == 2 and out.shape[1] > 2:
+        shifted = np.exp(out - out.max(axis=1, keepdims=True))
+        return float(roc_auc_score(truth, shifted / shifted.sum(axis=1, keepdims=True), multi_class="ovr"))
+    score = out[:, 1] - out[:, 0] if out.ndim == 2 and out.shape[1] == 2 else out.reshape(-1)
+    return float(roc_auc_score(truth, score))
+
+
+def rmse(outputs: Any, targets: Any) -> float:
+    """Root mean squared error."""
+    out, tgt = _regression_pair(outputs, targets)
+    return float(np.sqrt(np.mean((out - tgt) ** 2)))
+
+
+def mae(outputs: Any, targets: Any) -> float:
+    """Mean absolute error."""
+    out, tgt = _regression_pair(outputs, targets)
+    return float(np.mean(np.abs(out - tgt)))
+
+
+def r2(outputs: Any, targets: Any) -> float:
+    """Coefficient of determination (1 is perfect, 0 is predicting the mean)."""
+    out, tgt = _regression_pair(outputs, targets)
+    total = np.sum((tgt - tgt.mean()) ** 2)
+    if total == 0:
+        return float("nan")
+    return float(1.0 - np.sum((tgt - out) ** 2) / total)
+
+
+METRICS: dict[str, Metric] = {"accuracy": accuracy, "auc": auc, "rmse": rmse, "mae": mae, "r2": r2}
+
+
+def resolve_metrics(metrics: Any) -> dict[str, Metric]:
+    """``Trainer(metrics=...)`` as a name -> function dict.
+
+    Accepts a dict of functions, or a list of names (``"accuracy"``) and functions (named by
+    ``__name__``).
+
+    >>> sorted(resolve_metrics(["accuracy", rmse]))
+    ['accuracy', 'rmse']
+    """
+    if metrics is None:
+        return {}
+    items = metrics.items() if isinstance(metrics, dict) else [(None, m) for m in metrics]
+    resolved: dict[str, Metric] = {}
+    for name, fn in items:
+        if isinstance(fn, str):
+            if fn not in METRICS:
+                raise ConfigError(f"Trainer(metrics=...): unknown metric {fn!r}; use one of {', '.join(METRICS)} "
+                                  "or pass a function fn(outputs, targets) -> float.")
+            name, fn = name or fn, METRICS[fn]
+        if not callable(fn):
+            raise ConfigError(f"Trainer(metrics=...): {fn!r} is not a function fn(outputs, targets) -> float.")
+        resolved[name or getattr(fn, "__name__", f"metric{len(resolved)}")] = fn
+    return resolved

@@ -1,0 +1,172 @@
+"""What a run tells the outside world: the epoch log line, the progress bar, tracked params and
+metrics, and the report at the end. Kept apart from the loop so the loop reads as training only."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+logger = logging.getLogger("cleanfit")
+
+
+class _NullTracker:
+    """Used only until cleanfit.tracking is importable (it defines the real NullTracker)."""
+
+    run_id: str | None = None
+
+    def start(self, *, run_id: str | None = None) -> str | None:
+        return run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
+    def log_artifact(self, path: Any, artifact_path: str | None = None) -> None: ...
+    def set_tags(self, tags: Mapping[str, str]) -> None: ...
+    def flush(self) -> None: ...
+    def finish(self, status: str = "FINISHED") -> None: ...
+
+
+def make_tracker(tracker: Any) -> Any:
+    try:
+        from cleanfit.tracking import make_tracker as _make
+    except ImportError:  # INTEGRATION POINT: cleanfit.tracking not there yet
+        if tracker is None:
+            return _NullTracker()
+        if isinstance(tracker, str):
+            raise
+        return tracker
+    return _make(tracker)
+
+
+def format_lr(lr: float) -> str:
+    """``3.0e-4`` style.
+
+    >>> format_lr(3e-4), format_lr(1.0), format_lr(0.0)
+    ('3.0e-4', '1.0e0', '0')
+    """
+    if lr == 0:
+        return "0"
+    mantissa, exponent = f"{lr:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def format_loss(value: float | None) -> str:
+    """Three significant digits, NaN/inf spelled out.
+
+    >>> format_loss(0.41234), format_loss(float("nan")), format_loss(None)
+    ('0.412', 'nan', '-')
+    """
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if math.isfinite(value) else str(value)
+
+
+def epoch_line(row: Mapping[str, Any], *, epochs: int, total_steps: int, batches_per_epoch: int,
+               batch_size: int, effective: int) -> str:
+    """``epoch 3/10 · step 300/1000 · 100 batches/epoch · batch 64 (effective 256) · train 0.412 · val 0.455 · lr 3.0e-4``"""
+    parts = [
+        f"epoch {row['epoch']}/{epochs}",
+        f"step {row['step']}/{total_steps}",
+        f"{batches_per_epoch} batches/epoch",
+        f"batch {batch_size} (effective {effective})",
+        f"train {format_loss(row['train_loss'])}",
+    ]
+    if row.get("val_loss") is not None:
+        parts.append(f"val {format_loss(row['val_loss'])}")
+    parts.append(f"lr {format_lr(row['lr'])}")
+    parts += [f"{k} {v:.4g}" for k, v in row.items() if k.startswith("val_") and k != "val_loss" and v is not None]
+    if row.get("skipped_steps"):
+        parts.append(f"{row['skipped_steps']} skipped steps (fp16 overflow)")
+    return " · ".join(parts)
+
+
+def progress_bar(enabled: bool, total: int, initial: int) -> Any:
+    """A tqdm bar over optimizer steps, only on a terminal and when asked for."""
+    from tqdm.auto import tqdm
+
+    show = enabled and sys.stderr.isatty()
+    return tqdm(total=total, initial=initial, unit="step", disable=not show, leave=False, dynamic_ncols=True)
+
+
+def run_params(trainer: Any, train: Any, val: Any, *, epochs: int, total_steps: int, world_size: int) -> dict[str, Any]:
+    """Everything needed to know what this run was."""
+    from cleanfit.training.schedules import describe_schedule
+
+    group = trainer.optimizer.param_groups[0]
+    params: dict[str, Any] = {
+        "seed": trainer.seed,
+        "batch_size": train.batch_size,
+        "effective_batch_size": train.batch_size * world_size * trainer.accumulate,
+        "accumulate": trainer.accumulate,
+        "world_size": world_size,
+        "epochs": epochs,
+        "batches_per_epoch": len(train),
+        "total_steps": total_steps,
+        "train_examples": train.num_examples,
+        "val_examples": None if val is None else val.num_examples,
+        "precision": trainer.precision_.name,
+        "device": str(trainer.device_),
+        "optimizer": type(trainer.optimizer).__name__,
+        "clip_grad": trainer.clip_grad,
+        "model": type(trainer.model).__name__,
+        "parameters": sum(p.numel() for p in trainer.model.parameters()),
+        "early_stopping": repr(trainer.early_stopping) if trainer.early_stopping else None,
+    }
+    for key, value in group.items():
+        if key != "params" and isinstance(value, (int, float, str, bool, tuple)) and value is not None:
+            params[f"optimizer.{key}"] = value
+    params.update({f"schedule.{k}" if k != "schedule" else k: v for k, v in describe_schedule(trainer.schedule).items()})
+    try:
+        from cleanfit.tracking import environment_params
+    except ImportError:  # INTEGRATION POINT: cleanfit.tracking.environment_params not there yet
+        pass
+    else:
+        params.update(environment_params())
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def epoch_metrics(row: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers of an epoch row that a tracker plots (the val-train gap included)."""
+    out = {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and k not in ("epoch", "step")}
+    if row.get("val_loss") is not None and row.get("train_loss") is not None:
+        out["gap"] = float(row["val_loss"]) - float(row["train_loss"])
+    out["epoch"] = float(row["epoch"])
+    return out
+
+
+def write_report(*, tracker: Any, owns_run: bool, directory: Path | None, history: Any, config: Mapping[str, Any],
+                 metrics: Mapping[str, Any], findings: list[Any]) -> Path | None:
+    """The loss-curve plot and HTML run report: next to the checkpoints and/or as tracker artifacts.
+
+    Only when this Trainer owns the run (it started the tracking run, or there is no tracker): a
+    caller that started the run itself (``cleanfit train``) writes its own, fuller report.
+    """
+    if not owns_run or not history.epochs:
+        return None
+    try:
+        from cleanfit.report import plot_history, write_run_report
+    except ImportError:  # INTEGRATION POINT: cleanfit.report not there yet
+        return None
+    tracked = getattr(tracker, "run_id", None) is not None
+    if directory is None and not tracked:
+        return None
+    target = directory if directory is not None else Path(tempfile.mkdtemp(prefix="cleanfit-report-"))
+    target.mkdir(parents=True, exist_ok=True)
+    report = target / "report.html"
+    plot = target / "loss_curve.png"
+    plot_history(history, plot)
+    write_run_report(report, history=history, config=dict(config), metrics=dict(metrics),
+                     diagnosis=findings, audit=None)
+    if tracked:
+        tracker.log_artifact(report)
+        tracker.log_artifact(plot)
+    return report
+
+
+def to_float(t: torch.Tensor) -> float:
+    return float(t.item())

@@ -1,0 +1,187 @@
+"""Read a loss curve the way an experienced practitioner would, and say what it shows.
+
+Each check looks at the per-epoch rows of a :class:`~cleanfit.training.history.History` (and the
+logged optimizer steps where the epochs are too few) and returns a :class:`~cleanfit.findings.Finding`
+with the evidence (epochs, values) and plain advice. The thresholds were tuned on real runs
+(tests/test_history.py trains a too-high learning rate that diverges, a tiny one that stays flat, a
+big model on a tiny dataset, a leaky feature) and a healthy run yields no finding.
+
+>>> from cleanfit.training.history import History
+>>> h = History([{"epoch": e, "train_loss": t, "val_loss": v}
+...              for e, t, v in [(1, 1.0, 1.0), (2, 0.6, 0.7), (3, 0.4, 0.6), (4, 0.3, 0.7), (5, 0.2, 0.8)]])
+>>> [(f.check, f.details["turned_at_epoch"]) for f in h.diagnose()]
+[('overfitting', 3)]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from cleanfit.findings import Finding
+
+if TYPE_CHECKING:
+    from cleanfit.training.history import History
+
+# Thresholds (see the module docstring for how they were chosen).
+DIVERGE_RISE = 1.5  # final train loss this many times its best, or above where it started: diverging
+FLAT_MIN_DROP = 0.01  # train loss fell by less than 1% of where it started: flat
+OVERFIT_RISE = 0.05  # val loss ended 5% above its best, 2+ epochs after it, while train kept falling
+UNSTABLE_JUMP = 0.10  # a spike: a value 10% above both its neighbours
+UNSTABLE_FRACTION = 0.25  # at least a quarter of the points are spikes (and at least 2)
+TOO_GOOD_RATIO = 0.5  # late val loss below half the train loss
+TOO_GOOD_SCORE = 0.999  # a val accuracy / AUC / R^2 at least this high
+_SCORES = ("val_accuracy", "val_auc", "val_r2")
+
+
+def diagnose(history: History) -> list[Finding]:
+    """All findings for ``history``, most severe first (empty for a healthy curve)."""
+    train = _values(history.epochs, "train_loss")
+    early = _starting_loss(history, train)
+    findings = [f for f in (_diverging(history, train, early),) if f is not None]
+    if not findings:  # a diverged run is not also flat, unstable or overfitting: one cause, one advice
+        for check in (_flat(history, train, early), _overfitting(history, train), _unstable(history, train)):
+            if check is not None:
+                findings.append(check)
+    too_good = _too_good(history, train)
+    if too_good is not None:
+        findings.append(too_good)
+    return findings
+
+
+def _values(rows: list[dict[str, Any]], key: str) -> list[tuple[int, float]]:
+    """(epoch, value) pairs where ``key`` has a number."""
+    out = []
+    for i, row in enumerate(rows):
+        value = row.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.append((int(row.get("epoch", i + 1)), float(value)))
+    return out
+
+
+def _starting_loss(history: History, train: list[tuple[int, float]]) -> float | None:
+    """Where the train loss started: the first logged steps (the first epoch's mean hides fast progress)."""
+    first_steps = [float(s["train_loss"]) for s in history.steps[:1] if isinstance(s.get("train_loss"), (int, float))]
+    candidates = [v for v in first_steps + [v for _, v in train[:1]] if math.isfinite(v)]
+    return max(candidates) if candidates else None
+
+
+def _diverging(history: History, train: list[tuple[int, float]], early: float | None) -> Finding | None:
+    for key, rows, unit in (("train_loss", history.steps, "step"), ("train_loss", history.epochs, "epoch"),
+                            ("val_loss", history.epochs, "epoch")):
+        for row in rows:
+            value = row.get(key)
+            if isinstance(value, float) and not math.isfinite(value):
+                where = f"{unit} {row.get(unit)}"
+                return Finding(
+                    "diverging", "critical",
+                    f"The {key.replace('_', ' ')} became {value} at {where} (epoch {row.get('epoch')}): training "
+                    "diverged. The learning rate is most likely too high: lower it (e.g. 10x), add warmup or "
+                    "gradient clipping (clip_grad=1.0), and check the inputs for NaN/inf values.",
+                    {"epoch": row.get("epoch"), "step": row.get("step"), "key": key, "value": str(value)},
+                )
+    if len(train) < 2 or early is None:
+        return None
+    best_epoch, best = min(train, key=lambda p: p[1])
+    last_epoch, last = train[-1]
+    if last > DIVERGE_RISE * best and last > best + 0.05 * abs(early) or last > early * (1 + 0.2) and last > best:
+        return Finding(
+            "diverging", "critical",
+            f"The train loss grew from {best:.4g} (epoch {best_epoch}) to {last:.4g} (epoch {last_epoch}), above "
+            f"where it started ({early:.4g} at first) or far above its best: training is diverging. The learning "
+            "rate is most likely too high: lower it (e.g. 10x), add warmup or gradient clipping (clip_grad=1.0).",
+            {"best_epoch": best_epoch, "best_train_loss": best, "last_epoch": last_epoch,
+             "last_train_loss": last, "start_train_loss": early},
+        )
+    return None
+
+
+def _flat(history: History, train: list[tuple[int, float]], early: float | None) -> Finding | None:
+    if len(train) < 3 or early is None or early == 0:
+        return None
+    best = min(v for _, v in train)
+    drop = (early - best) / abs(early)
+    if drop >= FLAT_MIN_DROP:
+        return None
+    return Finding(
+        "flat", "warning",
+        f"The train loss barely moved in {len(train)} epochs: from {early:.4g} at the start to {train[-1][1]:.4g} "
+        f"(best {best:.4g}, a {100 * drop:.2f}% drop). The learning rate is probably too low (try 10x higher), or "
+        "the model does not learn at all: check that the optimizer holds the model's parameters, that none are "
+        "frozen by mistake, and that the targets match the loss.",
+        {"epochs": len(train), "start_train_loss": early, "best_train_loss": best, "relative_drop": drop},
+    )
+
+
+def _overfitting(history: History, train: list[tuple[int, float]]) -> Finding | None:
+    val = _values(history.epochs, "val_loss")
+    if len(val) < 4 or len(train) < 4:
+        return None
+    best_index = min(range(len(val)), key=lambda i: val[i][1])
+    turned_at, best = val[best_index]
+    after = [v for _, v in val[best_index + 1:]]
+    if len(after) < 2 or val[-1][1] <= best * (1 + OVERFIT_RISE) or min(after) <= best:
+        return None
+    train_at_turn = dict(train).get(turned_at)
+    if train_at_turn is None or train[-1][1] >= train_at_turn:
+        return None  # train loss is not falling any more: not the overfitting pattern
+    return Finding(
+        "overfitting", "warning",
+        f"Validation loss was lowest at epoch {turned_at} ({best:.4g}) and rose to {val[-1][1]:.4g} by epoch "
+        f"{val[-1][0]}, while the train loss kept falling ({train_at_turn:.4g} -> {train[-1][1]:.4g}): the model "
+        f"is overfitting. Stop around epoch {turned_at} (EarlyStopping(patience=3, restore_best=True)), add "
+        "regularisation (weight decay, dropout), use a smaller model or get more training data.",
+        {"turned_at_epoch": turned_at, "best_val_loss": best, "last_val_loss": val[-1][1],
+         "train_loss_at_turn": train_at_turn, "last_train_loss": train[-1][1]},
+    )
+
+
+def _unstable(history: History, train: list[tuple[int, float]]) -> Finding | None:
+    steps = [(int(s.get("step", i)), float(s["train_loss"])) for i, s in enumerate(history.steps)
+             if isinstance(s.get("train_loss"), (int, float))]
+    for unit, points in (("epoch", train), ("epoch", _values(history.epochs, "val_loss")), ("step", steps)):
+        if len(points) < 5:
+            continue
+        # A spike: a value that rose well above the one before it and fell back well below it after.
+        # A steady rise (overfitting) or a steady fall has none; an oscillating loss has many.
+        spikes = [(points[i][0], points[i - 1][1], points[i][1], points[i + 1][1]) for i in range(1, len(points) - 1)
+                  if points[i][1] > (1 + UNSTABLE_JUMP) * max(points[i - 1][1], points[i + 1][1])]
+        if len(spikes) >= 2 and len(spikes) >= UNSTABLE_FRACTION * (len(points) - 2):
+            shown = ", ".join(f"{b:.3g} -> {peak:.3g} -> {a:.3g} at {unit} {at}" for at, b, peak, a in spikes[:3])
+            return Finding(
+                "unstable", "warning",
+                f"The loss oscillates: {len(spikes)} of {len(points) - 2} {unit}s are spikes more than "
+                f"{100 * UNSTABLE_JUMP:.0f}% above both neighbours ({shown}). Large oscillations usually mean the "
+                "learning rate is too high for this batch size: lower it, add warmup or a decaying schedule, clip "
+                "gradients (clip_grad=1.0) or use a larger batch (accumulate=k).",
+                {"unit": unit, "spikes": len(spikes), "points": len(points),
+                 "examples": [{unit: at, "before": b, "peak": p, "after": a} for at, b, p, a in spikes[:10]]},
+            )
+    return None
+
+
+def _too_good(history: History, train: list[tuple[int, float]]) -> Finding | None:
+    late = history.epochs[len(history.epochs) - max(1, len(history.epochs) // 3):]
+    for key in _SCORES:
+        scores = [row[key] for row in late if isinstance(row.get(key), (int, float))]
+        if scores and min(scores) >= TOO_GOOD_SCORE:
+            return Finding(
+                "too-good", "warning",
+                f"{key} is {scores[-1]:.4g} in the last epochs: near perfect. Results this good usually mean "
+                "the validation data leaks into training (duplicates, a feature that encodes the target, "
+                "preprocessing fit on all rows, future data in a time series). Run cf.audit(...) before trusting it.",
+                {"metric": key, "value": scores[-1], "epochs": [row.get("epoch") for row in late]},
+            )
+    pairs = [(row.get("epoch"), row["train_loss"], row["val_loss"]) for row in late
+             if isinstance(row.get("train_loss"), (int, float)) and isinstance(row.get("val_loss"), (int, float))]
+    if pairs and len(history.epochs) >= 3 and all(v < TOO_GOOD_RATIO * t for _, t, v in pairs):
+        epoch, t, v = pairs[-1]
+        return Finding(
+            "too-good", "warning",
+            f"Late in training the validation loss stays far below the train loss ({v:.4g} vs {t:.4g} at epoch "
+            f"{epoch}). Dropout and augmentation make val a little lower early on, but not this much this late: "
+            "suspect leakage first (validation rows duplicated in train, a leaky feature, preprocessing fit on "
+            "all rows) and run cf.audit(...).",
+            {"epochs": [p[0] for p in pairs], "train_loss": [p[1] for p in pairs], "val_loss": [p[2] for p in pairs]},
+        )
+    return None

@@ -1,0 +1,139 @@
+"""TrainState: everything a resume needs, in one object; a checkpoint is exactly its ``state_dict()``.
+
+If it is not in here, it is not resumable: model, optimizer, LR scheduler, fp16 scaler, the epoch and
+optimizer step, the micro-step inside the accumulation window, the train Batches position, every
+rank's RNG states, early stopping, the best metric, the History, this epoch's running sums, the
+tracking run id, and an identity (parameter shapes, number of train examples, seed, global batch size,
+accumulation) that a resume must match.
+
+``state_dict()`` holds only tensors, ints, floats, strings, None, lists and dicts, so
+``torch.load(weights_only=True)`` reads it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from cleanfit.errors import CheckpointError
+from cleanfit.training.early_stopping import EarlyStopping
+from cleanfit.training.history import History
+from cleanfit.training.precision import Precision
+
+__all__ = ["TrainState", "identity_of"]
+
+FORMAT = "cleanfit.train-state/1"
+
+
+def identity_of(model: torch.nn.Module, train: Any, *, seed: int, accumulate: int) -> dict[str, Any]:
+    """What must not change between a run and its resume."""
+    return {
+        "parameters": {name: list(p.shape) for name, p in model.state_dict().items()},
+        "num_train_examples": int(train.num_examples),
+        "seed": int(seed),
+        "batches_seed": int(train.seed),
+        "global_batch_size": int(train.global_batch_size),
+        "accumulate": int(accumulate),
+    }
+
+
+def _zero_totals(device: torch.device) -> dict[str, Any]:
+    return {
+        "loss_sum": torch.zeros((), dtype=torch.float32, device=device),  # sum of loss x examples
+        "examples": 0,
+        "grad_norm_sum": torch.zeros((), dtype=torch.float32, device=device),
+        "grad_norms": 0,  # optimizer steps whose pre-clip norm is in grad_norm_sum
+        "skipped_steps": 0,  # fp16 steps skipped for inf/NaN gradients
+    }
+
+
+@dataclass
+class TrainState:
+    """The one training-state object of a run (see the module docstring)."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # torch.optim.lr_scheduler.LRScheduler
+    precision: Precision
+    train: Any  # cleanfit.batches.Batches
+    identity: dict[str, Any]
+    device: torch.device
+    early_stopping: EarlyStopping | None = None
+    history: History = field(default_factory=History)
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken (a step fp16 skipped counts: it used its batches)
+    micro_step: int = 0  # batches consumed in the current accumulation window
+    best_metric: float | None = None
+    run_id: str | None = None
+    rng: list[dict[str, Any]] = field(default_factory=list)  # per rank, captured when saving
+    totals: dict[str, Any] = field(default_factory=dict)  # this epoch's running sums (this rank)
+
+    def __post_init__(self) -> None:
+        if not self.totals:
+            self.totals = _zero_totals(self.device)
+
+    def reset_totals(self) -> None:
+        self.totals = _zero_totals(self.device)
+
+    def state_dict(self, *, totals: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The checkpoint: plain values and tensors only. ``totals`` replaces this rank's running
+        sums (under DDP the Trainer passes the sums over all ranks)."""
+        totals = self.totals if totals is None else totals
+        return {
+            "format": FORMAT,
+            "identity": self.identity,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.precision.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "micro_step": self.micro_step,
+            "train_batches": dict(self.train.state_dict()),
+            "rng": list(self.rng),
+            "early_stopping": None if self.early_stopping is None else self.early_stopping.state_dict(),
+            "best_metric": self.best_metric,
+            "history": self.history.to_dict(),
+            "run_id": self.run_id,
+            "totals": {k: (v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v) for k, v in totals.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any], *, rank: int = 0, source: Any = None) -> None:
+        """Restore every field from a checkpoint, after checking it belongs to this run.
+
+        RNG states are not restored here: the Trainer restores them last, after building everything,
+        so that nothing built afterwards consumes random numbers the uninterrupted run did not.
+        """
+        from cleanfit.training.checkpoints import check_compatible
+
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise CheckpointError(
+                f"{source or 'the checkpoint'} is not a cleanfit training state (format "
+                f"{state.get('format') if isinstance(state, dict) else type(state).__name__!r}, expected {FORMAT!r}); "
+                "resume from a checkpoint written by cleanfit.Trainer."
+            )
+        check_compatible(state["identity"], self.identity, path=source)
+        if int(state.get("micro_step", 0)) != 0:
+            raise CheckpointError(f"{source or 'the checkpoint'} was saved inside an accumulation window; "
+                                  "cleanfit saves only between optimizer steps, so it was not written by this version.")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.precision.load_state_dict(state["scaler"])
+        self.train.load_state_dict(state["train_batches"])
+        if self.early_stopping is not None:
+            if state["early_stopping"] is None:
+                raise CheckpointError(f"{source or 'the checkpoint'} was written without early stopping; "
+                                      "resume with the same early_stopping setting.")
+            self.early_stopping.load_state_dict(state["early_stopping"])
+        self.epoch, self.step, self.micro_step = int(state["epoch"]), int(state["step"]), 0
+        self.best_metric = state["best_metric"]
+        self.history = History.from_dict(state["history"])
+        self.run_id = state["run_id"]
+        self.rng = list(state["rng"])
+        self.totals = _zero_totals(self.device)
+        if rank == 0:  # the saved sums cover all ranks; the other ranks start this epoch's sums at zero
+            for key, value in state["totals"].items():
+                self.totals[key] = value.to(self.device) if isinstance(value, torch.Tensor) else value

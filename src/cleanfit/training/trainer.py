@@ -1,0 +1,434 @@
+"""Trainer: a PyTorch training loop with the production practices, each in plain sight.
+
+The heart is :meth:`Trainer._train_step`, which reads top to bottom like a hand-written loop::
+
+    weights = loss weights of the window's micro-batches   # examples / examples in the window
+    for each micro-batch:
+        with no DDP all-reduce unless it is the last, autocast:
+            loss = loss_fn(model(x), y)
+        backward(loss * weight)                          # fp16: scaled
+    unscale, clip (recording the pre-clip norm)
+    optimizer step (fp16 may skip it) -> schedule step only if it was taken
+    zero the gradients
+
+Everything around it (device, process group, checkpoints, tracking, logs) is set up once in
+:meth:`Trainer.fit` and called by name where it acts.
+
+>>> import torch, numpy as np, cleanfit as cf
+>>> X = np.random.default_rng(0).normal(size=(64, 3)).astype("float32"); y = (X[:, 0] > 0).astype("int64")
+>>> model = torch.nn.Linear(3, 2)
+>>> trainer = cf.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.5),
+...                      loss=torch.nn.functional.cross_entropy, metrics=["accuracy"], progress=False)
+>>> history = trainer.fit(cf.Batches((X, y), 16), cf.Batches((X, y), 32, shuffle=False), epochs=5)
+>>> len(history.epochs), history.epochs[-1]["step"]
+(5, 20)
+>>> trainer.evaluate(cf.Batches((X, y), 32, shuffle=False))["accuracy"] > 0.9
+True
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from cleanfit.batches import Batches, batch_len
+from cleanfit.devices import pick_device, to_device
+from cleanfit.errors import ConfigError, DataError, TrainingError
+from cleanfit.metrics import resolve_metrics
+from cleanfit.seeding import rng_state, seed_everything, set_rng_state
+from cleanfit.training import _run_io as io
+from cleanfit.training import distributed
+from cleanfit.training._batch import compute_loss, windows
+from cleanfit.training.early_stopping import EarlyStopping
+from cleanfit.training.evaluation import evaluate as _evaluate
+from cleanfit.training.evaluation import predict as _predict
+from cleanfit.training.history import History
+from cleanfit.training.precision import PRECISIONS, Precision
+from cleanfit.training.schedules import ScheduleLike, make_scheduler
+from cleanfit.training.state import TrainState, identity_of
+
+__all__ = ["Trainer"]
+
+
+class Trainer:
+    """Train ``model`` with ``optimizer`` on :class:`~cleanfit.batches.Batches`.
+
+    See the project's DESIGN.md ("Training") for the contract. ``loss(outputs, targets)`` is for
+    ``(x, y)`` batches; ``step(model, batch) -> loss`` for anything else. Both must return the mean
+    over the batch. Learned state: ``history_``, ``device_``, ``precision_``, ``scheduler_``.
+    """
+
+    log_every = 10  # optimizer steps between logged train-loss points (and non-finite checks)
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        loss: Callable[[Any, Any], torch.Tensor] | None = None,
+        step: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        accumulate: int = 1,
+        clip_grad: float | None = None,
+        schedule: ScheduleLike = None,
+        metrics: Any = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        keep_last: int = 3,
+        tracker: Any = None,
+        seed: int = 0,
+        early_stopping: EarlyStopping | None = None,
+        progress: bool = True,
+    ) -> None:
+        _check_arguments(model, optimizer, loss, step, precision, accumulate, clip_grad, checkpoint_every,
+                         keep_last, early_stopping)
+        self.model = model
+        self.optimizer = optimizer
+        self.loss = loss
+        self.step = step
+        self.device = device
+        self.precision = precision
+        self.accumulate = accumulate
+        self.clip_grad = clip_grad
+        self.schedule = schedule
+        self.metrics = resolve_metrics(metrics)
+        if self.metrics and step is not None:
+            raise ConfigError("Trainer(metrics=...) needs loss= with (x, y) batches (metrics compare outputs and "
+                              "targets); with step= compute them yourself after predict().")
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.checkpoint_every = checkpoint_every or None
+        self.keep_last = keep_last
+        self.tracker = tracker
+        self.seed = seed
+        self.early_stopping = early_stopping
+        self.progress = progress
+        self.history_: History | None = None
+        self._prepared = False
+        # Test hook: called as hook(trainer, state) after every optimizer step (after any checkpoint).
+        self._after_step: Callable[[Trainer, TrainState], None] | None = None
+
+    # -- setup ---------------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        """Device, process group (under torchrun), DDP wrapper and precision; once per Trainer."""
+        if self._prepared:
+            return
+        self.dist_, device = distributed.setup(self.device)
+        self.device_ = pick_device(device)
+        self.model.to(self.device_)
+        self.net_ = self.dist_.wrap(self.model, self.device_)
+        self.precision_ = Precision(self.precision, self.device_)
+        self._non_blocking = self.device_.type == "cuda"
+        self._prepared = True
+
+    # -- fit -------------------------------------------------------------------------------------
+    def fit(self, train: Batches, val: Batches | None = None, *, epochs: int, resume: bool | str | Path = False) -> History:
+        """Train for ``epochs`` epochs (continuing a checkpointed run with ``resume``); return the History."""
+        _check_batches(train, "train")
+        if val is not None:
+            _check_batches(val, "val")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ConfigError(f"fit(epochs={epochs!r}) must be an int >= 1.")
+        if self.early_stopping is not None and val is None and self.early_stopping.monitor.startswith("val_"):
+            raise ConfigError(f"EarlyStopping(monitor={self.early_stopping.monitor!r}) needs val batches: "
+                              "pass fit(train, val, ...).")
+        self._prepare()
+        if len(train) == 0:
+            raise DataError(f"fit() got train batches with no batches ({train!r}); pass more examples or drop_last=False.")
+        state, manager = self._start(train, epochs, resume)
+        tracker = self._tracker
+        status = "FAILED"
+        try:
+            self._loop(state, manager, val, epochs)
+            status = "FINISHED"
+        finally:
+            self._finish(state, status)
+            if self._owns_run:
+                tracker.finish(status)
+            else:
+                tracker.flush()
+        return state.history
+
+    def _start(self, train: Batches, epochs: int, resume: bool | str | Path) -> tuple[TrainState, Any]:
+        """Build the run's TrainState (fresh or from a checkpoint) and start tracking."""
+        from cleanfit.training.checkpoints import CheckpointManager
+
+        main = self.dist_.is_main
+        self.windows_per_epoch_ = math.ceil(len(train) / self.accumulate)
+        self.total_steps_ = epochs * self.windows_per_epoch_
+        self.scheduler_ = make_scheduler(self.schedule, self.optimizer, self.total_steps_)
+        manager = None
+        if self.checkpoint_dir is not None:
+            manager = CheckpointManager(self.checkpoint_dir, keep_last=self.keep_last, monitor="val_loss", mode="min")
+            if main:
+                manager.check_writable()
+        elif resume is True:
+            raise ConfigError("fit(resume=True) needs Trainer(checkpoint_dir=...) to find the checkpoints in.")
+        elif resume:
+            manager = CheckpointManager(Path(resume).parent)
+        if self.early_stopping is not None:
+            self.early_stopping.reset()
+        state = TrainState(
+            model=self.model, optimizer=self.optimizer, scheduler=self.scheduler_, precision=self.precision_,
+            train=train, identity=identity_of(self.model, train, seed=self.seed, accumulate=self.accumulate),
+            device=self.device_, early_stopping=self.early_stopping,
+        )
+        saved = manager.resolve(resume) if manager is not None and resume else None
+        self.history_ = state.history
+        self._tracker = io.make_tracker(self.tracker if main else None)
+        self._owns_run = getattr(self._tracker, "run_id", None) is None
+        if saved is not None:
+            state.load_state_dict(saved, rank=self.dist_.rank, source=manager.resolved_path)
+            self.history_ = state.history
+        state.run_id = self._tracker.start(run_id=state.run_id)
+        if saved is None and main:
+            self._tracker.log_params(io.run_params(self, train, None, epochs=epochs, total_steps=self.total_steps_,
+                                                   world_size=self.dist_.world_size))
+        # Random numbers last, after everything is built: a resumed run draws exactly what the
+        # uninterrupted run drew from here on.
+        if saved is None:
+            seed_everything(self.seed + self.dist_.rank)
+        elif self.dist_.rank < len(state.rng):
+            set_rng_state(state.rng[self.dist_.rank])
+        else:
+            seed_everything((self.seed + self.dist_.rank + 1_000_003 * state.step) % 2**32)
+        return state, manager
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def _loop(self, s: TrainState, manager: Any, val: Batches | None, epochs: int) -> None:
+        self.model.train()
+        self._pending: list[torch.Tensor] = []
+        self._last_lr = self.optimizer.param_groups[0]["lr"]
+        bar = io.progress_bar(self.progress and self.dist_.is_main, self.total_steps_, s.step)
+        try:
+            stopped = self.early_stopping is not None and self.early_stopping.stopped_
+            while s.epoch < epochs and not stopped:
+                if s.train.epoch != s.epoch or s.train.state_dict()["position"] == 0:
+                    s.train.set_epoch(s.epoch)  # a resume mid-epoch keeps the restored position
+                first_window = s.train.state_dict()["position"] // self.accumulate
+                for index, window in enumerate(windows(s.train, self.accumulate), start=first_window):
+                    window_loss = self._train_step(s, window)
+                    s.step += 1
+                    self._after_train_step(s, manager, window_loss, index == self.windows_per_epoch_ - 1)
+                    bar.update(1)
+                stopped = self._end_epoch(s, manager, val, epochs)
+        finally:
+            bar.close()
+        if self.early_stopping is not None and self.early_stopping.restore(self.model):
+            io.logger.info("restored the weights of epoch %s (best %s %.4g)", self.early_stopping.best_epoch_,
+                           self.early_stopping.monitor, self.early_stopping.best_)
+
+    def _train_step(self, s: TrainState, window: list[Any]) -> torch.Tensor:
+        """One optimizer step over a window of up to ``accumulate`` micro-batches; returns the window's loss."""
+        counts = [batch_len(batch) for batch in window]
+        weights = self._loss_weights(counts)
+        window_loss = torch.zeros((), device=self.device_)
+        for i, (batch, n, weight) in enumerate(zip(window, counts, weights)):
+            batch = to_device(batch, self.device_, non_blocking=self._non_blocking)
+            last = i == len(window) - 1
+            with self.dist_.sync_gradients(self.net_, sync=last):  # DDP all-reduces on the last micro-batch only
+                with self.precision_.autocast():
+                    loss, _, _ = compute_loss(self.net_, batch, loss=self.loss, step=self.step, examples=n)
+                self.precision_.backward(loss * weight)
+            loss = loss.detach().float()
+            window_loss += loss * weight
+            s.totals["loss_sum"] += loss * n
+            s.totals["examples"] += n
+        grad_norm = self._clip_gradients()
+        self._last_lr = self.optimizer.param_groups[0]["lr"]
+        if self.precision_.step(self.optimizer):
+            self.scheduler_.step()  # a step fp16 skipped does not advance the schedule
+            if grad_norm is not None:
+                s.totals["grad_norm_sum"] += grad_norm
+                s.totals["grad_norms"] += 1
+        else:
+            s.totals["skipped_steps"] += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        return window_loss
+
+    def _loss_weights(self, counts: list[int]) -> list[float]:
+        """Each micro-batch's share of the window's examples (over all ranks), so the accumulated
+        gradient equals the gradient on the concatenated window. DDP averages gradients over ranks,
+        hence the factor ``world_size``."""
+        total = sum(counts)
+        if self.dist_.enabled:
+            total = int(self.dist_.all_reduce_sum(torch.tensor([total], device=self.device_)).item())
+        return [n * self.dist_.world_size / total for n in counts]
+
+    def _clip_gradients(self) -> torch.Tensor | None:
+        """Clip to ``clip_grad`` (fp16: after unscaling); return the pre-clip norm."""
+        if self.clip_grad is None:
+            return None
+        self.precision_.unscale_(self.optimizer)
+        return torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad).detach().float()
+
+    def _after_train_step(self, s: TrainState, manager: Any, window_loss: torch.Tensor, end_of_epoch: bool) -> None:
+        """Log every ``log_every`` steps (checking for a non-finite loss), checkpoint every ``checkpoint_every``."""
+        self._pending.append(window_loss)
+        checkpoint_due = (manager is not None and self.checkpoint_every is not None
+                          and s.step % self.checkpoint_every == 0 and not end_of_epoch)  # the epoch end saves anyway
+        if s.step % self.log_every == 0 or end_of_epoch or checkpoint_due:
+            self._log_steps(s)
+        if checkpoint_due:
+            self._save(s, manager, metric=None)
+        if self._after_step is not None:
+            self._after_step(self, s)
+
+    def _log_steps(self, s: TrainState) -> None:
+        """One sync for the steps since the last log: stop at a non-finite loss, else record their mean."""
+        losses = torch.stack(self._pending)
+        self._pending = []
+        if self.dist_.enabled:
+            losses = self.dist_.all_reduce_sum(losses) / self.dist_.world_size
+        values = losses.tolist()
+        first_step = s.step - len(values) + 1
+        bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
+        if bad is not None:
+            row = {"step": first_step + bad, "epoch": s.epoch + 1, "train_loss": values[bad], "lr": self._last_lr}
+            s.history.add_step(row)
+            self._tracker.log_metrics({"batch_loss": values[bad]}, step=row["step"])
+            io.logger.error("non-finite train loss %s at epoch %d, step %d", values[bad], row["epoch"], row["step"])
+            raise TrainingError(
+                f"the train loss became {values[bad]} at epoch {row['epoch']}, step {row['step']} (lr "
+                f"{io.format_lr(self._last_lr)}); training stopped and the last good checkpoint is kept. Lower the "
+                "learning rate, add warmup or clip_grad=1.0, and check the data for NaN/inf values."
+            )
+        row = {"step": s.step, "epoch": s.epoch + 1, "train_loss": sum(values) / len(values), "lr": self._last_lr}
+        s.history.add_step(row)
+        self._tracker.log_metrics({"batch_loss": row["train_loss"], "lr": row["lr"]}, step=s.step)
+
+    def _end_epoch(self, s: TrainState, manager: Any, val: Batches | None, epochs: int) -> bool:
+        """Exact train loss, validation, the epoch's row, log line, early stopping, checkpoint."""
+        totals = self._global_totals(s)
+        examples = totals["examples"]
+        row: dict[str, Any] = {
+            "epoch": s.epoch + 1,
+            "step": s.step,
+            "train_loss": float(totals["loss_sum"]) / examples if examples else float("nan"),
+            "val_loss": None,
+            "lr": self._last_lr,
+            "grad_norm": float(totals["grad_norm_sum"]) / totals["grad_norms"] if totals["grad_norms"] else None,
+            "skipped_steps": int(totals["skipped_steps"]),
+        }
+        if val is not None:
+            scores = self.evaluate(val)
+            row["val_loss"] = scores.pop("loss")
+            row.update({f"val_{name}": value for name, value in scores.items()})
+        s.history.add_epoch(row)
+        s.epoch += 1
+        s.reset_totals()
+        self._tracker.log_metrics(io.epoch_metrics(row), step=s.step)
+        if self.dist_.is_main:
+            io.logger.info(io.epoch_line(row, epochs=epochs, total_steps=self.total_steps_,
+                                         batches_per_epoch=len(s.train), batch_size=s.train.batch_size,
+                                         effective=s.train.global_batch_size * self.accumulate))
+        if row["val_loss"] is not None and not math.isfinite(row["val_loss"]):
+            raise TrainingError(f"the validation loss became {row['val_loss']} at epoch {row['epoch']}, step "
+                                f"{row['step']}; training stopped and the last good checkpoint is kept.")
+        stop = self.early_stopping.update(row, self.model) if self.early_stopping is not None else False
+        if row["val_loss"] is not None and (s.best_metric is None or row["val_loss"] < s.best_metric):
+            s.best_metric = row["val_loss"]
+        self._save(s, manager, metric=row["val_loss"])
+        return stop
+
+    def _global_totals(self, s: TrainState) -> dict[str, Any]:
+        """This epoch's running sums over all ranks (plain numbers)."""
+        t = s.totals
+        packed = torch.stack([t["loss_sum"].double(), torch.tensor(float(t["examples"]), device=self.device_).double(),
+                              t["grad_norm_sum"].double(), torch.tensor(float(t["grad_norms"]), device=self.device_).double(),
+                              torch.tensor(float(t["skipped_steps"]), device=self.device_).double()])
+        if self.dist_.enabled:
+            self.dist_.all_reduce_sum(packed)
+        loss_sum, examples, norm_sum, norms, skipped = packed.tolist()
+        if not self.dist_.enabled:  # keep the float32 sum bit for bit on one process
+            loss_sum = float(t["loss_sum"])
+        return {"loss_sum": loss_sum, "examples": int(examples), "grad_norm_sum": norm_sum, "grad_norms": int(norms),
+                "skipped_steps": int(skipped)}
+
+    def _save(self, s: TrainState, manager: Any, *, metric: float | None) -> None:
+        """A checkpoint of the whole TrainState (rank 0 writes; every rank contributes its RNG state)."""
+        if manager is None:
+            return
+        s.rng = self.dist_.all_gather(rng_state())
+        totals = None
+        if self.dist_.enabled:
+            g = self._global_totals(s)
+            totals = {"loss_sum": torch.tensor(g["loss_sum"], dtype=torch.float32), "examples": g["examples"],
+                      "grad_norm_sum": torch.tensor(g["grad_norm_sum"], dtype=torch.float32),
+                      "grad_norms": g["grad_norms"], "skipped_steps": g["skipped_steps"]}
+        if self.dist_.is_main:
+            manager.save(s.state_dict(totals=totals), step=s.step, epoch=s.epoch, metric=metric)
+
+    def _finish(self, s: TrainState, status: str) -> None:
+        """Diagnosis tags and the report (rank 0), whether the run finished or failed."""
+        if not self.dist_.is_main:
+            return
+        try:
+            findings = s.history.diagnose()
+            self._tracker.set_tags({"cleanfit.diagnosis": ",".join(f.check for f in findings) or "healthy",
+                                    "cleanfit.status": status})
+            last = s.history.last
+            io.write_report(tracker=self._tracker, owns_run=self._owns_run, directory=self.checkpoint_dir,
+                            history=s.history, config={"trainer": repr(self)},
+                            metrics={k: v for k, v in last.items() if k != "epoch"}, findings=findings)
+        except Exception as exc:  # a failing report must not hide the run's own outcome
+            io.logger.warning("could not write the run report: %s", exc)
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def evaluate(self, batches: Batches) -> dict[str, float]:
+        """Exact means over all examples of ``batches``: ``"loss"`` and each metric."""
+        _check_batches(batches, "evaluate")
+        self._prepare()
+        return _evaluate(self.model, batches, precision=self.precision_, device=self.device_, dist=self.dist_,
+                         loss=self.loss, step=self.step, metrics=self.metrics)
+
+    def predict(self, batches: Batches) -> torch.Tensor:
+        """The model's outputs for every example of ``batches`` (unshuffled), as one CPU tensor in data order."""
+        _check_batches(batches, "predict")
+        self._prepare()
+        return _predict(self.model, batches, precision=self.precision_, device=self.device_, dist=self.dist_)
+
+    def __repr__(self) -> str:
+        return (f"Trainer(model={type(self.model).__name__}, optimizer={type(self.optimizer).__name__}, "
+                f"precision={self.precision!r}, accumulate={self.accumulate}, clip_grad={self.clip_grad}, "
+                f"seed={self.seed})")
+
+
+def _check_batches(batches: Any, where: str) -> None:
+    if not isinstance(batches, Batches):
+        raise DataError(f"{where}: expected cf.Batches, got {type(batches).__name__}; wrap the data: "
+                        "cf.Batches((X, y), batch_size=64) (shuffle=False for evaluation).")
+
+
+def _check_arguments(model: Any, optimizer: Any, loss: Any, step: Any, precision: Any, accumulate: Any,
+                     clip_grad: Any, checkpoint_every: Any, keep_last: Any, early_stopping: Any) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"Trainer(model=...) must be a torch.nn.Module, got {type(model).__name__}.")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ConfigError(f"Trainer(optimizer=...) must be a torch.optim.Optimizer, got {type(optimizer).__name__}.")
+    if (loss is None) == (step is None):
+        raise ConfigError("Trainer needs exactly one of loss=fn(outputs, targets) (for (x, y) batches) or "
+                          "step=fn(model, batch) -> loss.")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"Trainer(precision={precision!r}) must be one of {', '.join(PRECISIONS)}.")
+    if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
+        raise ConfigError(f"Trainer(accumulate={accumulate!r}) must be an int >= 1 (batches per optimizer step).")
+    if clip_grad is not None and (isinstance(clip_grad, bool) or not clip_grad > 0):
+        raise ConfigError(f"Trainer(clip_grad={clip_grad!r}) must be a positive max norm (e.g. 1.0) or None.")
+    if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int)
+                                         or checkpoint_every < 0):
+        raise ConfigError(f"Trainer(checkpoint_every={checkpoint_every!r}) must be a number of optimizer steps "
+                          "(0 or None: at each epoch end only).")
+    if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
+        raise ConfigError(f"Trainer(keep_last={keep_last!r}) must be an int >= 1.")
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise ConfigError("Trainer(early_stopping=...) must be cf.EarlyStopping(patience, monitor=...).")
+    model_params = {id(p) for p in model.parameters()}
+    foreign = [p for group in optimizer.param_groups for p in group["params"] if id(p) not in model_params]
+    if foreign:
+        shapes = ", ".join(str(tuple(p.shape)) for p in foreign[:3])
+        raise ConfigError(f"the optimizer holds {len(foreign)} parameter(s) that are not in the model (shapes {shapes}); "
+                          "build it from this model: torch.optim.AdamW(model.parameters(), ...).")
