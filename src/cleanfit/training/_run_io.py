@@ -15,31 +15,9 @@ import torch
 logger = logging.getLogger("cleanfit")
 
 
-class _NullTracker:
-    """Used only until cleanfit.tracking is importable (it defines the real NullTracker)."""
-
-    run_id: str | None = None
-
-    def start(self, *, run_id: str | None = None) -> str | None:
-        return run_id
-
-    def log_params(self, params: Mapping[str, Any]) -> None: ...
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
-    def log_artifact(self, path: Any, artifact_path: str | None = None) -> None: ...
-    def set_tags(self, tags: Mapping[str, str]) -> None: ...
-    def flush(self) -> None: ...
-    def finish(self, status: str = "FINISHED") -> None: ...
-
-
 def make_tracker(tracker: Any) -> Any:
-    try:
-        from cleanfit.tracking import make_tracker as _make
-    except ImportError:  # INTEGRATION POINT: cleanfit.tracking not there yet
-        if tracker is None:
-            return _NullTracker()
-        if isinstance(tracker, str):
-            raise
-        return tracker
+    from cleanfit.tracking import make_tracker as _make
+
     return _make(tracker)
 
 
@@ -121,12 +99,9 @@ def run_params(trainer: Any, train: Any, val: Any, *, epochs: int, total_steps: 
         if key != "params" and isinstance(value, (int, float, str, bool, tuple)) and value is not None:
             params[f"optimizer.{key}"] = value
     params.update({f"schedule.{k}" if k != "schedule" else k: v for k, v in describe_schedule(trainer.schedule).items()})
-    try:
-        from cleanfit.tracking import environment_params
-    except ImportError:  # INTEGRATION POINT: cleanfit.tracking.environment_params not there yet
-        pass
-    else:
-        params.update(environment_params())
+    from cleanfit.tracking import environment_params
+
+    params.update(environment_params())
     return {k: v for k, v in params.items() if v is not None}
 
 
@@ -141,31 +116,23 @@ def epoch_metrics(row: Mapping[str, Any]) -> dict[str, float]:
 
 def write_report(*, tracker: Any, owns_run: bool, directory: Path | None, history: Any, config: Mapping[str, Any],
                  metrics: Mapping[str, Any], findings: list[Any]) -> Path | None:
-    """The loss-curve plot and HTML run report: next to the checkpoints and/or as tracker artifacts.
+    """The loss-curve plot, HTML report, history and diagnosis (``cleanfit.report.log_run_artifacts``):
+    written next to the checkpoints and logged to the tracker, which is also tagged with the diagnosis.
 
     Only when this Trainer owns the run (it started the tracking run, or there is no tracker): a
     caller that started the run itself (``cleanfit train``) writes its own, fuller report.
     """
     if not owns_run or not history.epochs:
         return None
-    try:
-        from cleanfit.report import plot_history, write_run_report
-    except ImportError:  # INTEGRATION POINT: cleanfit.report not there yet
-        return None
+    from cleanfit.report import log_run_artifacts
+
     tracked = getattr(tracker, "run_id", None) is not None
     if directory is None and not tracked:
         return None
     target = directory if directory is not None else Path(tempfile.mkdtemp(prefix="cleanfit-report-"))
-    target.mkdir(parents=True, exist_ok=True)
-    report = target / "report.html"
-    plot = target / "loss_curve.png"
-    plot_history(history, plot)
-    write_run_report(report, history=history, config=dict(config), metrics=dict(metrics),
-                     diagnosis=findings, audit=None)
-    if tracked:
-        tracker.log_artifact(report)
-        tracker.log_artifact(plot)
-    return report
+    written = log_run_artifacts(tracker, target, history=history, diagnosis=findings, config=dict(config),
+                                metrics=dict(metrics))
+    return written["report"]
 
 
 def to_float(t: torch.Tensor) -> float:

@@ -62,6 +62,7 @@ class Trainer:
     """
 
     log_every = 10  # optimizer steps between logged train-loss points (and non-finite checks)
+    _report = True  # write the run report at the end of fit (tests of other things turn it off)
 
     def __init__(
         self,
@@ -138,7 +139,7 @@ class Trainer:
         self._prepare()
         if len(train) == 0:
             raise DataError(f"fit() got train batches with no batches ({train!r}); pass more examples or drop_last=False.")
-        state, manager = self._start(train, epochs, resume)
+        state, manager = self._start(train, val, epochs, resume)
         tracker = self._tracker
         status = "FAILED"
         try:
@@ -152,7 +153,7 @@ class Trainer:
                 tracker.flush()
         return state.history
 
-    def _start(self, train: Batches, epochs: int, resume: bool | str | Path) -> tuple[TrainState, Any]:
+    def _start(self, train: Batches, val: Batches | None, epochs: int, resume: bool | str | Path) -> tuple[TrainState, Any]:
         """Build the run's TrainState (fresh or from a checkpoint) and start tracking."""
         from cleanfit.training.checkpoints import CheckpointManager
 
@@ -184,9 +185,10 @@ class Trainer:
             state.load_state_dict(saved, rank=self.dist_.rank, source=manager.resolved_path)
             self.history_ = state.history
         state.run_id = self._tracker.start(run_id=state.run_id)
+        self._params = io.run_params(self, train, val, epochs=epochs, total_steps=self.total_steps_,
+                                     world_size=self.dist_.world_size)
         if saved is None and main:
-            self._tracker.log_params(io.run_params(self, train, None, epochs=epochs, total_steps=self.total_steps_,
-                                                   world_size=self.dist_.world_size))
+            self._tracker.log_params(self._params)
         # Random numbers last, after everything is built: a resumed run draws exactly what the
         # uninterrupted run drew from here on.
         if saved is None:
@@ -363,17 +365,14 @@ class Trainer:
             manager.save(s.state_dict(totals=totals), step=s.step, epoch=s.epoch, metric=metric)
 
     def _finish(self, s: TrainState, status: str) -> None:
-        """Diagnosis tags and the report (rank 0), whether the run finished or failed."""
-        if not self.dist_.is_main:
+        """The report, history and diagnosis (rank 0), whether the run finished or failed."""
+        if not self.dist_.is_main or not self._report:
             return
         try:
-            findings = s.history.diagnose()
-            self._tracker.set_tags({"cleanfit.diagnosis": ",".join(f.check for f in findings) or "healthy",
-                                    "cleanfit.status": status})
             last = s.history.last
             io.write_report(tracker=self._tracker, owns_run=self._owns_run, directory=self.checkpoint_dir,
-                            history=s.history, config={"trainer": repr(self)},
-                            metrics={k: v for k, v in last.items() if k != "epoch"}, findings=findings)
+                            history=s.history, config={**self._params, "status": status},
+                            metrics={k: v for k, v in last.items() if k != "epoch"}, findings=s.history.diagnose())
         except Exception as exc:  # a failing report must not hide the run's own outcome
             io.logger.warning("could not write the run report: %s", exc)
 

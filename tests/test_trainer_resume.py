@@ -1,0 +1,168 @@
+"""Exact resume, in process: an interrupted run resumed from its checkpoint ends bit-identical to
+an uninterrupted one (weights, optimizer state, History), for fp32 and bf16, dropout, shuffling,
+accumulation with partial windows, and interruptions between checkpoints (the run replays from the
+last checkpoint). The interruption is the Trainer's test hook ``_after_step`` raising; the
+subprocess kill tests live in tests/test_checkpoints*.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import cleanfit as cf
+from cleanfit.training.state import TrainState
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _quick(monkeypatch):
+    monkeypatch.setattr(cf.Trainer, "_report", False)  # the report is tested in test_trainer.py
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: more threads only contend for the shared cores
+    yield
+    torch.set_num_threads(threads)
+
+
+def _data(n: int = 90):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 6)).astype("float32")
+    y = (X[:, 0] - X[:, 2] > 0).astype("int64")
+    return X, y
+
+
+def _model(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Dropout(0.3), torch.nn.Linear(16, 2))
+
+
+def _trainer(directory, *, model_seed=0, precision="fp32", accumulate=3, early_stopping=None, **kw):
+    model = _model(model_seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-2, weight_decay=0.01)
+    return cf.Trainer(model, opt, loss=torch.nn.functional.cross_entropy, precision=precision, device="cpu",
+                      accumulate=accumulate, clip_grad=1.0, schedule=cf.warmup_cosine(warmup=3),
+                      metrics=["accuracy"], checkpoint_dir=directory, seed=3, progress=False,
+                      early_stopping=early_stopping, **kw)
+
+
+def _fit(trainer, *, epochs=4, resume=False, batch=8):
+    X, y = _data()
+    train = cf.Batches((X, y), batch, seed=11)
+    val = cf.Batches((X[:40], y[:40]), 16, shuffle=False)
+    return trainer.fit(train, val, epochs=epochs, resume=resume)
+
+
+def _stop_at(step: int):
+    def hook(trainer, state):
+        if state.step == step:
+            raise Interrupted
+    return hook
+
+
+def _assert_same_run(a: cf.Trainer, b: cf.Trainer, ha: cf.History, hb: cf.History) -> None:
+    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    sa, sb = a.optimizer.state_dict(), b.optimizer.state_dict()
+    assert sa["param_groups"] == sb["param_groups"]
+    for key in sa["state"]:
+        for field in sa["state"][key]:
+            assert torch.equal(sa["state"][key][field], sb["state"][key][field])
+    assert a.scheduler_.state_dict() == b.scheduler_.state_dict()
+    assert ha == hb
+    assert torch.equal(torch.get_rng_state(), torch.get_rng_state())  # both runs leave the RNG usable
+
+
+@pytest.mark.parametrize(
+    "precision, accumulate, every, stop",
+    [
+        ("fp32", 3, 2, 4),  # mid-epoch, at a checkpoint (12 batches/epoch -> 4 steps/epoch)
+        ("fp32", 5, 2, 5),  # partial last window (12 = 5 + 5 + 2), interrupted between checkpoints: replay
+        ("bf16", 2, 3, 7),  # bf16 autocast on CPU, replay from step 6
+        ("fp32", 1, None, 24),  # epoch-end checkpoints only, stop just after epoch 2 ends
+    ],
+)
+def test_interrupted_run_resumes_bit_identical(tmp_path, precision, accumulate, every, stop):
+    reference = _trainer(tmp_path / "a", precision=precision, accumulate=accumulate, checkpoint_every=every)
+    history_a = _fit(reference)
+
+    interrupted = _trainer(tmp_path / "b", precision=precision, accumulate=accumulate, checkpoint_every=every)
+    interrupted._after_step = _stop_at(stop)
+    with pytest.raises(Interrupted):
+        _fit(interrupted)
+    torch.manual_seed(12345)  # disturb the global RNG: the resume must restore it
+    np.random.seed(999)
+
+    # A new process would build a new model (other init) and optimizer; the checkpoint overrides them.
+    resumed = _trainer(tmp_path / "b", model_seed=99, precision=precision, accumulate=accumulate, checkpoint_every=every)
+    history_b = _fit(resumed, resume=True)
+    _assert_same_run(reference, resumed, history_a, history_b)
+
+
+def test_resume_with_early_stopping_and_restore_best(tmp_path):
+    def es():
+        return cf.EarlyStopping(patience=2, min_delta=0.1, restore_best=True)
+
+    reference = _trainer(tmp_path / "a", early_stopping=es())
+    history_a = _fit(reference, epochs=8)
+    interrupted = _trainer(tmp_path / "b", early_stopping=es())
+    interrupted._after_step = _stop_at(6)
+    with pytest.raises(Interrupted):
+        _fit(interrupted, epochs=8)
+    resumed = _trainer(tmp_path / "b", model_seed=5, early_stopping=es())
+    history_b = _fit(resumed, epochs=8, resume=True)
+    _assert_same_run(reference, resumed, history_a, history_b)
+    assert len(history_a.epochs) < 8  # it did stop early
+
+
+def test_resume_of_a_finished_run_changes_nothing(tmp_path):
+    trainer = _trainer(tmp_path)
+    history = _fit(trainer)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    again = _trainer(tmp_path, model_seed=7)
+    assert _fit(again, resume=True) == history
+    for name, value in again.model.state_dict().items():
+        assert torch.equal(value, before[name])
+
+
+def test_resume_true_without_checkpoints_starts_fresh(tmp_path):
+    fresh = _trainer(tmp_path / "a")
+    history_a = _fit(fresh)
+    resumed = _trainer(tmp_path / "b")
+    history_b = _fit(resumed, resume=True)
+    _assert_same_run(fresh, resumed, history_a, history_b)
+
+
+def test_resume_refuses_a_different_model_seed_or_data(tmp_path):
+    _fit(_trainer(tmp_path))
+    torch.manual_seed(0)
+    wider = torch.nn.Sequential(torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+    trainer = cf.Trainer(wider, torch.optim.AdamW(wider.parameters()), loss=torch.nn.functional.cross_entropy,
+                         checkpoint_dir=tmp_path, seed=3, accumulate=3, progress=False)
+    with pytest.raises(cf.CheckpointError, match=r"parameters\.0\.weight: checkpoint \[16, 6\], now \[32, 6\]"):
+        _fit(trainer, resume=True)
+
+    other_seed = _trainer(tmp_path)
+    other_seed.seed = 4
+    with pytest.raises(cf.CheckpointError, match="seed: checkpoint 3, now 4"):
+        _fit(other_seed, resume=True)
+
+    X, y = _data(60)
+    with pytest.raises(cf.CheckpointError, match="num_train_examples: checkpoint 90, now 60"):
+        _trainer(tmp_path).fit(cf.Batches((X, y), 8, seed=11), epochs=4, resume=True)
+
+
+def test_checkpoint_is_the_whole_train_state_and_loads_weights_only(tmp_path):
+    trainer = _trainer(tmp_path, checkpoint_every=2)
+    _fit(trainer, epochs=1)
+    path = sorted(tmp_path.glob("step-*.ckpt"))[-1]
+    state = trainer_state = cf.training.checkpoints.CheckpointManager(tmp_path).load(path)
+    expected = {"format", "identity", "model", "optimizer", "scheduler", "scaler", "epoch", "step", "micro_step",
+                "train_batches", "rng", "early_stopping", "best_metric", "history", "run_id", "totals"}
+    assert set(state) == expected
+    assert set(TrainState.__dataclass_fields__) >= {"model", "optimizer", "scheduler", "precision", "train",
+                                                    "early_stopping", "history", "epoch", "step", "micro_step",
+                                                    "best_metric", "run_id", "rng", "totals", "identity"}
+    assert trainer_state["epoch"] == 1 and trainer_state["train_batches"]["epoch"] == 1
