@@ -96,8 +96,9 @@ def run_params(trainer: Any, train: Any, val: Any, *, epochs: int, total_steps: 
         "early_stopping": repr(trainer.early_stopping) if trainer.early_stopping else None,
     }
     for key, value in group.items():
-        if key != "params" and isinstance(value, (int, float, str, bool, tuple)) and value is not None:
+        if key not in ("params", "initial_lr") and isinstance(value, (int, float, str, bool, tuple)):
             params[f"optimizer.{key}"] = value
+    params["optimizer.lr"] = group.get("initial_lr", group["lr"])  # the schedule's base, not its first value
     params.update({f"schedule.{k}" if k != "schedule" else k: v for k, v in describe_schedule(trainer.schedule).items()})
     from cleanfit.tracking import environment_params
 
