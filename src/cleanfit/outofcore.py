@@ -61,10 +61,14 @@ class _BlockSource:
                 self._cache.popitem(last=False)
         return data
 
-    def _gather(self, indices: np.ndarray, pick: Any, concat: Any) -> Any:
-        """Rows ``indices`` in that order: group by block, read each block once, reassemble."""
+    def _gather(self, indices: np.ndarray, pick: Any, concat: Any) -> tuple[Any, np.ndarray | None]:
+        """Rows ``indices``, grouped by block (each block read once), and the permutation that puts
+        them back in the order asked for (None when they already are)."""
         indices = np.asarray(indices, dtype=np.int64)
         blocks = np.searchsorted(self.block_starts, indices, side="right") - 1
+        if len(blocks) and blocks.min() == blocks.max():  # the common case: one block
+            block = int(blocks[0])
+            return pick(self._block(block), indices - self.block_starts[block]), None
         order = np.argsort(blocks, kind="stable")
         sorted_blocks = blocks[order]
         cuts = np.flatnonzero(np.diff(sorted_blocks)) + 1
@@ -130,19 +134,22 @@ class ParquetSource(_BlockSource):
     def _read_block(self, block: int) -> dict[str, np.ndarray]:
         file, group = self._groups[block]
         table = self._files[file].read_row_group(group, columns=self.columns)
-        return {name: table.column(name).to_numpy() for name in self.columns}
+        if self.features is None:
+            return {name: table.column(name).to_numpy() for name in self.columns}
+        x = np.stack([table.column(f).to_numpy().astype(np.float32, copy=False) for f in self.features], axis=1)
+        return {"x": x, "y": table.column(self.target).to_numpy()}  # decoded once per block, not per batch
 
     def take(self, indices: np.ndarray) -> Any:
-        pick = lambda block, rows: {k: v[rows] for k, v in block.items()}  # noqa: E731
-        concat = lambda parts: {k: np.concatenate([p[k] for p in parts]) for k in self.columns}  # noqa: E731
+        keys = self.columns if self.features is None else ["x", "y"]
+        pick = lambda block, rows: {k: block[k][rows] for k in keys}  # noqa: E731
+        concat = lambda parts: {k: np.concatenate([p[k] for p in parts]) for k in keys}  # noqa: E731
         gathered, inverse = self._gather(indices, pick, concat)
         if gathered is None:
-            gathered = {k: np.empty(0) for k in self.columns}
-        cols = {k: v[inverse] for k, v in gathered.items()}
-        if self.features is None:
-            return cols
-        x = np.stack([cols[f].astype(np.float32, copy=False) for f in self.features], axis=1)
-        return x, cols[self.target]
+            block = self._block(0)
+            return tuple(block[k][:0] for k in keys) if self.features is not None else {k: block[k][:0] for k in keys}
+        if inverse is not None:
+            gathered = {k: v[inverse] for k, v in gathered.items()}
+        return (gathered["x"], gathered["y"]) if self.features is not None else gathered
 
 
 class NpySource(_BlockSource):
@@ -182,7 +189,7 @@ class NpySource(_BlockSource):
         gathered, inverse = self._gather(indices, lambda block, rows: block[rows], np.concatenate)
         if gathered is None:
             return np.empty((0, *self.shape[1:]), dtype=self.dtype)
-        return gathered[inverse]
+        return gathered if inverse is None else gathered[inverse]
 
 
 def prefetch(batches: Iterable[Any], depth: int = 2, device: Any = None) -> Iterator[Any]:
