@@ -24,14 +24,19 @@ if TYPE_CHECKING:
     from cleanfit.training.history import History
 
 # Thresholds (see the module docstring for how they were chosen).
-DIVERGE_RISE = 1.5  # final train loss this many times its best, or above where it started: diverging
+DIVERGE_ABOVE_START = 0.1  # final train loss 10% above where it started: diverging
 FLAT_MIN_DROP = 0.01  # train loss fell by less than 1% of where it started: flat
-OVERFIT_RISE = 0.05  # val loss ended 5% above its best, 2+ epochs after it, while train kept falling
-UNSTABLE_JUMP = 0.10  # a spike: a value 10% above both its neighbours
-UNSTABLE_FRACTION = 0.25  # at least a quarter of the points are spikes (and at least 2)
+OVERFIT_RISE = 0.10  # val loss ended 10% above its best, 2+ epochs after it, while train kept falling ...
+OVERFIT_ROUGHNESS = 3.0  # ... and climbed rather than swung: its path at most 3x its net rise
+UNSTABLE_JUMP = 0.10  # a spike: a value 10% above both its neighbours ...
+UNSTABLE_SPAN = 0.25  # ... by at least a quarter of the curve's whole range
+UNSTABLE_ROUGHNESS = 3.0  # an epoch curve travelling 3x its range up and down: unstable
+UNSTABLE_SPIKES = 2  # this many spikes in the epoch curve: unstable
+UNSTABLE_BLOWUP = 3.0  # a logged step loss 3x where training started: unstable (it nearly diverged)
 TOO_GOOD_RATIO = 0.5  # late val loss below half the train loss
-TOO_GOOD_SCORE = 0.999  # a val accuracy / AUC / R^2 at least this high
-_SCORES = ("val_accuracy", "val_auc", "val_r2")
+# a late val score at least this high is near perfect (a leaked target gives 99%+ accuracy even next to
+# strong honest features; AUC is held to a higher bar because 0.99 is common on easy honest data)
+TOO_GOOD_SCORES = {"val_accuracy": 0.99, "val_auc": 0.999, "val_r2": 0.99}
 
 
 def diagnose(history: History) -> list[Finding]:
@@ -40,7 +45,7 @@ def diagnose(history: History) -> list[Finding]:
     early = _starting_loss(history, train)
     findings = [f for f in (_diverging(history, train, early),) if f is not None]
     if not findings:  # a diverged run is not also flat, unstable or overfitting: one cause, one advice
-        for check in (_flat(history, train, early), _overfitting(history, train), _unstable(history, train)):
+        for check in (_flat(history, train, early), _overfitting(history, train), _unstable(history, train, early)):
             if check is not None:
                 findings.append(check)
     too_good = _too_good(history, train)
@@ -61,9 +66,11 @@ def _values(rows: list[dict[str, Any]], key: str) -> list[tuple[int, float]]:
 
 def _starting_loss(history: History, train: list[tuple[int, float]]) -> float | None:
     """Where the train loss started: the first logged steps (the first epoch's mean hides fast progress)."""
-    first_steps = [float(s["train_loss"]) for s in history.steps[:1] if isinstance(s.get("train_loss"), (int, float))]
-    candidates = [v for v in first_steps + [v for _, v in train[:1]] if math.isfinite(v)]
-    return max(candidates) if candidates else None
+    for row in history.steps[:1]:
+        value = row.get("train_loss")
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return float(value)
+    return train[0][1] if train and math.isfinite(train[0][1]) else None
 
 
 def _diverging(history: History, train: list[tuple[int, float]], early: float | None) -> Finding | None:
@@ -84,12 +91,13 @@ def _diverging(history: History, train: list[tuple[int, float]], early: float | 
         return None
     best_epoch, best = min(train, key=lambda p: p[1])
     last_epoch, last = train[-1]
-    if last > DIVERGE_RISE * best and last > best + 0.05 * abs(early) or last > early * (1 + 0.2) and last > best:
+    if last > early * (1 + DIVERGE_ABOVE_START):
         return Finding(
             "diverging", "critical",
-            f"The train loss grew from {best:.4g} (epoch {best_epoch}) to {last:.4g} (epoch {last_epoch}), above "
-            f"where it started ({early:.4g} at first) or far above its best: training is diverging. The learning "
-            "rate is most likely too high: lower it (e.g. 10x), add warmup or gradient clipping (clip_grad=1.0).",
+            f"The train loss ended at {last:.4g} (epoch {last_epoch}), above where it started ({early:.4g}; best "
+            f"{best:.4g} at epoch {best_epoch}): the model got worse than its initialisation, so training diverged. "
+            "The learning rate is most likely too high: lower it (e.g. 10x), add warmup or gradient clipping "
+            "(clip_grad=1.0).",
             {"best_epoch": best_epoch, "best_train_loss": best, "last_epoch": last_epoch,
              "last_train_loss": last, "start_train_loss": early},
         )
@@ -120,8 +128,11 @@ def _overfitting(history: History, train: list[tuple[int, float]]) -> Finding | 
     best_index = min(range(len(val)), key=lambda i: val[i][1])
     turned_at, best = val[best_index]
     after = [v for _, v in val[best_index + 1:]]
-    if len(after) < 2 or val[-1][1] <= best * (1 + OVERFIT_RISE) or min(after) <= best:
+    if len(after) < 2 or val[-1][1] <= best * (1 + OVERFIT_RISE):
         return None
+    path = sum(abs(b - a) for a, b in zip([best] + after, after))
+    if path > OVERFIT_ROUGHNESS * (val[-1][1] - best):
+        return None  # val swings up and down rather than climbing: an unstable run, not overfitting
     train_at_turn = dict(train).get(turned_at)
     if train_at_turn is None or train[-1][1] >= train_at_turn:
         return None  # train loss is not falling any more: not the overfitting pattern
@@ -136,35 +147,70 @@ def _overfitting(history: History, train: list[tuple[int, float]]) -> Finding | 
     )
 
 
-def _unstable(history: History, train: list[tuple[int, float]]) -> Finding | None:
-    steps = [(int(s.get("step", i)), float(s["train_loss"])) for i, s in enumerate(history.steps)
-             if isinstance(s.get("train_loss"), (int, float))]
-    for unit, points in (("epoch", train), ("epoch", _values(history.epochs, "val_loss")), ("step", steps)):
-        if len(points) < 5:
-            continue
-        # A spike: a value that rose well above the one before it and fell back well below it after.
-        # A steady rise (overfitting) or a steady fall has none; an oscillating loss has many.
-        spikes = [(points[i][0], points[i - 1][1], points[i][1], points[i + 1][1]) for i in range(1, len(points) - 1)
-                  if points[i][1] > (1 + UNSTABLE_JUMP) * max(points[i - 1][1], points[i + 1][1])]
-        if len(spikes) >= 2 and len(spikes) >= UNSTABLE_FRACTION * (len(points) - 2):
-            shown = ", ".join(f"{b:.3g} -> {peak:.3g} -> {a:.3g} at {unit} {at}" for at, b, peak, a in spikes[:3])
+def _unstable(history: History, train: list[tuple[int, float]], early: float | None) -> Finding | None:
+    for key, points in (("train loss", train), ("val loss", _values(history.epochs, "val_loss"))):
+        spikes = _spikes(points)
+        roughness = _roughness([v for _, v in points]) if len(points) >= 5 else 1.0
+        if len(spikes) >= UNSTABLE_SPIKES or roughness >= UNSTABLE_ROUGHNESS:
+            shown = ", ".join(f"{b:.3g} -> {p:.3g} -> {a:.3g} at epoch {at}" for at, b, p, a in spikes[:3])
             return Finding(
                 "unstable", "warning",
-                f"The loss oscillates: {len(spikes)} of {len(points) - 2} {unit}s are spikes more than "
-                f"{100 * UNSTABLE_JUMP:.0f}% above both neighbours ({shown}). Large oscillations usually mean the "
-                "learning rate is too high for this batch size: lower it, add warmup or a decaying schedule, clip "
-                "gradients (clip_grad=1.0) or use a larger batch (accumulate=k).",
-                {"unit": unit, "spikes": len(spikes), "points": len(points),
-                 "examples": [{unit: at, "before": b, "peak": p, "after": a} for at, b, p, a in spikes[:10]]},
+                f"The {key} oscillates: it travels {roughness:.1f}x its range up and down"
+                + (f", with {len(spikes)} spikes ({shown})" if spikes else "")
+                + ". Large oscillations usually mean the learning rate is too high for this batch size: lower it, "
+                "add warmup or a decaying schedule, clip gradients (clip_grad=1.0) or use a larger batch (accumulate=k).",
+                {"series": key, "spikes": len(spikes), "roughness": roughness,
+                 "values": [v for _, v in points],
+                 "examples": [{"epoch": at, "before": b, "peak": p, "after": a} for at, b, p, a in spikes[:10]]},
+            )
+    steps = [(s.get("step"), float(s["train_loss"])) for s in history.steps[1:]
+             if isinstance(s.get("train_loss"), (int, float))]
+    if early is not None and early > 0 and steps:
+        at, peak = max(steps, key=lambda p: p[1])
+        if peak > UNSTABLE_BLOWUP * early:
+            return Finding(
+                "unstable", "warning",
+                f"The train loss blew up to {peak:.4g} at step {at}, {peak / early:.0f}x where it started "
+                f"({early:.4g}), before coming back down: the learning rate is too high (a few steps away from "
+                "diverging). Lower it, add warmup, or clip gradients (clip_grad=1.0).",
+                {"step": at, "peak_train_loss": peak, "start_train_loss": early},
             )
     return None
 
 
+def _roughness(values: list[float]) -> float:
+    """How far a curve travels, over its range: 1 for a monotone curve, large when it swings back and forth.
+
+    >>> _roughness([1.0, 0.5, 0.2]), _roughness([1.0, 0.0, 1.0, 0.0])
+    (1.0, 3.0)
+    """
+    span = max(values) - min(values)
+    if span <= 0:
+        return 1.0
+    return sum(abs(b - a) for a, b in zip(values, values[1:])) / span
+
+
+def _spikes(points: list[tuple[int, float]]) -> list[tuple[int, float, float, float]]:
+    """Points well above both neighbours: a rise and a fall back, each a real part of the curve's range
+    (noise near the floor is not a spike; a steady rise or fall has none)."""
+    if len(points) < 5:
+        return []
+    values = [v for _, v in points]
+    span = max(values) - min(values)
+    found = []
+    for i in range(1, len(points) - 1):
+        before, value, after = values[i - 1], values[i], values[i + 1]
+        top = max(before, after)
+        if value > (1 + UNSTABLE_JUMP) * top and value - top > UNSTABLE_SPAN * span:
+            found.append((points[i][0], before, value, after))
+    return found
+
+
 def _too_good(history: History, train: list[tuple[int, float]]) -> Finding | None:
     late = history.epochs[len(history.epochs) - max(1, len(history.epochs) // 3):]
-    for key in _SCORES:
+    for key, threshold in TOO_GOOD_SCORES.items():
         scores = [row[key] for row in late if isinstance(row.get(key), (int, float))]
-        if scores and min(scores) >= TOO_GOOD_SCORE:
+        if scores and min(scores) >= threshold:
             return Finding(
                 "too-good", "warning",
                 f"{key} is {scores[-1]:.4g} in the last epochs: near perfect. Results this good usually mean "
