@@ -81,6 +81,14 @@ def _data() -> tuple[Batches, Batches]:
     return train, val
 
 
+def _tracker(args: argparse.Namespace):
+    if args.mlflow is None:
+        return None
+    from cleanfit.tracking import MLflowTracker
+
+    return MLflowTracker(experiment=args.out.name, tracking_uri=args.mlflow, unlogged_dir=args.out)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
@@ -89,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kill-train-loss", type=int)
     parser.add_argument("--kill-eval-loss", type=int)
     parser.add_argument("--kill-fsync", type=int)
+    parser.add_argument("--mlflow", metavar="URI", help="track the run in this MLflow store")
     parser.add_argument("--break-rng-restore", action="store_true", help="control: resume without the RNG states")
     args = parser.parse_args(argv)
     if args.kill_fsync:
@@ -108,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         model, optimizer, loss=_loss(args.kill_train_loss, args.kill_eval_loss), device="cpu",
         precision=args.precision, accumulate=3, clip_grad=1.0, schedule=warmup_cosine(),
         metrics=["accuracy"], checkpoint_dir=args.out / "ckpt", checkpoint_every=CHECKPOINT_EVERY,
-        keep_last=2, seed=0, progress=False,
+        keep_last=2, seed=0, progress=False, tracker=_tracker(args),
     )
     train, val = _data()
     history = trainer.fit(train, val, epochs=EPOCHS, resume=args.resume)

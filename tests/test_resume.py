@@ -58,7 +58,7 @@ class _Runner:
         self.log = log.open("w")
         self.server = subprocess.Popen(
             [sys.executable, str(SCRIPT), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.log, text=True,
+            stderr=self.log, text=True, cwd=log.parent,
         )
 
     def __call__(self, out: Path, precision: str, *extra: str) -> int:
@@ -119,6 +119,32 @@ def test_the_comparison_catches_a_resume_without_rng_restore(run, reference, tmp
     assert run(tmp_path, "fp32", "--resume", "--break-rng-restore") == 0
     result = _result(tmp_path)
     assert not torch.equal(result["model"]["0.weight"], reference["fp32"]["model"]["0.weight"])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Trainer bug, reported to its owner: metrics a killed process logged after its last checkpoint were "
+    "only in the tracker's memory, and a resume does not re-send the restored History's earlier rows, "
+    "so the MLflow run misses them (see the checkpoints report / /tmp/checkpoint_notes.md)"))
+def test_a_killed_tracked_run_continues_its_mlflow_run_without_gaps_or_duplicates(run, tmp_path, mlflow_tracking_uri):
+    from mlflow.tracking import MlflowClient
+
+    out, uri = tmp_path / "tracked", mlflow_tracking_uri
+    assert run(out, "fp32", "--mlflow", uri, "--kill-train-loss", "20") == -9
+    run_id = CheckpointManager(out / "ckpt").resolve(True)["run_id"]
+    assert run_id is not None
+    assert run(out, "fp32", "--mlflow", uri, "--resume") == 0
+
+    client = MlflowClient(uri)
+    (resumed,) = client.search_runs([client.get_experiment_by_name("tracked").experiment_id])  # no second run
+    assert resumed.info.run_id == run_id and resumed.info.status == "FINISHED"
+    history = _result(out)["history"]  # equal to the uninterrupted run's (the tests above)
+    expected = {
+        "batch_loss": [(row["step"], row["train_loss"]) for row in history["steps"]],
+        "train_loss": [(row["step"], row["train_loss"]) for row in history["epochs"]],
+        "val_loss": [(row["step"], row["val_loss"]) for row in history["epochs"]],
+    }
+    for key, points in expected.items():  # every point once: nothing lost in the kill, nothing sent twice
+        assert sorted((m.step, m.value) for m in client.get_metric_history(run_id, key)) == sorted(points), key
 
 
 def _result(out: Path) -> dict:
