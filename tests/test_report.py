@@ -8,7 +8,6 @@ import subprocess
 
 import matplotlib.image
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
@@ -58,10 +57,14 @@ def test_plot_without_validation_or_steps(tmp_path):
 
 
 def _audit_report():
-    rng = np.random.default_rng(0)
-    rows = rng.normal(size=(50, 3))
-    X = pd.DataFrame(np.r_[rows, rows[:10]], columns=["a", "b", "c"])  # ten rows copied: duplicates
-    return cf.audit(X, rng.integers(0, 2, 60), cf.split(60, test=0.3, seed=0))
+    from cleanfit.audit import AuditReport
+    from cleanfit.findings import Finding
+
+    return AuditReport(
+        [Finding("duplicates", "critical", "10 rows of the test part also appear in train: drop them.", {"rows": 10}),
+         Finding("label-order", "warning", "Rows are sorted by label.")],
+        checks=["duplicates", "label-order"], n_rows=60, n_features=3,
+    )
 
 
 def test_report_is_one_self_contained_file_with_every_section(tmp_path):
@@ -75,7 +78,8 @@ def test_report_is_one_self_contained_file_with_every_section(tmp_path):
     assert "http://" not in html and "https://" not in html and "<script" not in html and "<link" not in html
     assert "<title>my run</title>" in html and "0.4321" in html
     assert "overfitting" in html and "Validation loss was lowest at epoch 4" in html
-    assert audit.findings[0].check in html and "Leakage audit" in html
+    assert "10 rows of the test part also appear in train" in html and "Leakage audit" in html
+    assert "failed" in html and "1 critical, 1 warning" in html
     assert "0.00123" in html and "data.csv" in html
     assert html.count("<tr>") >= 10 + 1  # one row per epoch at least
     assert "val_accuracy" in html and "gap" in html

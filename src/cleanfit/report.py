@@ -145,7 +145,8 @@ def write_run_report(
     parts.append("<h2>Diagnosis</h2>" + _findings_html(findings, "No problem found in the loss curves."))
     if audit is not None:
         verdict = _html.badge("ok") + " passed" if audit.passed else _html.badge("critical") + " failed"
-        parts.append(f"<h2>Leakage audit</h2><p>{verdict}</p>"
+        counts = ", ".join(f"{sum(f.severity == s for f in audit.findings)} {s}" for s in ("critical", "warning", "info"))
+        parts.append(f"<h2>Leakage audit</h2><p>{verdict} ({counts})</p>"
                      + _findings_html(list(audit.findings), "No leakage found."))
     parts.append("<h2>Per-epoch metrics</h2>" + _epoch_table(epochs))
     if config is not None:

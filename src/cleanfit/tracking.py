@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from cleanfit._tracking_env import data_fingerprint, environment_params
-from cleanfit._tracking_worker import Rows, _WorkerLink
+from cleanfit._tracking_worker import Rows, StoreError, _WorkerLink
 from cleanfit.errors import ConfigError
 
 __all__ = [
@@ -159,7 +159,6 @@ class MLflowTracker:
         self.tracking_uri_: str | None = None
         self.failure_: str | None = None
         self.unlogged_path_: Path | None = None
-        self._client: Any = None
         self._state = "new"  # new -> running -> finished
         self._lock = threading.Lock()
         self._buffer: Rows = []
@@ -185,53 +184,30 @@ class MLflowTracker:
                     "create a new MLflowTracker to resume another run"
                 )
             return self.run_id
-        self.tracking_uri_ = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or (
-            f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+        self.tracking_uri_ = _absolute(
+            self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
         )
         directory = Path(self.unlogged_dir) if self.unlogged_dir is not None else Path.cwd()
         self._state = "running"
         _LIVE.add(self)
         try:
             _probe_sqlite(self.tracking_uri_)
-            self.run_id = self._open_run(run_id)
-        except Exception as exc:  # noqa: BLE001 - training goes on without the store
+            opened = _link().call("open", self.tracking_uri_, (self.experiment, self.run_name, run_id, os.getcwd()),
+                                  self.flush_timeout)
+        except (StoreError, OSError, sqlite3.Error) as exc:  # training goes on without the store
             self.run_id = run_id
             self.unlogged_path_ = directory / f"cleanfit-unlogged-{run_id or _local_id(self.run_name)}.jsonl"
             self._fail(f"could not open the run in {self.tracking_uri_}: {type(exc).__name__}: {exc}")
             return self.run_id
+        if run_id is not None and not opened["resumed"]:
+            warnings.warn(
+                f"MLflow run {run_id!r} is not in {self.tracking_uri_}; started a new run instead (the metrics "
+                "logged before the resume are in the other store)", TrackingWarning, stacklevel=2,
+            )
+        self.run_id = opened["run_id"]
+        self._floor, self._params_sent = opened["floor"], opened["params"]
         self.unlogged_path_ = directory / f"cleanfit-unlogged-{self.run_id}.jsonl"
-        _link()  # start the sender now: it imports MLflow while the first steps run
         return self.run_id
-
-    def _open_run(self, run_id: str | None) -> str:
-        from mlflow.exceptions import MlflowException
-        from mlflow.tracking import MlflowClient
-
-        client = self._client = MlflowClient(self.tracking_uri_)
-        if run_id is not None:
-            try:
-                run = client.get_run(run_id)
-            except MlflowException:
-                warnings.warn(
-                    f"MLflow run {run_id!r} is not in {self.tracking_uri_}; starting a new run instead "
-                    "(the metrics logged before the resume are in the other store)",
-                    TrackingWarning, stacklevel=3,
-                )
-            else:
-                for key in run.data.metrics:
-                    self._floor[key] = max(m.step for m in client.get_metric_history(run_id, key))
-                self._params_sent = dict(run.data.params)
-                client.update_run(run_id, status="RUNNING")
-                return run_id
-        experiment = client.get_experiment_by_name(self.experiment)
-        if experiment is None:
-            try:
-                experiment_id = client.create_experiment(self.experiment)
-            except MlflowException:  # another process created it a moment ago
-                experiment_id = client.get_experiment_by_name(self.experiment).experiment_id
-        else:
-            experiment_id = experiment.experiment_id
-        return client.create_run(experiment_id, run_name=self.run_name).info.run_id
 
     def finish(self, status: str = "FINISHED") -> None:
         """Send everything, then end the run with ``status`` (``FINISHED``, ``FAILED``, ``KILLED``)."""
@@ -242,9 +218,9 @@ class MLflowTracker:
         _LIVE.discard(self)
         if self.failure_ is None and self.run_id is not None:
             try:
-                self._client.set_terminated(self.run_id, status=status)
-            except Exception as exc:  # noqa: BLE001
-                self._fail(f"could not end the run: {type(exc).__name__}: {exc}")
+                _link().call("end", self.tracking_uri_, (self.run_id, status), self.flush_timeout)
+            except StoreError as exc:
+                self._fail(f"could not end the run: {exc}")
         if self.failure_ is not None:
             self._write_unlogged([{"kind": "status", "value": status}])
         self._report()
@@ -315,13 +291,11 @@ class MLflowTracker:
         path = Path(path)
         if self.failure_ is None:
             try:
-                if path.is_dir():
-                    self._client.log_artifacts(self.run_id, str(path), artifact_path)
-                else:
-                    self._client.log_artifact(self.run_id, str(path), artifact_path)
+                _link().call("artifact", self.tracking_uri_, (self.run_id, str(path.resolve()), artifact_path),
+                             self.flush_timeout)
                 return
-            except Exception as exc:  # noqa: BLE001
-                self._fail(f"could not log artifact {path}: {type(exc).__name__}: {exc}")
+            except StoreError as exc:
+                self._fail(f"could not log artifact {path}: {exc}")
         self._write_unlogged([{"kind": "artifact", "path": str(path.resolve()), "artifact_path": artifact_path}])
         self._report()
 
@@ -348,26 +322,22 @@ class MLflowTracker:
             return
         link = _link()
         for i in range(0, len(rows), _MAX_METRICS):
-            link.submit(self.tracking_uri_, self.run_id, rows[i:i + _MAX_METRICS], self._unlogged_rows)
+            chunk = rows[i:i + _MAX_METRICS]
+            link.send("log", self.tracking_uri_, (self.run_id, chunk),
+                      lambda ok, error, chunk=chunk: ok or self._unlogged_rows(chunk, error))
 
     def _send_now(self, kind: str, values: dict[str, str]) -> None:
         if not values:
             return
         if self.failure_ is None:
-            from mlflow.entities import Param, RunTag
-
-            entity = Param if kind == "param" else RunTag
-            items = [entity(k, v) for k, v in values.items()]
+            items = list(values.items())
             try:
                 for i in range(0, len(items), _MAX_PARAMS_TAGS):
-                    chunk = items[i:i + _MAX_PARAMS_TAGS]
-                    if kind == "param":
-                        self._client.log_batch(self.run_id, params=chunk)
-                    else:
-                        self._client.log_batch(self.run_id, tags=chunk)
+                    _link().call(f"{kind}s", self.tracking_uri_, (self.run_id, items[i:i + _MAX_PARAMS_TAGS]),
+                                 self.flush_timeout)
                 return
-            except Exception as exc:  # noqa: BLE001
-                self._fail(f"could not log {kind}s: {type(exc).__name__}: {exc}")
+            except StoreError as exc:
+                self._fail(f"could not log {kind}s: {exc}")
         self._write_unlogged([{"kind": kind, "key": k, "value": v} for k, v in values.items()])
         self._report()
 
@@ -401,6 +371,15 @@ class MLflowTracker:
             self.unlogged_path_.parent.mkdir(parents=True, exist_ok=True)
             with open(self.unlogged_path_, "a", encoding="utf-8") as f:
                 f.write(text)
+
+
+def _absolute(uri: str) -> str:
+    """A relative SQLite path resolved against the working directory (the sender runs elsewhere)."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path = uri.removeprefix("sqlite:///")
+        if path and not path.startswith(":memory:"):
+            return f"sqlite:///{Path.cwd() / path}"
+    return uri
 
 
 def _probe_sqlite(uri: str) -> None:
