@@ -1,0 +1,130 @@
+"""``cleanfit audit DATA --target COL ...``: audit a CSV/Parquet file for leakage, as a CI gate.
+
+Exit codes: 0 the gate passed, 1 it failed (``--fail-on``), 2 bad input (raised as DataError).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pandas as pd
+
+from cleanfit.errors import DataError
+
+_PART_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame; every failure is a DataError naming the file."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file; give the path of a .csv or .parquet file")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; give the path of a .csv or .parquet file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        elif suffix in (".csv", ".txt", ".tsv") or suffix == ".gz":
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        else:
+            raise DataError(f"{path}: unknown file type {suffix!r}; use a .csv or .parquet file")
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty: it has no header and no rows") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise DataError(f"{path} could not be read as {suffix[1:]}: {' '.join(str(exc).split())[:200]}") from None
+    if frame.empty:
+        raise DataError(f"{path} has no data rows (columns: {', '.join(map(str, frame.columns[:10]))})")
+    return frame
+
+
+def _column(frame: pd.DataFrame, name: str | None, option: str, path: Path) -> str | None:
+    if name is None or name in frame.columns:
+        return name
+    names = [str(c) for c in frame.columns]
+    near = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+    shown = ", ".join(map(repr, names[:15])) + (", ..." if len(names) > 15 else "")
+    raise DataError(f"{option} {name!r}: no such column in {path}{hint} (columns: {shown})")
+
+
+class _LabelledParts:
+    """Train/val/test row indices read from a column of part names."""
+
+    def __init__(self, labels: pd.Series, column: str) -> None:
+        normal = labels.astype(str).str.strip().str.lower().map(_PART_NAMES)
+        bad = labels[normal.isna()]
+        if len(bad):
+            raise DataError(
+                f"--split-col {column!r}: {len(bad)} rows hold {bad.astype(str).unique()[:5].tolist()}, not "
+                f"one of 'train', 'val', 'test'"
+            )
+        self.train = np.flatnonzero(normal.to_numpy() == "train")
+        self.val = np.flatnonzero(normal.to_numpy() == "val")
+        self.test = np.flatnonzero(normal.to_numpy() == "test")
+
+
+def _make_split(frame: pd.DataFrame, y: pd.Series, *, by: str | None, test: float, val: float,
+                time: str | None, group: str | None, seed: int) -> Any:
+    from cleanfit.splits import split  # the split module is only needed when the CLI makes a split
+
+    classification = y.dtype.kind not in "f" or y.nunique() <= 20
+    if by is None:
+        by = "time" if time else "group" if group else "stratify" if classification else "random"
+    return split(frame, test=test, val=val, by=by, y=y.to_numpy(), groups=group, time=time, seed=seed)
+
+
+@click.command("audit")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--target", required=True, help="The label column.")
+@click.option("--time", "time_col", default=None, help="Time column (for the temporal checks and by=time).")
+@click.option("--group", "group_col", default=None, help="Entity column (patient, user, ...): no entity in two parts.")
+@click.option("--split-col", default=None, help="Column of train/val/test labels: audit this existing split.")
+@click.option("--test", default=0.2, show_default=True, type=float, help="Test fraction when the command makes the split.")
+@click.option("--val", default=0.0, show_default=True, type=float, help="Validation fraction when the command makes the split.")
+@click.option("--by", type=click.Choice(["random", "stratify", "group", "time"]), default=None,
+              help="How to split [default: time with --time, group with --group, else stratify/random].")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the split and the row samples.")
+@click.option("--checks", default="all", show_default=True, help="Comma-separated check ids, or 'all'.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the findings as JSON.")
+@click.option("--html", "html_path", type=click.Path(path_type=Path), default=None, help="Write an HTML report.")
+@click.option("--fail-on", type=click.Choice(["critical", "warning", "never"]), default="critical", show_default=True,
+              help="Exit 1 when a finding is at least this severe.")
+@click.pass_context
+def audit(ctx: click.Context, data: Path, target: str, time_col: str | None, group_col: str | None,
+          split_col: str | None, test: float, val: float, by: str | None, seed: int, checks: str,
+          json_path: Path | None, html_path: Path | None, fail_on: str) -> int:
+    """Audit DATA (.csv or .parquet) for leakage; exit 1 when the --fail-on gate fails."""
+    from cleanfit.audit import audit as run_audit
+
+    frame = read_table(data)
+    for name, option in ((target, "--target"), (time_col, "--time"), (group_col, "--group"), (split_col, "--split-col")):
+        _column(frame, name, option, data)
+    y = frame[target]
+    if y.isna().all() or y.nunique(dropna=True) < 2:
+        raise DataError(f"--target {target!r} in {data} has a single value: there is nothing to predict; pick the label column")
+    if y.isna().any():
+        raise DataError(f"--target {target!r} in {data} has {int(y.isna().sum())} empty rows; drop them or fill them first")
+    if split_col is not None:
+        parts: Any = _LabelledParts(frame[split_col], split_col)
+        features = frame.drop(columns=[target, split_col])
+    else:
+        parts = _make_split(frame, y, by=by, test=test, val=val, time=time_col, group=group_col, seed=seed)
+        features = frame.drop(columns=[target])
+    wanted = "all" if checks.strip() == "all" else [c.strip() for c in checks.split(",") if c.strip()]
+    report = run_audit(features, y.to_numpy(), parts, time=time_col, groups=group_col, checks=wanted, seed=seed)
+    click.echo(str(report))
+    if json_path is not None:
+        payload = {"data": str(data), "target": target, "fail_on": fail_on, "gate_failed": report.failed(fail_on), **report.to_dict()}
+        json_path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    if html_path is not None:
+        report.to_html(html_path)
+    code = 1 if report.failed(fail_on) else 0
+    ctx.exit(code)
+    return code

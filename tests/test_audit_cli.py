@@ -1,0 +1,122 @@
+"""``cleanfit audit``: through click's CliRunner for speed, and a real subprocess for the exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cleanfit.cli import cli, main
+
+
+@pytest.fixture()
+def table(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    n = 300
+    df = pd.DataFrame(rng.normal(size=(n, 3)), columns=["a", "b", "c"])
+    df["label"] = (df["a"] + rng.normal(size=n) > 0).astype(int)
+    df["part"] = np.where(rng.random(n) < 0.2, "test", "train")
+    df["day"] = np.arange(n)
+    path = tmp_path / "data.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def _run(args: list[str]) -> tuple[int, str, str]:
+    """Run ``cleanfit`` in-process through main() (the path that maps errors to exit codes)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(args)
+        except SystemExit as exc:
+            return int(exc.code or 0), out.getvalue(), err.getvalue()
+    return 0, out.getvalue(), err.getvalue()
+
+
+def test_clean_split_column_passes(table: Path, tmp_path: Path):
+    out_json = tmp_path / "audit.json"
+    out_html = tmp_path / "audit.html"
+    result = CliRunner().invoke(cli, ["audit", str(table), "--target", "label", "--split-col", "part",
+                                      "--json", str(out_json), "--html", str(out_html)])
+    assert result.exit_code == 0, result.output
+    assert "PASSED" in result.output
+    payload = json.loads(out_json.read_text())
+    assert payload["passed"] is True and payload["gate_failed"] is False and payload["target"] == "label"
+    assert out_html.read_text().startswith("<!doctype html>")
+
+
+def test_a_leak_fails_the_gate_with_exit_1(table: Path, tmp_path: Path):
+    df = pd.read_csv(table)
+    df["leak"] = df["label"] * 10
+    leaky = tmp_path / "leaky.parquet"
+    df.to_parquet(leaky)
+    code, out, _ = _run(["audit", str(leaky), "--target", "label", "--split-col", "part"])
+    assert code == 1 and "'leak'" in out and "critical" in out
+    code, _, _ = _run(["audit", str(leaky), "--target", "label", "--split-col", "part", "--fail-on", "never"])
+    assert code == 0
+
+
+def test_warning_gate(table: Path, tmp_path: Path):
+    df = pd.read_csv(table).sort_values("label")  # blocked by label: a warning, not critical
+    path = tmp_path / "sorted.csv"
+    df.to_csv(path, index=False)
+    assert _run(["audit", str(path), "--target", "label", "--split-col", "part"])[0] == 0
+    code, out, _ = _run(["audit", str(path), "--target", "label", "--split-col", "part", "--fail-on", "warning"])
+    assert code == 1 and "label-order" in out
+
+
+def test_the_command_makes_a_time_split(table: Path):
+    code, out, _ = _run(["audit", str(table), "--target", "label", "--time", "day", "--test", "0.2", "--val", "0.1"])
+    assert code == 0, out
+    assert "temporal" not in out.split("skipped")[-1]
+    code, out, _ = _run(["audit", str(table), "--target", "label", "--time", "day", "--by", "random"])
+    assert code == 1 and "temporal" in out
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--target", "lable"], "did you mean 'label'"),
+        (["--target", "label", "--time", "dya"], "--time 'dya'"),
+        (["--target", "label", "--checks", "duplicate"], "unknown check 'duplicate'"),
+        (["--target", "label", "--split-col", "a"], "not one of 'train', 'val', 'test'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(table: Path, args: list[str], needle: str):
+    code, out, err = _run(["audit", str(table), *args])
+    assert code == 2 and needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bad_files(tmp_path: Path, table: Path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("a,label\n")
+    one_class = tmp_path / "one.csv"
+    pd.DataFrame({"a": [1, 2, 3], "label": [1, 1, 1]}).to_csv(one_class, index=False)
+    binary = tmp_path / "bad.parquet"
+    binary.write_bytes(b"not parquet at all")
+    for path, needle in [(tmp_path / "missing.csv", "no such file"), (empty, "is empty"),
+                         (header_only, "no data rows"), (one_class, "single value"),
+                         (binary, "could not be read"), (table.with_suffix(".xlsx"), "no such file")]:
+        code, _, err = _run(["audit", str(path), "--target", "label"])
+        assert code == 2 and needle in err, (path, err)
+
+
+def test_real_subprocess_exit_codes(table: Path, tmp_path: Path):
+    exe = Path(sys.executable).with_name("cleanfit")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cleanfit"]
+    ok = subprocess.run([*cmd, "audit", str(table), "--target", "label", "--split-col", "part"],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and "Leakage audit" in ok.stdout
+    bad = subprocess.run([*cmd, "audit", str(tmp_path / "nope.csv"), "--target", "label"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("cleanfit: error:") and "Traceback" not in bad.stderr
