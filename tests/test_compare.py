@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import subprocess
 import sys
 from functools import partial
@@ -223,6 +222,7 @@ def test_a_failed_comparison_marks_the_parent_run_failed(mlflow_tracking_uri: st
 
 def test_few_seeds_come_with_a_note() -> None:
     assert "false 'a' or 'b' verdict at least 6% of the time" in str(cf.compare(noisy, noisy, seeds=5))
+    assert "somewhat narrower" in cf.compare(noisy, noisy, seeds=7).notes[0]
     assert cf.compare(noisy, noisy, seeds=10).notes == []
 
 
@@ -270,3 +270,76 @@ def test_the_module_is_callable_as_compare_whatever_the_import_order() -> None:
 
     module = importlib.import_module("cleanfit.compare")  # a submodule import can shadow cf.compare
     assert module(noisy, noisy, seeds=2).verdict == "tie"
+
+
+# ------------------------------------------------------------------ configs, end to end
+
+_TINY = """
+[model]
+hidden = [8]
+dropout = 0.0
+
+[train]
+batch_size = 32
+precision = "fp32"
+warmup = 0.0
+"""
+
+
+@pytest.fixture
+def bad_and_good(tmp_path: Path) -> tuple[Path, Path]:
+    """Two configs on 200 rows of the bundled breast cancer data: lr 1e-6 for 1 epoch, and a sane one."""
+    import pandas as pd
+
+    from cleanfit.demo import write_breast_cancer
+
+    csv = write_breast_cancer(tmp_path / "bc.csv")
+    pd.read_csv(csv).sample(n=200, random_state=0).to_csv(csv, index=False)
+    bad = _write_config(tmp_path / "bad.toml", "bc.csv", "diagnosis", _TINY + "epochs = 1\nlr = 1e-6\n")
+    good = _write_config(tmp_path / "good.toml", "bc.csv", "diagnosis", _TINY + "epochs = 3\nlr = 3e-2\n")
+    return bad, good
+
+
+def test_cli_detects_a_bad_learning_rate_and_tracks_it(bad_and_good: tuple[Path, Path], tmp_path: Path,
+                                                        mlflow_tracking_uri: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    bad, good = bad_and_good
+    result = CliRunner().invoke(cli, ["compare", str(bad), str(good), "--seeds", "3", "--json", "out.json",
+                                      "--plot", "out.png", "--require", "b", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "verdict: b (good.toml beats bad.toml" in result.output
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["metric"] == "val_accuracy" and data["higher_is_better"] is True
+    assert data["candidates"] == {"a": "bad.toml", "b": "good.toml"} and data["seeds"] == [0, 1, 2]
+    assert all(row["b"] > row["a"] for row in data["per_seed"])
+    assert (tmp_path / "out.png").stat().st_size > 0
+
+    # the parent run, in the experiment cleanfit train would use (the data file's stem)
+    client = MlflowClient(mlflow_tracking_uri)
+    experiment = client.get_experiment_by_name("bc")
+    parent = client.get_run(data["run_id"])
+    assert parent.info.experiment_id == experiment.experiment_id
+    assert parent.data.tags["cleanfit.verdict"] == "b"
+    children = client.search_runs([experiment.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{data['run_id']}'")
+    seen = {(r.data.tags["cleanfit.candidate"], r.data.params["seed"], r.data.params["train.lr"]) for r in children}
+    assert seen == {(c, str(s), lr) for c, lr in (("a", "1e-06"), ("b", "0.03")) for s in range(3)}
+    by_key = {(r.data.tags["cleanfit.candidate"], int(r.data.params["seed"])): r for r in children}
+    assert [by_key["b", s].data.metrics["val_accuracy"] for s in range(3)] == pytest.approx(data["scores"]["b"])
+    assert "test_accuracy" in by_key["a", 0].data.metrics
+    assert by_key["b", 2].data.params["train.seed"] == "2"  # the seed it really trained with
+
+
+def test_require_is_a_gate_in_a_real_process(bad_and_good: tuple[Path, Path], tmp_path: Path) -> None:
+    bad, good = bad_and_good
+    proc = subprocess.run(
+        [sys.executable, "-m", "cleanfit", "compare", str(bad), str(good), "--seeds", "2", "--vary-split",
+         "--require", "a", "--set", "tracking.backend=none", "--set", "checkpoint.keep_last=1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "(split seed varied too)" in proc.stdout and "verdict: b" in proc.stdout
+    assert "--require a failed: the verdict is b" in proc.stderr
+    assert "compare: b (good.toml) seed 1: val_accuracy = " in proc.stderr  # progress lines
+    assert not (tmp_path / "mlflow.db").exists()

@@ -56,9 +56,17 @@ class ComparisonLog:
     def __init__(self, uri: str | None, experiment: str) -> None:
         from mlflow.tracking import MlflowClient
 
-        self._client = MlflowClient(uri or os.environ.get("MLFLOW_TRACKING_URI") or None)
-        found = self._client.get_experiment_by_name(experiment)
-        self.experiment_id = found.experiment_id if found else self._client.create_experiment(experiment)
+        # the same store cleanfit.MLflowTracker (and so ``cleanfit train``) would use
+        self.uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+        try:
+            self._client = MlflowClient(self.uri)
+            found = self._client.get_experiment_by_name(experiment)
+            self.experiment_id = found.experiment_id if found else self._client.create_experiment(experiment)
+        except Exception as exc:  # MLflow raises many types for a store it cannot open
+            raise ConfigError(
+                f"compare: cannot open the MLflow store {self.uri} ({type(exc).__name__}: {exc}); fix "
+                "tracking.uri, or compare without tracking (--set tracking.backend=none, tracker=None)"
+            ) from None
         self.run_id: str | None = None
 
     def start(self, name: str, params: Mapping[str, Any]) -> str:

@@ -135,7 +135,9 @@ def compare(
             if progress:
                 print(f"compare: {cand.label} ({cand.name}) seed {seed}: {name} = {value:.6g}", file=sys.stderr)
             if log:
-                log.child(cand.label, cand.name, seed, {**outcome.metrics, name: value}, cand.params)
+                params = {**cand.params, "train.seed": seed, **({"split.seed": seed} if vary_split else {})}
+                log.child(cand.label, cand.name, seed, {**outcome.metrics, name: value},
+                          params if cand.config is not None else {})
         _check_same_task(cand_a, cand_b, outcomes)
         metric_name = picked["a", seed_list[0]][0]
         if higher_is_better is None:
