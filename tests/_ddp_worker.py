@@ -1,0 +1,69 @@
+"""One rank (or the single process) of the DDP tests in tests/test_ddp.py.
+
+    python tests/_ddp_worker.py OUT --batch B [--checkpoint-every K] [--resume PATH] [--kill-at-step S]
+
+or, for the single-process runs, ``main([OUT, "--batch", "10"])`` inside the test process.
+
+Under torchrun (or with RANK/WORLD_SIZE/MASTER_* set by the test) the Trainer joins the process
+group itself; nothing here is distributed-aware except the file name of the result. The result
+(``OUT/result-rank<r>.pt``) holds the final weights, the History, an evaluation and the predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+import cleanfit as cf
+
+N_TRAIN, N_VAL = 41, 17  # 41 = 4 global batches of 10 and one of 1: rank 1 gets an empty batch
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--checkpoint-every", type=int, default=None)
+    parser.add_argument("--resume", default=None)
+    parser.add_argument("--kill-at-step", type=int, default=None)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(N_TRAIN + N_VAL, 4)).astype("float32")
+    y = (X[:, 0] - X[:, 1] > 0).astype("int64")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    trainer = cf.Trainer(
+        model, torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9), loss=F.cross_entropy, device="cpu",
+        precision="fp32", accumulate=2, clip_grad=1.0, schedule=cf.warmup_cosine(warmup=2), metrics=["accuracy"],
+        checkpoint_dir=Path(args.out) / "checkpoints" if args.checkpoint_every or args.resume else None,
+        checkpoint_every=args.checkpoint_every, keep_last=50, seed=0, progress=False,
+    )
+    trainer._report = False
+    if args.kill_at_step is not None and int(os.environ.get("RANK", "0")) == 1:
+        def die(trainer, state):
+            if state.step == args.kill_at_step:
+                os.kill(os.getpid(), signal.SIGKILL)
+        trainer._after_step = die
+    train = cf.Batches((X[:N_TRAIN], y[:N_TRAIN]), args.batch, seed=5)
+    val = cf.Batches((X[N_TRAIN:], y[N_TRAIN:]), 4, shuffle=False)  # 17 = 2 x 8 + 1: an empty rank batch
+    history = trainer.fit(train, val, epochs=3, resume=args.resume or False)
+    result = {
+        "weights": {k: v.clone() for k, v in model.state_dict().items()},
+        "history": history.to_dict(),
+        "evaluate": trainer.evaluate(val),
+        "predict": trainer.predict(val),
+        "world_size": trainer.dist_.world_size,
+    }
+    torch.save(result, Path(args.out) / f"result-rank{trainer.dist_.rank}.pt")
+    return result
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()

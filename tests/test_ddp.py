@@ -1,0 +1,127 @@
+"""DDP with real processes (gloo on CPU): two ranks of batch B train the same model as one process
+of batch 2B, evaluate to the same numbers, resume on one rank from a two-rank checkpoint, and a rank
+that dies makes the other exit with an error instead of hanging."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+WORKER = Path(__file__).with_name("_ddp_worker.py")
+TIMEOUT = 120  # seconds: a hang fails the test instead of stalling the suite
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT", "LOCAL_WORLD_SIZE")}
+    env.update(OMP_NUM_THREADS="1", CLEANFIT_DIST_TIMEOUT="20", **extra)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _single(out: Path, *args: str) -> dict:
+    """The single-process run, inside this test process (no torchrun variables here)."""
+    sys.path.insert(0, str(WORKER.parent))
+    try:
+        from _ddp_worker import main
+    finally:
+        sys.path.remove(str(WORKER.parent))
+    out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        main([str(out), *args])
+    finally:
+        torch.set_num_threads(threads)
+    return torch.load(out / "result-rank0.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One two-rank run under torchrun (batch 5, checkpoints every 2 steps) and one process of batch 10."""
+    root = tmp_path_factory.mktemp("ddp")
+    two = root / "two"
+    two.mkdir()
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(_free_port()), str(WORKER), str(two), "--batch", "5", "--checkpoint-every", "2"]
+    done = subprocess.run(command, env=_env(), timeout=TIMEOUT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {
+        "root": root,
+        "rank0": torch.load(two / "result-rank0.pt", weights_only=True),
+        "rank1": torch.load(two / "result-rank1.pt", weights_only=True),
+        "one": _single(root / "one", "--batch", "10"),
+        "checkpoints": two / "checkpoints",
+    }
+
+
+def _close(a: dict, b: dict, atol: float = 1e-5) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=atol)
+
+
+def test_two_ranks_of_batch_b_equal_one_process_of_batch_2b(runs):
+    two, one = runs["rank0"], runs["one"]
+    assert two["world_size"] == 2 and one["world_size"] == 1
+    _close(two["weights"], one["weights"])
+    _close(runs["rank1"]["weights"], two["weights"], atol=0)  # ranks stay in lockstep
+    steps_two = [(r["epoch"], r["step"]) for r in two["history"]["epochs"]]
+    assert steps_two == [(r["epoch"], r["step"]) for r in one["history"]["epochs"]] == [(1, 3), (2, 6), (3, 9)]
+    for a, b in zip(two["history"]["epochs"], one["history"]["epochs"]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+
+
+def test_evaluation_and_prediction_equal_the_single_process(runs):
+    two, one = runs["rank0"], runs["one"]
+    assert two["evaluate"]["accuracy"] == one["evaluate"]["accuracy"]  # every example counted exactly once
+    assert two["evaluate"]["loss"] == pytest.approx(one["evaluate"]["loss"], rel=1e-5)
+    assert runs["rank1"]["evaluate"] == two["evaluate"]  # the same numbers on every rank
+    assert two["predict"].shape == (17, 2)  # all 17 rows, in data order, no padding duplicates
+    torch.testing.assert_close(two["predict"], one["predict"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(runs["rank1"]["predict"], two["predict"], rtol=0, atol=0)
+
+
+def test_two_rank_checkpoint_resumes_on_one_rank(runs):
+    checkpoints = sorted(runs["checkpoints"].glob("step-*.ckpt"))
+    assert [p.name for p in checkpoints][:3] == ["step-0000000002.ckpt", "step-0000000003.ckpt",
+                                                 "step-0000000004.ckpt"]
+    # step 4 is mid-epoch 2: the resumed single process must continue at the exact next global batch
+    out = runs["root"] / "resumed"
+    resumed = _single(out, "--batch", "10", "--resume", str(runs["checkpoints"] / "step-0000000004.ckpt"))
+    _close(resumed["weights"], runs["rank0"]["weights"])
+    assert [r["step"] for r in resumed["history"]["epochs"]] == [3, 6, 9]
+    assert resumed["history"]["epochs"][0] == runs["rank0"]["history"]["epochs"][0]  # restored, not retrained
+
+
+def test_a_killed_rank_makes_the_other_exit_with_an_error(tmp_path):
+    port = str(_free_port())
+    procs = []
+    for rank in (0, 1):
+        env = _env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(tmp_path), "--batch", "5",
+                                       "--kill-at-step", "2"], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    try:
+        _, err0 = procs[0].communicate(timeout=TIMEOUT)  # bounded: a hang raises TimeoutExpired
+        procs[1].communicate(timeout=TIMEOUT)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert procs[1].returncode == -9  # killed itself at step 2
+    assert procs[0].returncode not in (0, None), err0[-2000:]
+    assert not (tmp_path / "result-rank0.pt").exists()
