@@ -89,19 +89,29 @@ def _unsupported(value: Any, path: str) -> CheckpointError:
     )
 
 
-def encode(state: Mapping[str, Any], meta: Mapping[str, Any]) -> bytes:
-    """Serialise ``state`` with torch.save and wrap it with ``meta`` in a checksummed container."""
+def encode(state: Mapping[str, Any], meta: Mapping[str, Any]) -> list[bytes | memoryview]:
+    """Serialise ``state`` with torch.save and wrap it with ``meta``: the file's parts, in order.
+
+    The payload is not copied (the parts are written one after the other), so a save holds one
+    serialised copy of the state in memory, not two.
+    """
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    return wrap(buffer.getvalue(), meta)
+    return _parts(buffer.getbuffer(), meta)
 
 
 def wrap(payload: bytes, meta: Mapping[str, Any]) -> bytes:
     """The container bytes for an already serialised ``payload`` (tests build crafted files with it)."""
+    return b"".join(_parts(memoryview(payload), meta))
+
+
+def _parts(payload: memoryview, meta: Mapping[str, Any]) -> list[bytes | memoryview]:
     meta_bytes = json.dumps(dict(meta), sort_keys=True).encode()
-    lengths = _LENGTHS.pack(len(meta_bytes), len(payload))
-    digest = hashlib.sha256(lengths + meta_bytes + payload).digest()
-    return b"".join((MAGIC, lengths, digest, meta_bytes, payload))
+    lengths = _LENGTHS.pack(len(meta_bytes), payload.nbytes)
+    digest = hashlib.sha256(lengths)
+    digest.update(meta_bytes)
+    digest.update(payload)
+    return [MAGIC, lengths, digest.digest(), meta_bytes, payload]
 
 
 def read_meta(path: Path) -> dict[str, Any] | None:
@@ -172,12 +182,14 @@ def decode(data: bytes, path: Path, map_location: Any = "cpu") -> dict[str, Any]
     return state
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either the old file or the complete new one."""
+def write_atomic(path: Path, data: bytes | list[bytes | memoryview]) -> None:
+    """Write ``data`` (bytes, or parts written in order) to ``path`` so that ``path`` is either the
+    old file or the complete new one."""
     temp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
     try:
         with open(temp, "wb") as f:
-            f.write(data)
+            for part in [data] if isinstance(data, bytes) else data:
+                f.write(part)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)

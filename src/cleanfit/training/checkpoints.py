@@ -139,13 +139,13 @@ class CheckpointManager:
             "torch": torch.__version__,
             "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        data = _file.encode(dict(state), meta)
+        parts = _file.encode(dict(state), meta)
         path = self.directory / f"step-{step:010d}.ckpt"
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            _file.write_atomic(path, data)
+            _file.write_atomic(path, parts)
         except OSError as exc:
-            raise self._write_error(path, len(data), exc) from None
+            raise self._write_error(path, sum(memoryview(p).nbytes for p in parts), exc) from None
         self._update_best(path, meta)
         self._apply_retention(keep=path)
         return path
