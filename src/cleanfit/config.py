@@ -169,14 +169,14 @@ class Config(_Section):
         return self
 
     def identity(self) -> str:
-        """A short hash of everything that decides the trained result (not where it is written or tracked).
+        """A short hash of everything that decides the trained result (not how it is checkpointed or tracked).
 
         >>> a = load_config({"data": {"path": "d.csv", "target": "y"}})
         >>> b = load_config({"data": {"path": "d.csv", "target": "y"}, "tracking": {"backend": "none"}})
         >>> a.identity() == b.identity(), a.identity() == a.model_copy(update={"train": TrainConfig(lr=0.1)}).identity()
         (True, False)
         """
-        fields = self.model_dump(mode="json", exclude={"tracking": True, "checkpoint": {"dir", "keep_last"}})
+        fields = self.model_dump(mode="json", exclude={"tracking", "checkpoint"})
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def flat(self) -> dict[str, Any]:
