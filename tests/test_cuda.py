@@ -32,13 +32,13 @@ def _model(d=16):
 def test_training_on_cuda_in_every_precision(precision):
     X, y = _data()
     model = _model()
-    trainer = cf.Trainer(model, torch.optim.AdamW(model.parameters(), lr=3e-3), loss=torch.nn.functional.cross_entropy,
+    trainer = cf.Trainer(model, torch.optim.AdamW(model.parameters(), lr=1e-2), loss=torch.nn.functional.cross_entropy,
                          device="cuda", precision=precision, accumulate=2, clip_grad=1.0,
                          schedule=cf.warmup_cosine(), metrics=["accuracy"], progress=False)
-    history = trainer.fit(cf.Batches((X, y), 32, seed=1), cf.Batches((X, y), 128, shuffle=False), epochs=4)
+    history = trainer.fit(cf.Batches((X, y), 32, seed=1), cf.Batches((X, y), 128, shuffle=False), epochs=8)
     assert next(model.parameters()).device.type == "cuda"
     assert history.epochs[-1]["train_loss"] < history.epochs[0]["train_loss"]
-    assert history.epochs[-1]["val_accuracy"] > 0.85
+    assert history.epochs[-1]["val_accuracy"] > 0.9  # 0.98 on CPU in fp32 and bf16
     if precision == "auto":
         assert trainer.precision_.name == ("bf16" if torch.cuda.is_bf16_supported() else "fp32")
     if precision == "fp16":
