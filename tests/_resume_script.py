@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "scheduler": trainer.scheduler_.state_dict(),
+            "scheduler": None if trainer.scheduler_ is None else trainer.scheduler_.state_dict(),
             "history": history.to_dict(),
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
                     "python": list(random.getstate()[1])},
