@@ -137,11 +137,13 @@ def test_context_manager_ends_failed_or_killed_runs_and_keeps_their_metrics(mlfl
         assert _history(client, tracker.run_id, "batch_loss") == [(s, s / 10) for s in range(5)]
 
 
-def test_bad_metric_name_is_a_config_error(mlflow_tracking_uri):
+def test_bad_metric_name_and_logging_after_finish_are_config_errors(mlflow_tracking_uri):
     tracker = MLflowTracker()
     with pytest.raises(ConfigError, match="'loss\\?'"):
         tracker.log_metrics({"loss?": 1.0}, step=0)
     tracker.finish()
+    with pytest.raises(ConfigError, match="is finished"):
+        tracker.log_metrics({"loss": 1.0}, step=1)
 
 
 # -- several processes, exit paths ---------------------------------------------------------------
@@ -155,6 +157,7 @@ _CHILD = textwrap.dedent("""
         tracker.log_metrics({"batch_loss": s / steps, "lr": 0.1}, step=s)
     if finish:
         tracker.finish()
+    print("mlflow imported here:", "mlflow" in sys.modules)
     print(tracker.run_id)
     # without finish(): the atexit handler must still send everything and end the run
 """)
@@ -168,8 +171,10 @@ def test_two_processes_log_to_the_same_store_at_once(mlflow_tracking_uri, tmp_pa
         subprocess.Popen([sys.executable, str(script), name, str(steps), how], stdout=subprocess.PIPE, text=True)
         for name, how in (("a", "finish"), ("b", "atexit"))
     ]
-    run_ids = [child.communicate(timeout=120)[0].strip().splitlines()[-1] for child in children]
+    outputs = [child.communicate(timeout=120)[0].strip().splitlines() for child in children]
     assert [child.returncode for child in children] == [0, 0]
+    assert all("mlflow imported here: False" in out for out in outputs)  # MLflow runs in the sender process
+    run_ids = [out[-1] for out in outputs]
     client = MlflowClient(mlflow_tracking_uri)
     for run_id in run_ids:
         run = client.get_run(run_id)

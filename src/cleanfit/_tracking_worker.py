@@ -25,6 +25,7 @@ import itertools
 import os
 import pickle
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -132,6 +133,28 @@ def _main() -> None:
 
 
 # -- the training process's side ------------------------------------------------------------------
+def _absolute(uri: str) -> str:
+    """A relative SQLite path resolved against the working directory (the sender runs elsewhere)."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path = uri.removeprefix("sqlite:///")
+        if path and not path.startswith(":memory:"):
+            return f"sqlite:///{Path.cwd() / path}"
+    return uri
+
+
+def _probe_sqlite(uri: str) -> None:
+    """Fail fast on an SQLite store that cannot be opened (MLflow itself retries for ~100 s)."""
+    if not uri.startswith("sqlite:///"):
+        return
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if path in ("", ":memory:"):
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path, timeout=20) as conn:
+        conn.execute("PRAGMA schema_version").fetchone()
+    conn.close()
+
+
 class _WorkerLink:
     """The training process's end of one worker process.
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from cleanfit._tracking_env import data_fingerprint, environment_params
-from cleanfit._tracking_worker import Rows, StoreError, _WorkerLink
+from cleanfit._tracking_worker import Rows, StoreError, _absolute, _probe_sqlite, _WorkerLink
 from cleanfit.errors import ConfigError
 
 __all__ = [
@@ -238,8 +238,7 @@ class MLflowTracker:
     # -- logging ----------------------------------------------------------------------------------
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Buffer ``metrics`` at ``step`` (no I/O here). Values must be numbers (``float()`` is taken)."""
-        if self._state != "running":
-            self.start()
+        self._ensure_started()
         timestamp = int(time.time() * 1000)
         rows = [(self._name(k), float(v), timestamp, step) for k, v in metrics.items()]
         if self._floor:  # a resumed run: never send a step the run already holds
@@ -262,8 +261,7 @@ class MLflowTracker:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log parameters (nested mappings are flattened to ``a.b``; long values are shortened)."""
-        if self._state != "running":
-            self.start()
+        self._ensure_started()
         flat = {self._name(k): _text(v, _MAX_PARAM_LEN) for k, v in _flatten(params).items()}
         new = {}
         for key, value in flat.items():
@@ -280,14 +278,12 @@ class MLflowTracker:
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Set run tags (searchable in MLflow: ``tags.diagnosis LIKE '%overfitting%'``)."""
-        if self._state != "running":
-            self.start()
+        self._ensure_started()
         self._send_now("tag", {str(k): _text(v, _MAX_TAG_LEN) for k, v in tags.items()})
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Copy a file (or a directory's files) into the run's artifacts now."""
-        if self._state != "running":
-            self.start()
+        self._ensure_started()
         path = Path(path)
         if self.failure_ is None:
             try:
@@ -300,6 +296,15 @@ class MLflowTracker:
         self._report()
 
     # -- internals --------------------------------------------------------------------------------
+    def _ensure_started(self) -> None:
+        if self._state == "new":
+            self.start()
+        elif self._state == "finished":
+            raise ConfigError(
+                f"MLflowTracker: run {self.run_id} is finished; call start() to open a new run, or "
+                f"start(run_id={self.run_id!r}) to add to this one"
+            )
+
     def _name(self, key: str) -> str:
         if key in self._names_ok:
             return key
@@ -373,28 +378,6 @@ class MLflowTracker:
                 f.write(text)
 
 
-def _absolute(uri: str) -> str:
-    """A relative SQLite path resolved against the working directory (the sender runs elsewhere)."""
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        path = uri.removeprefix("sqlite:///")
-        if path and not path.startswith(":memory:"):
-            return f"sqlite:///{Path.cwd() / path}"
-    return uri
-
-
-def _probe_sqlite(uri: str) -> None:
-    """Fail fast on an SQLite store that cannot be opened (MLflow itself retries for ~100 s)."""
-    if not uri.startswith("sqlite:///"):
-        return
-    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
-    if path in ("", ":memory:"):
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path, timeout=20) as conn:
-        conn.execute("PRAGMA schema_version").fetchone()
-    conn.close()
-
-
 def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in params.items():
@@ -436,8 +419,10 @@ def _link() -> _WorkerLink:
 
 
 def _forget_link_in_child() -> None:
-    global _LINK
-    _LINK = None  # a forked child (e.g. a DataLoader worker) does not own the parent's sender
+    global _LINK, _LINK_LOCK, _FILE_LOCK
+    _LINK_LOCK, _FILE_LOCK = threading.Lock(), threading.Lock()  # a lock held at fork time stays held
+    _LINK = None  # a forked child (e.g. a DataLoader worker) owns neither the parent's sender nor its runs
+    _LIVE.clear()
 
 
 @atexit.register
