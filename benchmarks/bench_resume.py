@@ -156,6 +156,12 @@ def _measure_trainer(data, position: int) -> tuple[float, dict]:
         return record["done"] - start, record
 
 
+def _time(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def _replay(loader_factory, k: int) -> float:
     start = time.perf_counter()
     iterator = iter(loader_factory())
@@ -179,6 +185,7 @@ def main() -> None:
     ours = _measure_cleanfit(data, True, positions)
     feistel = _measure_cleanfit(_Virtual(1_000_000_000), "feistel", [0, k, 1_000_000_000 // B - 1])
     trainer_seconds, _ = _measure_trainer(data, k)
+    order_seconds = min(_time(lambda: Batches(data, B, seed=0).order(EPOCH)) for _ in range(3))
 
     dataset = TensorDataset(x, y)
     generator = torch.Generator().manual_seed(0)
@@ -200,6 +207,8 @@ def main() -> None:
     for position, total, parts in feistel:
         print(f"| {position:,} (N=10^9, feistel) | {total * 1e3:.0f} ms | {parts['load'] * 1e3:.1f} ms | {parts['restore'] * 1e3:.1f} ms | {parts['first batch'] * 1e3:.1f} ms |")
     print(f"| {k:,} (Trainer.fit(resume=True) to its first optimizer step) | {trainer_seconds * 1e3:.0f} ms | | | |")
+    print(f"\nthe epoch's order alone (a permutation of {N:,}, paid once per epoch by any shuffled loader): "
+          f"{order_seconds * 1e3:.0f} ms")
     at_k = next(total for position, total, _ in ours if position == k)
     print(f"\n| replay to batch {k:,} (peer) | seconds | cleanfit resume is |")
     print("| --- | ---: | ---: |")
