@@ -23,6 +23,7 @@ from cleanfit import _tracking_env
 from cleanfit.errors import ConfigError
 from cleanfit.tracking import (
     MLflowTracker, NullTracker, Tracker, TrackingWarning, data_fingerprint, environment_params, make_tracker,
+    replay_unlogged,
 )
 
 
@@ -185,8 +186,7 @@ def test_two_processes_log_to_the_same_store_at_once(mlflow_tracking_uri, tmp_pa
 
 
 # -- a store that fails ---------------------------------------------------------------------------
-def test_unreachable_store_training_goes_on_and_values_go_to_a_local_file(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_unreachable_store_training_goes_on_and_values_go_to_a_local_file(mlflow_tracking_uri, tmp_path):
     (tmp_path / "not-a-db").mkdir()  # SQLite cannot open a directory: an unusable store
     tracker = MLflowTracker(tracking_uri=f"sqlite:///{tmp_path / 'not-a-db'}", run_name="offline",
                             unlogged_dir=tmp_path / "out")
@@ -220,6 +220,16 @@ def test_unreachable_store_training_goes_on_and_values_go_to_a_local_file(tmp_pa
     assert any(r["kind"] == "artifact" and r["path"] == str(tmp_path / "report.html") for r in records)
     assert records[-1]["kind"] == "status" and records[-1]["value"] == "FINISHED"
 
+    with pytest.raises(cf.CleanfitError, match="cannot replay"):  # the store is still broken
+        replay_unlogged(tracker.unlogged_path_, tracking_uri=tracker.tracking_uri_)
+    run_id = replay_unlogged(tracker.unlogged_path_, tracking_uri=mlflow_tracking_uri)
+    client = MlflowClient(mlflow_tracking_uri)
+    run = client.get_run(run_id)
+    assert [(m.step, m.value, m.timestamp) for m in client.get_metric_history(run_id, "batch_loss")] == [
+        (r["step"], r["value"], r["timestamp"]) for r in records if r["kind"] == "metric"]
+    assert run.data.params == {"lr": "0.1"} and run.data.tags["diagnosis"] == "none"
+    assert run.info.status == "FINISHED" and [a.path for a in client.list_artifacts(run_id)] == ["report.html"]
+
 
 def test_store_failing_mid_run_loses_nothing_and_sends_nothing_twice(mlflow_tracking_uri, tmp_path):
     tracker = MLflowTracker()
@@ -229,6 +239,7 @@ def test_store_failing_mid_run_loses_nothing_and_sends_nothing_twice(mlflow_trac
     tracker.flush()
     db = mlflow_tracking_uri.removeprefix("sqlite:///")
     with sqlite3.connect(db) as conn:  # the store breaks: every metric write now fails
+        (schema,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'latest_metrics'").fetchone()
         conn.execute("DROP TABLE latest_metrics")
     conn.close()
     for s in range(5, 12):
@@ -243,6 +254,13 @@ def test_store_failing_mid_run_loses_nothing_and_sends_nothing_twice(mlflow_trac
     assert in_store == [(s, float(s)) for s in range(5)]
     assert in_file == [(s, float(s)) for s in range(5, 15)]
     assert tracker.unlogged_path_ == tmp_path / f"cleanfit-unlogged-{run_id}.jsonl"
+
+    with sqlite3.connect(db) as conn:  # the store is repaired: the file goes in, twice, without duplicates
+        conn.execute(schema)
+    conn.close()
+    for _ in range(2):
+        assert replay_unlogged(tracker.unlogged_path_) == run_id
+        assert _history(MlflowClient(mlflow_tracking_uri), run_id, "batch_loss") == [(s, float(s)) for s in range(15)]
 
 
 # -- the Trainer through the protocol -------------------------------------------------------------

@@ -18,9 +18,7 @@ from then on every param, metric, tag and artifact path that did not reach the s
 from __future__ import annotations
 
 import atexit
-import json
 import logging
-import math
 import os
 import re
 import sqlite3
@@ -35,11 +33,12 @@ from typing import Any, Protocol, runtime_checkable
 
 from cleanfit._tracking_env import data_fingerprint, environment_params
 from cleanfit._tracking_worker import Rows, StoreError, _absolute, _probe_sqlite, _WorkerLink
+from cleanfit._unlogged import append_records, replay_unlogged
 from cleanfit.errors import ConfigError
 
 __all__ = [
     "Tracker", "NullTracker", "MLflowTracker", "TrackingWarning", "make_tracker",
-    "environment_params", "data_fingerprint",
+    "environment_params", "data_fingerprint", "replay_unlogged",
 ]
 
 _log = logging.getLogger("cleanfit.tracking")
@@ -249,6 +248,21 @@ class MLflowTracker:
         if full or time.monotonic() - self._last_ship >= self.flush_interval:
             self._ship()
 
+    def log_rows(self, rows: Rows) -> None:
+        """Buffer ready ``(key, value, timestamp_ms, step)`` rows (keeps their timestamps; used by replay)."""
+        self._ensure_started()
+        rows = [(self._name(k), float(v), int(t), int(s)) for k, v, t, s in rows]
+        if self._floor:
+            rows = [r for r in rows if r[3] > self._floor.get(r[0], -1)]
+        with self._lock:
+            self._buffer.extend(rows)
+        self._ship()
+
+    def abandon(self) -> None:
+        """Drop a run that could not be opened without writing anything more (replay uses it)."""
+        self._state = "finished"
+        _LIVE.discard(self)
+
     def flush(self) -> None:
         """Block until every buffered metric is in the store (or, if it failed, in the local file)."""
         if self._state != "running":
@@ -350,10 +364,8 @@ class MLflowTracker:
         """Called (from any thread) with metrics that did not reach the store."""
         if self.failure_ is None:
             self._fail(f"could not log metrics: {reason}")
-        self._write_unlogged(
-            [{"kind": "metric", "key": k, "value": _json_number(v), "timestamp": t, "step": s}
-             for k, v, t, s in rows]
-        )
+        self._write_unlogged([{"kind": "metric", "key": k, "value": v, "timestamp": t, "step": s}
+                              for k, v, t, s in rows])
 
     def _fail(self, message: str) -> None:
         self.failure_ = self.failure_ or message
@@ -371,11 +383,7 @@ class MLflowTracker:
     def _write_unlogged(self, records: list[dict[str, Any]]) -> None:
         assert self.unlogged_path_ is not None
         head = {"run_id": self.run_id, "experiment": self.experiment, "tracking_uri": self.tracking_uri_}
-        text = "".join(json.dumps({**head, **r}) + "\n" for r in records)
-        with _FILE_LOCK:
-            self.unlogged_path_.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.unlogged_path_, "a", encoding="utf-8") as f:
-                f.write(text)
+        append_records(self.unlogged_path_, head, records)
 
 
 def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -394,17 +402,12 @@ def _text(value: Any, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _json_number(value: float) -> float | str:
-    return value if math.isfinite(value) else str(value)  # JSON has no NaN/inf
-
-
 def _local_id(run_name: str | None) -> str:
     stem = re.sub(r"[^\w\-]+", "-", run_name) + "-" if run_name else ""
     return f"{stem}{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
 
 # One sender process per training process, shared by its trackers; open runs are flushed at exit.
-_FILE_LOCK = threading.Lock()
 _LINK_LOCK = threading.Lock()
 _LINK: _WorkerLink | None = None
 _LIVE: weakref.WeakSet[MLflowTracker] = weakref.WeakSet()
@@ -419,8 +422,8 @@ def _link() -> _WorkerLink:
 
 
 def _forget_link_in_child() -> None:
-    global _LINK, _LINK_LOCK, _FILE_LOCK
-    _LINK_LOCK, _FILE_LOCK = threading.Lock(), threading.Lock()  # a lock held at fork time stays held
+    global _LINK, _LINK_LOCK
+    _LINK_LOCK = threading.Lock()  # a lock held at fork time stays held
     _LINK = None  # a forked child (e.g. a DataLoader worker) owns neither the parent's sender nor its runs
     _LIVE.clear()
 
