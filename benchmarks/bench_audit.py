@@ -144,17 +144,17 @@ def quality(seeds: int) -> None:
             tail = (f"{np.mean(clean >= 1):.0%} | {np.mean(clean == 2):.0%}" if i == 0 else " | ")
             print(f"| {kind} | {strength} | {len(found)} | {np.mean(found >= 1):.0%} | {np.mean(found == 2):.0%} | {tail} |")
     # every check at once on the clean originals (shuffled rows, random split)
-    crit, warn = [], []
+    crit, warned = 0, []
     for name in L.DATASETS:
         for seed in range(seeds):
             c = L.clean(name, seed)
             r = audit(c.X, c.y, c.splits, seed=seed)
-            crit.append(not r.passed)
-            warn.append(sorted({f.check for f in r.findings if f.severity != "info"}))
-    print(f"\nall checks on {len(crit)} clean originals: {sum(crit)} with a critical finding; warnings: "
-          + ", ".join(f"{n}/{s}: {w}" for n, ws in zip([n for n in L.DATASETS for _ in range(seeds)], warn)
-                      for s, w in [(0, ws)] if w) or "none")
-
+            crit += not r.passed
+            checks = sorted({f.check for f in r.findings if f.severity != "info"})
+            if checks:
+                warned.append(f"{name} seed {seed}: {', '.join(checks)}")
+    print(f"\nall checks on {len(L.DATASETS) * seeds} clean originals: {crit} with a critical finding; "
+          f"warnings: {'; '.join(warned) or 'none'}")
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
