@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -86,7 +87,10 @@ def test_report_is_one_self_contained_file_with_every_section(tmp_path):
 
 
 def test_healthy_report_says_so_in_plain_words(tmp_path):
-    html = write_run_report(tmp_path / "r.html", history=_history(False)).read_text()
+    history = _history(False)
+    png = plot_history(history, tmp_path / "curves.png")
+    html = write_run_report(tmp_path / "r.html", history=history, plot=png).read_text()
+    assert base64.b64encode(png.read_bytes()).decode() in html  # the given plot, not drawn again
     assert "No problem found in the loss curves." in html
     assert "Leakage audit" not in html and "Configuration" not in html
 

@@ -14,7 +14,7 @@ Protocol (pickled tuples, handled strictly in order, over the worker's stdin/std
                        ("ping", seq)                          a barrier for flush()
     worker -> parent   ("ok", seq, result) | ("error", seq, message) | ("pong", seq)
 
-The worker ignores Ctrl-C (the parent decides when to stop) and exits when its stdin closes, after
+The worker runs at a lower priority (nice 10), ignores Ctrl-C (the parent decides when to stop) and exits when its stdin closes, after
 handling everything it received, so a parent killed hard still leaves its last metrics in the store.
 :class:`_WorkerLink` is the parent side: one worker per training process, shared by its trackers.
 """
@@ -125,6 +125,10 @@ def _serve(inp: BinaryIO, out: BinaryIO) -> None:
 
 def _main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.nice(10)  # background work: on a busy machine the training process comes first
+    except OSError:
+        pass
     # The protocol owns the original stdout; anything else printed goes to stderr.
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)

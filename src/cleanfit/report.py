@@ -128,10 +128,12 @@ def write_run_report(
     diagnosis: Sequence[Finding] | None = None,
     audit: Any = None,
     title: str = "cleanfit run",
+    plot: str | Path | None = None,
 ) -> Path:
     """Write one self-contained HTML file (no network) and return its path.
 
-    Sections: the final ``metrics`` (e.g. test scores), the loss curves (PNG embedded as a data URI),
+    Sections: the final ``metrics`` (e.g. test scores), the loss curves (PNG embedded as a data URI;
+    ``plot`` = a PNG that :func:`plot_history` already wrote for this history saves drawing it again),
     the diagnosis in plain words (``history.diagnose()`` unless ``diagnosis`` is given), the leakage
     audit summary when ``audit`` (an AuditReport) is given, the per-epoch table, and ``config`` in full.
     """
@@ -141,7 +143,8 @@ def write_run_report(
     parts = []
     if metrics:
         parts.append("<h2>Results</h2>" + _html.table(["metric", "value"], [(k, _fmt(v)) for k, v in metrics.items()]))
-    parts.append("<h2>Loss curves</h2>" + _html.image(_plot_png(history, findings), "loss curves"))
+    png = Path(plot).read_bytes() if plot is not None else _plot_png(history, findings)
+    parts.append("<h2>Loss curves</h2>" + _html.image(png, "loss curves"))
     parts.append("<h2>Diagnosis</h2>" + _findings_html(findings, "No problem found in the loss curves."))
     if audit is not None:
         verdict = _html.badge("ok") + " passed" if audit.passed else _html.badge("critical") + " failed"
@@ -224,15 +227,16 @@ def log_run_artifacts(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     findings = _findings(history, diagnosis)
+    plot = out / "loss_curves.png"
+    plot.write_bytes(_plot_png(history, findings))
     written = {
-        "plot": out / "loss_curves.png",
+        "plot": plot,
         "report": write_run_report(out / "report.html", history=history, config=config, metrics=metrics,
-                                   diagnosis=findings, audit=audit, title=title),
+                                   diagnosis=findings, audit=audit, title=title, plot=plot),
         "history": _write_json(out / "history.json", {"epochs": list(history.epochs),
                                                       "steps": list(getattr(history, "steps", []) or [])}),
         "diagnosis": _write_json(out / "diagnosis.json", [f.to_dict() for f in findings]),
     }
-    written["plot"].write_bytes(_plot_png(history, findings))
     if audit is not None:
         written["audit"] = _write_json(out / "audit.json", audit.to_dict())
     if config is not None:
