@@ -261,3 +261,32 @@ def test_splits_object_from_labels():
     labels = np.where(np.arange(len(X)) % 5 == 0, "test", "train")
     report = audit(X, y, Splits.from_labels(labels))
     assert report.passed
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.lists(st.tuples(st.sampled_from([0.0, -0.0, 1.5, float("nan"), 2.0**60]),
+                               st.integers(-3, 3) | st.just(2**62), st.sampled_from(["a", "b", None])),
+                     min_size=1, max_size=40))
+def test_row_keys_are_equal_exactly_for_equal_rows(rows):
+    from cleanfit.audit._overlap import hash_rows
+
+    frame = pd.DataFrame(rows, columns=["f", "i", "s"])
+    keys = hash_rows(frame)
+    canon = [tuple("nan" if isinstance(v, float) and v != v else (v + 0.0 if isinstance(v, float) else v) for v in r)
+             for r in frame.itertuples(index=False)]
+    for a in range(len(rows)):
+        for b in range(len(rows)):
+            assert (keys[a] == keys[b]) == (canon[a] == canon[b])
+
+
+def test_natural_neighbours_in_dense_low_dimensional_data_are_not_flagged():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(20_000, 2)), columns=["a", "b"])
+    (f,) = audit(X, None, random_parts(len(X)), checks=["near-duplicates"]).findings
+    assert f.severity == "info" and f.details["overlaps"][1]["observed_rows"] > 1000
+    # in data where neighbours are not that close, 300 noisy copies of train rows planted in test are a leak
+    Z = pd.DataFrame(rng.normal(size=(20_000, 6)), columns=list("abcdef"))
+    parts = random_parts(len(Z))
+    Z.iloc[parts.test[:300]] = Z.iloc[parts.train[:300]].to_numpy() + rng.normal(size=(300, 6)) * 1e-3
+    (g,) = audit(Z, None, parts, checks=["near-duplicates"]).findings
+    assert g.severity == "critical" and g.details["overlaps"][1]["observed_rows"] >= 250

@@ -67,13 +67,23 @@ def hash_rows(frame: pd.DataFrame, columns: list | None = None) -> np.ndarray:
     if not names:
         raise ValueError("hash_rows needs at least one column")
     positions = [frame.columns.get_loc(c) for c in names]
-    numeric = [p for p in positions if frame.dtypes.iloc[p].kind in "iufb"]
+    numeric = [p for p in positions if _exact_as_float(frame.iloc[:, p])]
     h = _hash_numeric(frame, numeric) if numeric else None
     for p in positions:
         if p not in set(numeric):
             h = combine(h, hash_column(frame.iloc[:, p]))
     assert h is not None
     return h
+
+
+def _exact_as_float(col: pd.Series) -> bool:
+    """Whether a column's values survive conversion to float64 exactly (floats, bools, ints < 2**53)."""
+    kind = col.dtype.kind
+    if kind in "fb":
+        return True
+    if kind in "iu":
+        return len(col) == 0 or bool(abs(float(col.min())) < 2**53 and abs(float(col.max())) < 2**53)
+    return False
 
 
 def _hash_numeric(frame: pd.DataFrame, positions: list[int]) -> np.ndarray:
@@ -157,12 +167,12 @@ def chance_overlap(inv: np.ndarray, part: np.ndarray, early: int, late: int, n_k
 
 
 def p_value(observed: float, mean: float, var: float) -> float:
-    """One-sided p-value of seeing ``observed`` or more (normal approximation, continuity-corrected)."""
+    """One-sided p-value of seeing ``observed`` or more (normal approximation, continuity-corrected, variance at least 1)."""
     if observed <= mean:
         return 1.0
-    if var <= 0:
-        return 0.0
-    return float(stats.norm.sf((observed - 0.5 - mean) / np.sqrt(var)))
+    # a floor of 1 on the variance: an estimate from few permutations, or a single chance pair,
+    # must not make one extra row "significant"
+    return float(stats.norm.sf((observed - 0.5 - mean) / np.sqrt(max(var, 1.0))))
 
 
 def part_pairs(part: np.ndarray) -> list[tuple[int, int]]:

@@ -61,7 +61,7 @@ def check_duplicates(data: AuditData) -> list[Finding]:
         return []
     worst = max(shared, key=lambda o: (o.critical, o.significant, o.excess))
     details = {"overlaps": [o.as_dict() for o in overlaps], "conflicting_labels": conflicts}
-    pairs = "; ".join(f"{o.observed:,} {o.late} rows also in {o.early} (chance: {o.expected:.1f})" for o in shared)
+    pairs = "; ".join(f"{plural(o.observed, o.late + ' row')} also in {o.early} (chance: {o.expected:.1f})" for o in shared)
     where = f"exact duplicate rows across the split: {pairs}"
     if any(o.critical for o in shared) or (conflicts and worst.significant):
         extra = f" {plural(conflicts, 'held-out row')} repeat a train row's features with a different label." if conflicts else ""
@@ -141,16 +141,20 @@ def check_near_duplicates(data: AuditData) -> list[Finding]:
     rng = np.random.default_rng(data.seed + 17)
     assigned = np.flatnonzero(data.part >= 0)
     overlaps = []
+    wider: dict[tuple[int, int], int] = {}
     for early, late in part_pairs(data.part):
-        def count(part: np.ndarray) -> int:
+        def count(part: np.ndarray, radius: float = NEAR) -> int:
             sub = part[rows]
             flagged = np.zeros(len(rows), dtype=bool)
             for where, inv in tables:
-                flagged[where] |= _verified(data, rows[where], inv, sub[where], early, late, positions, mean, scale)
+                flagged[where] |= _verified(data, rows[where], inv, sub[where], early, late, positions, mean, scale, radius)
             flagged &= ~observed_overlap(exact_sub, sub, early, late, len(rows))
             return int(flagged.sum())
 
         obs = count(data.part)
+        if obs:
+            # natural neighbours multiply when the radius doubles (2**dims); copies with small noise do not
+            wider[(early, late)] = count(data.part, 2 * NEAR)
         chance = []
         for _ in range(_PERMUTATIONS):
             shuffled = data.part.copy()
@@ -163,7 +167,7 @@ def check_near_duplicates(data: AuditData) -> list[Finding]:
     if not shared:
         return []
     details = {"overlaps": [o.as_dict() for o in overlaps], "columns": [str(c) for c in cols], "max_rms_distance": NEAR}
-    pairs = "; ".join(f"{o.observed:,} {o.late} rows within {NEAR} std of a {o.early} row (chance: {o.expected:.1f})" for o in shared)
+    pairs = "; ".join(f"{plural(o.observed, o.late + ' row')} within {NEAR} std of a {o.early} row (chance: {o.expected:.1f})" for o in shared)
     if any(o.critical for o in shared):
         return [Finding("near-duplicates", "critical", (
             f"Near-duplicate rows across the split (not exact copies): {pairs}, far above chance. These are "
@@ -173,11 +177,14 @@ def check_near_duplicates(data: AuditData) -> list[Finding]:
         return [Finding("near-duplicates", "warning", (
             f"Near-duplicate rows across the split: {pairs}, above chance but a small share of the "
             "held-out rows. Check whether they are copies of one example."), details)]
-    if any(o.observed >= max(3, 0.01 * o.late_rows) for o in shared):
+    copies = sum(o.observed for o in shared) * 2 >= sum(wider.values())
+    details["within_twice_the_distance"] = int(sum(wider.values()))
+    if copies and any(o.observed >= max(3, 0.01 * o.late_rows) for o in shared):
         return [Finding("near-duplicates", "warning", (
             f"Near-duplicate rows across the split: {pairs}. A random split of this data gives as many, but "
-            "rows this close are rarely independent examples (augmented or resampled copies); check them and "
-            "split by the key that ties them together."), details)]
+            "they sit much closer than the data's natural neighbours (few more appear at twice the distance), "
+            "so they look like copies with small noise (augmented or resampled rows); check them and split by "
+            "the key that ties them together."), details)]
     return [Finding("near-duplicates", "info", (
         f"Near-duplicate rows across the split: {pairs}, about what a random split of this data gives; "
         "not leakage by itself."), details)]
@@ -232,7 +239,7 @@ def _lsh_tables(data: AuditData, positions: np.ndarray, mean: np.ndarray, scale:
 
 
 def _verified(data: AuditData, rows: np.ndarray, inv: np.ndarray, part: np.ndarray, early: int, late: int,
-              positions: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+              positions: np.ndarray, mean: np.ndarray, scale: np.ndarray, radius: float = NEAR) -> np.ndarray:
     """Over ``rows`` (bucket ids ``inv``, parts ``part``): those of ``late`` within :data:`NEAR` of
     a row of ``early`` in the same bucket."""
     n_keys = int(inv.max()) + 1 if len(inv) else 0
@@ -248,5 +255,5 @@ def _verified(data: AuditData, rows: np.ndarray, inv: np.ndarray, part: np.ndarr
         a = _standardised(data, rows[late_at[start:start + _CHUNK]], positions, mean, scale)
         b = _standardised(data, rows[partner[start:start + _CHUNK]], positions, mean, scale)
         rms = np.sqrt(np.mean((a - b) ** 2, axis=1))
-        flagged[late_at[start:start + _CHUNK][rms <= NEAR]] = True
+        flagged[late_at[start:start + _CHUNK][rms <= radius]] = True
     return flagged

@@ -169,7 +169,7 @@ def check_identifier(data: AuditData) -> list[Finding]:
                 "from the features."), {"column": name}))
             continue
         scorer, rows = made
-        score = scorer.score(values[rows], screen=ID_WARNING[scorer.task])
+        score = scorer.score(values[rows])
         metric = _METRIC[scorer.task]
         if score >= ID_CRITICAL[scorer.task]:
             sev = "critical"
