@@ -145,6 +145,11 @@ def test_bad_metric_name_and_logging_after_finish_are_config_errors(mlflow_track
     tracker.finish()
     with pytest.raises(ConfigError, match="is finished"):
         tracker.log_metrics({"loss": 1.0}, step=1)
+    first = tracker.run_id
+    assert tracker.start() != first  # an explicit start() after finish() opens a new run
+    tracker.log_metrics({"loss": 1.0}, step=1)
+    tracker.finish()
+    assert _history(MlflowClient(mlflow_tracking_uri), tracker.run_id, "loss") == [(1, 1.0)]
 
 
 # -- several processes, exit paths ---------------------------------------------------------------
@@ -279,6 +284,28 @@ def test_trainer_run_is_tracked(mlflow_tracking_uri, tmp_path):
     assert [v for _, v in val] == pytest.approx(history.column("val_loss"))
     assert client.get_metric_history(run.info.run_id, "batch_loss")
     assert "report.html" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_trainer_resume_continues_the_same_run_without_duplicates(mlflow_tracking_uri, tmp_path):
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 4), torch.randn(64, 1)
+
+    def fit(epochs, resume):
+        torch.manual_seed(1)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+        trainer = cf.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05), loss=torch.nn.functional.mse_loss,
+                             tracker=MLflowTracker(), progress=False, device="cpu", checkpoint_dir=tmp_path / "ckpt")
+        return trainer.fit(cf.Batches((x, y), 16), cf.Batches((x, y), 32, shuffle=False), epochs=epochs, resume=resume)
+
+    fit(2, False)
+    history = fit(4, True)
+    client = MlflowClient(mlflow_tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("cleanfit").experiment_id])
+    val = _history(client, run.info.run_id, "val_loss")
+    assert [v for _, v in val] == pytest.approx(history.column("val_loss")) and len(val) == 4
+    steps = [s for s, _ in _history(client, run.info.run_id, "batch_loss")]
+    assert steps == sorted(set(steps)) and steps[-1] == history.epochs[-1]["step"]
+    assert run.info.status == "FINISHED"
 
 
 # -- environment and data fingerprints ------------------------------------------------------------

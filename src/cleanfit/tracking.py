@@ -183,6 +183,7 @@ class MLflowTracker:
                     "create a new MLflowTracker to resume another run"
                 )
             return self.run_id
+        self.failure_, self._reported, self._floor, self._params_sent = None, False, {}, {}  # a new run
         self.tracking_uri_ = _absolute(
             self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
         )
