@@ -13,8 +13,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-import cleanfit as cf
-from cleanfit.report import LR_COLOR, TRAIN_COLOR, TURN_COLOR, VAL_COLOR, log_run_artifacts, plot_history, write_run_report
+from cleanfit.report import (
+    LR_COLOR, TRAIN_COLOR, TURN_COLOR, VAL_COLOR, log_run_artifacts, plot_history, write_run_report,
+)
 from cleanfit.tracking import MLflowTracker, NullTracker
 from cleanfit.training.history import History
 
