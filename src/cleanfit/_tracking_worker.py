@@ -127,7 +127,7 @@ def _main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         os.nice(10)  # background work: on a busy machine the training process comes first
-    except OSError:
+    except (AttributeError, OSError):  # not on Windows
         pass
     # The protocol owns the original stdout; anything else printed goes to stderr.
     out = os.fdopen(os.dup(1), "wb")

@@ -440,4 +440,5 @@ def _finish_at_exit() -> None:
         _LINK.close(timeout=60)
 
 
-os.register_at_fork(after_in_child=_forget_link_in_child)
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_link_in_child)
