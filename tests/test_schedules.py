@@ -26,7 +26,8 @@ def _lrs(schedule, total, lr=1.0):
     for _ in range(total):
         out.append(opt.param_groups[0]["lr"])
         opt.step()
-        scheduler.step()
+        if scheduler is not None:
+            scheduler.step()
     return out
 
 

@@ -34,6 +34,7 @@ __all__ = ["Distributed", "setup", "launched_by_torchrun"]
 
 DEFAULT_TIMEOUT_S = 300.0
 _owned_group = False  # True when cleanfit started the process group (and so shuts it down at exit)
+_NO_CONTEXT = contextlib.nullcontext()  # reusable: entering it does nothing
 
 
 def launched_by_torchrun() -> bool:
@@ -95,8 +96,8 @@ class Distributed:
 
     def sync_gradients(self, net: torch.nn.Module, sync: bool) -> ContextManager[Any]:
         """DDP's ``no_sync()`` when ``sync`` is False: accumulate locally, all-reduce on the window's last micro-batch."""
-        if sync or not hasattr(net, "no_sync"):
-            return contextlib.nullcontext()
+        if sync or not self.enabled:
+            return _NO_CONTEXT
         return net.no_sync()
 
 

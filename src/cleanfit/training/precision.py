@@ -27,6 +27,7 @@ import torch
 from cleanfit.errors import ConfigError
 
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "auto")
+_NO_CONTEXT = contextlib.nullcontext()  # reusable: entering it does nothing
 _DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -63,7 +64,7 @@ class Precision:
     def autocast(self) -> ContextManager[Any]:
         """The context the forward pass and the loss run in."""
         if self.dtype is None:
-            return contextlib.nullcontext()
+            return _NO_CONTEXT
         return torch.autocast(self.device_type, dtype=self.dtype)
 
     def backward(self, loss: torch.Tensor) -> None:

@@ -117,15 +117,15 @@ _NAMED: dict[str, Callable[[], Schedule]] = {
 }
 
 
-def make_scheduler(schedule: ScheduleLike, optimizer: torch.optim.Optimizer, total_steps: int) -> LRScheduler:
+def make_scheduler(schedule: ScheduleLike, optimizer: torch.optim.Optimizer, total_steps: int) -> LRScheduler | None:
     """Build the LR scheduler for ``optimizer`` from whatever ``Trainer(schedule=...)`` was given.
 
-    ``None`` means the optimizer's learning rate throughout; a name (``"warmup_cosine"``) means that
+    ``None`` means the optimizer's learning rate throughout (no scheduler); a name (``"warmup_cosine"``) means that
     schedule with its defaults; a torch LR-scheduler factory ``lambda opt: StepLR(opt, 10)`` or a
     scheduler already built over this optimizer are used as they are.
     """
     if schedule is None:
-        schedule = constant()
+        return None
     if isinstance(schedule, str):
         if schedule not in _NAMED:
             raise ConfigError(f"Trainer(schedule={schedule!r}) is not a schedule; use one of {', '.join(_NAMED)}.")

@@ -41,7 +41,7 @@ def identity_of(model: torch.nn.Module, train: Any, *, seed: int, accumulate: in
 
 def _zero_totals(device: torch.device) -> dict[str, Any]:
     return {
-        "loss_sum": torch.zeros((), dtype=torch.float32, device=device),  # sum of loss x examples
+        "loss_sum": 0.0,  # sum of loss x examples (added up in float64 as the steps are logged)
         "examples": 0,
         "grad_norm_sum": torch.zeros((), dtype=torch.float32, device=device),
         "grad_norms": 0,  # optimizer steps whose pre-clip norm is in grad_norm_sum
@@ -55,7 +55,7 @@ class TrainState:
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: Any  # torch.optim.lr_scheduler.LRScheduler
+    scheduler: Any  # torch.optim.lr_scheduler.LRScheduler, or None for the optimizer's own learning rate
     precision: Precision
     train: Any  # cleanfit.batches.Batches
     identity: dict[str, Any]
@@ -86,7 +86,7 @@ class TrainState:
             "identity": self.identity,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "scheduler": {} if self.scheduler is None else self.scheduler.state_dict(),
             "scaler": self.precision.state_dict(),
             "epoch": self.epoch,
             "step": self.step,
@@ -120,7 +120,8 @@ class TrainState:
                                   "cleanfit saves only between optimizer steps, so it was not written by this version.")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
         self.precision.load_state_dict(state["scaler"])
         self.train.load_state_dict(state["train_batches"])
         if self.early_stopping is not None:

@@ -42,11 +42,13 @@ from cleanfit.seeding import rng_state, seed_everything, set_rng_state
 from cleanfit.training import _run_io as io
 from cleanfit.training import distributed
 from cleanfit.training._batch import compute_loss, windows
+from cleanfit.training._checks import check_arguments as _check_arguments
+from cleanfit.training._checks import check_batches as _check_batches
 from cleanfit.training.early_stopping import EarlyStopping
 from cleanfit.training.evaluation import evaluate as _evaluate
 from cleanfit.training.evaluation import predict as _predict
 from cleanfit.training.history import History
-from cleanfit.training.precision import PRECISIONS, Precision
+from cleanfit.training.precision import Precision
 from cleanfit.training.schedules import ScheduleLike, make_scheduler
 from cleanfit.training.state import TrainState, identity_of
 
@@ -185,10 +187,12 @@ class Trainer:
             state.load_state_dict(saved, rank=self.dist_.rank, source=manager.resolved_path)
             self.history_ = state.history
         state.run_id = self._tracker.start(run_id=state.run_id)
-        self._params = io.run_params(self, train, val, epochs=epochs, total_steps=self.total_steps_,
-                                     world_size=self.dist_.world_size)
-        if saved is None and main:
-            self._tracker.log_params(self._params)
+        self._params: dict[str, Any] = {}
+        if main and (state.run_id is not None or (self.checkpoint_dir is not None and self._report)):
+            self._params = io.run_params(self, train, val, epochs=epochs, total_steps=self.total_steps_,
+                                         world_size=self.dist_.world_size)  # what this run was (reads git)
+            if saved is None:
+                self._tracker.log_params(self._params)
         # Random numbers last, after everything is built: a resumed run draws exactly what the
         # uninterrupted run drew from here on.
         if saved is None:
@@ -202,7 +206,7 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------------
     def _loop(self, s: TrainState, manager: Any, val: Batches | None, epochs: int) -> None:
         self.model.train()
-        self._pending: list[torch.Tensor] = []
+        self._pending: list[tuple[torch.Tensor, float]] = []  # (window loss, its weight) since the last log
         self._last_lr = self.optimizer.param_groups[0]["lr"]
         bar = io.progress_bar(self.progress and self.dist_.is_main, self.total_steps_, s.step)
         try:
@@ -212,9 +216,9 @@ class Trainer:
                     s.train.set_epoch(s.epoch)  # a resume mid-epoch keeps the restored position
                 first_window = s.train.state_dict()["position"] // self.accumulate
                 for index, window in enumerate(windows(s.train, self.accumulate), start=first_window):
-                    window_loss = self._train_step(s, window)
+                    step_loss = self._train_step(s, window)
                     s.step += 1
-                    self._after_train_step(s, manager, window_loss, index == self.windows_per_epoch_ - 1)
+                    self._after_train_step(s, manager, step_loss, index == self.windows_per_epoch_ - 1)
                     bar.update(1)
                 stopped = self._end_epoch(s, manager, val, epochs)
         finally:
@@ -223,42 +227,56 @@ class Trainer:
             io.logger.info("restored the weights of epoch %s (best %s %.4g)", self.early_stopping.best_epoch_,
                            self.early_stopping.monitor, self.early_stopping.best_)
 
-    def _train_step(self, s: TrainState, window: list[Any]) -> torch.Tensor:
-        """One optimizer step over a window of up to ``accumulate`` micro-batches; returns the window's loss."""
+    def _train_step(self, s: TrainState, window: list[Any]) -> tuple[torch.Tensor, float]:
+        """One optimizer step over a window of up to ``accumulate`` micro-batches; returns the window's loss
+        (and its weight in the epoch's sum, see :meth:`_record_losses`)."""
         counts = [batch_len(batch) for batch in window]
-        weights = self._loss_weights(counts)
-        window_loss = torch.zeros((), device=self.device_)
+        weights, scale = self._loss_weights(counts)
+        losses = []
         for i, (batch, n, weight) in enumerate(zip(window, counts, weights)):
             batch = to_device(batch, self.device_, non_blocking=self._non_blocking)
             last = i == len(window) - 1
             with self.dist_.sync_gradients(self.net_, sync=last):  # DDP all-reduces on the last micro-batch only
                 with self.precision_.autocast():
                     loss, _, _ = compute_loss(self.net_, batch, loss=self.loss, step=self.step, examples=n)
-                self.precision_.backward(loss * weight)
-            loss = loss.detach().float()
-            window_loss += loss * weight
-            s.totals["loss_sum"] += loss * n
-            s.totals["examples"] += n
+                self.precision_.backward(loss if weight == 1.0 else loss * weight)
+            losses.append(loss.detach())
         grad_norm = self._clip_gradients()
         self._last_lr = self.optimizer.param_groups[0]["lr"]
         if self.precision_.step(self.optimizer):
-            self.scheduler_.step()  # a step fp16 skipped does not advance the schedule
+            if self.scheduler_ is not None:
+                self.scheduler_.step()  # a step fp16 skipped does not advance the schedule
             if grad_norm is not None:
                 s.totals["grad_norm_sum"] += grad_norm
                 s.totals["grad_norms"] += 1
         else:
             s.totals["skipped_steps"] += 1
         self.optimizer.zero_grad(set_to_none=True)
-        return window_loss
+        return self._record_losses(s, losses, counts, weights, scale)
 
-    def _loss_weights(self, counts: list[int]) -> list[float]:
+    def _record_losses(self, s: TrainState, losses: list[torch.Tensor], counts: list[int], weights: list[float],
+                       scale: float) -> tuple[torch.Tensor, float]:
+        """The window's weighted loss (a tensor: no sync) and ``scale``, which turns it back into this
+        rank's sum of loss x examples for the epoch's exact mean (summed when the steps are logged)."""
+        s.totals["examples"] += sum(counts)
+        if len(losses) == 1 and weights[0] == 1.0:
+            return losses[0], scale
+        window_loss = losses[0] * weights[0]
+        for loss, weight in zip(losses[1:], weights[1:]):
+            window_loss.add_(loss, alpha=weight)
+        return window_loss, scale
+
+    def _loss_weights(self, counts: list[int]) -> tuple[list[float], float]:
         """Each micro-batch's share of the window's examples (over all ranks), so the accumulated
         gradient equals the gradient on the concatenated window. DDP averages gradients over ranks,
-        hence the factor ``world_size``."""
+        hence the factor ``world_size``. Also returns ``examples in the window / world_size``."""
+        if len(counts) == 1 and not self.dist_.enabled:
+            return [1.0], float(counts[0])
         total = sum(counts)
         if self.dist_.enabled:
             total = int(self.dist_.all_reduce_sum(torch.tensor([total], device=self.device_)).item())
-        return [n * self.dist_.world_size / total for n in counts]
+        world = self.dist_.world_size
+        return [n * world / total for n in counts], total / world
 
     def _clip_gradients(self) -> torch.Tensor | None:
         """Clip to ``clip_grad`` (fp16: after unscaling); return the pre-clip norm."""
@@ -267,9 +285,10 @@ class Trainer:
         self.precision_.unscale_(self.optimizer)
         return torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad).detach().float()
 
-    def _after_train_step(self, s: TrainState, manager: Any, window_loss: torch.Tensor, end_of_epoch: bool) -> None:
+    def _after_train_step(self, s: TrainState, manager: Any, step_loss: tuple[torch.Tensor, float],
+                          end_of_epoch: bool) -> None:
         """Log every ``log_every`` steps (checking for a non-finite loss), checkpoint every ``checkpoint_every``."""
-        self._pending.append(window_loss)
+        self._pending.append(step_loss)
         checkpoint_due = (manager is not None and self.checkpoint_every is not None
                           and s.step % self.checkpoint_every == 0 and not end_of_epoch)  # the epoch end saves anyway
         if s.step % self.log_every == 0 or end_of_epoch or checkpoint_due:
@@ -281,11 +300,14 @@ class Trainer:
 
     def _log_steps(self, s: TrainState) -> None:
         """One sync for the steps since the last log: stop at a non-finite loss, else record their mean."""
-        losses = torch.stack(self._pending)
-        self._pending = []
-        if self.dist_.enabled:
-            losses = self.dist_.all_reduce_sum(losses) / self.dist_.world_size
-        values = losses.tolist()
+        pending, self._pending = self._pending, []
+        losses = torch.stack([loss for loss, _ in pending]).float()
+        if self.dist_.enabled:  # this rank's values for the epoch's sum, the mean over ranks for the log
+            local = losses.tolist()
+            values = (self.dist_.all_reduce_sum(losses) / self.dist_.world_size).tolist()
+        else:
+            local = values = losses.tolist()
+        s.totals["loss_sum"] += math.fsum(v * scale for v, (_, scale) in zip(local, pending))
         first_step = s.step - len(values) + 1
         bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
         if bad is not None:
@@ -309,7 +331,7 @@ class Trainer:
         row: dict[str, Any] = {
             "epoch": s.epoch + 1,
             "step": s.step,
-            "train_loss": float(totals["loss_sum"]) / examples if examples else float("nan"),
+            "train_loss": totals["loss_sum"] / examples if examples else float("nan"),
             "val_loss": None,
             "lr": self._last_lr,
             "grad_norm": float(totals["grad_norm_sum"]) / totals["grad_norms"] if totals["grad_norms"] else None,
@@ -339,14 +361,12 @@ class Trainer:
     def _global_totals(self, s: TrainState) -> dict[str, Any]:
         """This epoch's running sums over all ranks (plain numbers)."""
         t = s.totals
-        packed = torch.stack([t["loss_sum"].double(), torch.tensor(float(t["examples"]), device=self.device_).double(),
-                              t["grad_norm_sum"].double(), torch.tensor(float(t["grad_norms"]), device=self.device_).double(),
-                              torch.tensor(float(t["skipped_steps"]), device=self.device_).double()])
+        numbers = torch.tensor([t["loss_sum"], t["examples"], 0.0, t["grad_norms"], t["skipped_steps"]],
+                               dtype=torch.float64, device=self.device_)
+        numbers[2] = t["grad_norm_sum"]
         if self.dist_.enabled:
-            self.dist_.all_reduce_sum(packed)
-        loss_sum, examples, norm_sum, norms, skipped = packed.tolist()
-        if not self.dist_.enabled:  # keep the float32 sum bit for bit on one process
-            loss_sum = float(t["loss_sum"])
+            self.dist_.all_reduce_sum(numbers)
+        loss_sum, examples, norm_sum, norms, skipped = numbers.tolist()
         return {"loss_sum": loss_sum, "examples": int(examples), "grad_norm_sum": norm_sum, "grad_norms": int(norms),
                 "skipped_steps": int(skipped)}
 
@@ -358,7 +378,7 @@ class Trainer:
         totals = None
         if self.dist_.enabled:
             g = self._global_totals(s)
-            totals = {"loss_sum": torch.tensor(g["loss_sum"], dtype=torch.float32), "examples": g["examples"],
+            totals = {"loss_sum": g["loss_sum"], "examples": g["examples"],
                       "grad_norm_sum": torch.tensor(g["grad_norm_sum"], dtype=torch.float32),
                       "grad_norms": g["grad_norms"], "skipped_steps": g["skipped_steps"]}
         if self.dist_.is_main:
@@ -394,40 +414,3 @@ class Trainer:
         return (f"Trainer(model={type(self.model).__name__}, optimizer={type(self.optimizer).__name__}, "
                 f"precision={self.precision!r}, accumulate={self.accumulate}, clip_grad={self.clip_grad}, "
                 f"seed={self.seed})")
-
-
-def _check_batches(batches: Any, where: str) -> None:
-    if not isinstance(batches, Batches):
-        raise DataError(f"{where}: expected cf.Batches, got {type(batches).__name__}; wrap the data: "
-                        "cf.Batches((X, y), batch_size=64) (shuffle=False for evaluation).")
-
-
-def _check_arguments(model: Any, optimizer: Any, loss: Any, step: Any, precision: Any, accumulate: Any,
-                     clip_grad: Any, checkpoint_every: Any, keep_last: Any, early_stopping: Any) -> None:
-    if not isinstance(model, torch.nn.Module):
-        raise ConfigError(f"Trainer(model=...) must be a torch.nn.Module, got {type(model).__name__}.")
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise ConfigError(f"Trainer(optimizer=...) must be a torch.optim.Optimizer, got {type(optimizer).__name__}.")
-    if (loss is None) == (step is None):
-        raise ConfigError("Trainer needs exactly one of loss=fn(outputs, targets) (for (x, y) batches) or "
-                          "step=fn(model, batch) -> loss.")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"Trainer(precision={precision!r}) must be one of {', '.join(PRECISIONS)}.")
-    if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
-        raise ConfigError(f"Trainer(accumulate={accumulate!r}) must be an int >= 1 (batches per optimizer step).")
-    if clip_grad is not None and (isinstance(clip_grad, bool) or not clip_grad > 0):
-        raise ConfigError(f"Trainer(clip_grad={clip_grad!r}) must be a positive max norm (e.g. 1.0) or None.")
-    if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int)
-                                         or checkpoint_every < 0):
-        raise ConfigError(f"Trainer(checkpoint_every={checkpoint_every!r}) must be a number of optimizer steps "
-                          "(0 or None: at each epoch end only).")
-    if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
-        raise ConfigError(f"Trainer(keep_last={keep_last!r}) must be an int >= 1.")
-    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
-        raise ConfigError("Trainer(early_stopping=...) must be cf.EarlyStopping(patience, monitor=...).")
-    model_params = {id(p) for p in model.parameters()}
-    foreign = [p for group in optimizer.param_groups for p in group["params"] if id(p) not in model_params]
-    if foreign:
-        shapes = ", ".join(str(tuple(p.shape)) for p in foreign[:3])
-        raise ConfigError(f"the optimizer holds {len(foreign)} parameter(s) that are not in the model (shapes {shapes}); "
-                          "build it from this model: torch.optim.AdamW(model.parameters(), ...).")

@@ -1,0 +1,49 @@
+"""Validation at the Trainer's public boundary: arguments and batches, with messages that say the fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from cleanfit.batches import Batches
+from cleanfit.errors import ConfigError, DataError
+from cleanfit.training.early_stopping import EarlyStopping
+from cleanfit.training.precision import PRECISIONS
+
+
+def check_batches(batches: Any, where: str) -> None:
+    if not isinstance(batches, Batches):
+        raise DataError(f"{where}: expected cf.Batches, got {type(batches).__name__}; wrap the data: "
+                        "cf.Batches((X, y), batch_size=64) (shuffle=False for evaluation).")
+
+
+def check_arguments(model: Any, optimizer: Any, loss: Any, step: Any, precision: Any, accumulate: Any,
+                     clip_grad: Any, checkpoint_every: Any, keep_last: Any, early_stopping: Any) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"Trainer(model=...) must be a torch.nn.Module, got {type(model).__name__}.")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ConfigError(f"Trainer(optimizer=...) must be a torch.optim.Optimizer, got {type(optimizer).__name__}.")
+    if (loss is None) == (step is None):
+        raise ConfigError("Trainer needs exactly one of loss=fn(outputs, targets) (for (x, y) batches) or "
+                          "step=fn(model, batch) -> loss.")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"Trainer(precision={precision!r}) must be one of {', '.join(PRECISIONS)}.")
+    if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
+        raise ConfigError(f"Trainer(accumulate={accumulate!r}) must be an int >= 1 (batches per optimizer step).")
+    if clip_grad is not None and (isinstance(clip_grad, bool) or not clip_grad > 0):
+        raise ConfigError(f"Trainer(clip_grad={clip_grad!r}) must be a positive max norm (e.g. 1.0) or None.")
+    if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int)
+                                         or checkpoint_every < 0):
+        raise ConfigError(f"Trainer(checkpoint_every={checkpoint_every!r}) must be a number of optimizer steps "
+                          "(0 or None: at each epoch end only).")
+    if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
+        raise ConfigError(f"Trainer(keep_last={keep_last!r}) must be an int >= 1.")
+    if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+        raise ConfigError("Trainer(early_stopping=...) must be cf.EarlyStopping(patience, monitor=...).")
+    model_params = {id(p) for p in model.parameters()}
+    foreign = [p for group in optimizer.param_groups for p in group["params"] if id(p) not in model_params]
+    if foreign:
+        shapes = ", ".join(str(tuple(p.shape)) for p in foreign[:3])
+        raise ConfigError(f"the optimizer holds {len(foreign)} parameter(s) that are not in the model (shapes {shapes}); "
+                          "build it from this model: torch.optim.AdamW(model.parameters(), ...).")
