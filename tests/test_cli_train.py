@@ -58,53 +58,20 @@ def cancer(tmp_path: Path) -> Path:
     return write_config(tmp_path / "cancer.toml", "cancer.csv")
 
 
-def test_train_reaches_a_sensible_test_score_and_tracks_everything(mlflow_tracking_uri: str, tmp_path: Path, cancer: Path) -> None:
+def test_train_killed_then_resumed_ends_as_the_uninterrupted_run_scores_and_is_tracked(
+    mlflow_tracking_uri: str, tmp_path: Path, cancer: Path
+) -> None:
     from mlflow.tracking import MlflowClient
 
-    result = cleanfit("train", str(cancer), "--out", "out", "--json", "run.json", *FAST, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    report = json.loads((tmp_path / "run.json").read_text())
-    assert report["task"] == "classification" and report["split"]["method"] == "stratify"
-    assert report["metrics"]["test_accuracy"] >= 0.9
-    assert report["metrics"]["test_auc"] >= 0.95
-    assert report["audit"]["passed"]
-    out = tmp_path / "out"
-    assert (out / "report.html").read_text().startswith("<!doctype html>")
-    assert list((out / "checkpoints").glob("*.ckpt"))
-    assert "epoch 10/10" in result.stderr  # the Trainer's log lines reach the terminal
-    assert f"mlflow ui --backend-store-uri {mlflow_tracking_uri}" in result.stdout
-
-    run = MlflowClient(mlflow_tracking_uri).get_run(report["mlflow"]["run_id"])
-    assert run.info.status == "FINISHED"
-    assert run.data.params["split.method"] == "stratify"
-    assert run.data.params["split.fingerprint"] == report["split"]["fingerprint"]
-    assert run.data.params["data.fingerprint"].startswith("(569, 31) dataframe")
-    assert run.data.metrics["test_accuracy"] == pytest.approx(report["metrics"]["test_accuracy"])
-    artifacts = {a.path for a in MlflowClient(mlflow_tracking_uri).list_artifacts(run.info.run_id)}
-    assert {"report.html", "metrics.json", "model.pt"} <= artifacts
-
-
-def test_the_audit_gate_stops_a_leaky_table(tmp_path: Path) -> None:
-    write_breast_cancer(tmp_path / "leaky.csv", leak=True)
-    config = write_config(tmp_path / "leaky.toml", "leaky.csv")
-    result = cleanfit("train", str(config), "--out", "out", "--json", "audit.json", cwd=tmp_path)
-    assert result.returncode == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    assert "target-leakage" in result.stderr and "lab_flag" in result.stderr
-    assert not (tmp_path / "out").exists()  # nothing trained, nothing written
-    assert json.loads((tmp_path / "audit.json").read_text())["passed"] is False
-
-
-def test_resume_after_sigkill_finishes_the_same_run(mlflow_tracking_uri: str, tmp_path: Path, cancer: Path) -> None:
     from cleanfit.tabular import train_config
 
-    args = ["--set", "model.hidden=[16]", "--set", "train.epochs=3", "--set", "train.batch_size=32", "--set", "checkpoint.every=3"]
-    settings = [a for a in args if a != "--set"] + ["tracking.backend=none", "checkpoint.every=0"]
-    reference = train_config(cancer, out=tmp_path / "reference", quiet=True, overrides=settings)
+    settings = [a for a in FAST if a != "--set"]
+    reference = train_config(cancer, out=tmp_path / "reference", quiet=True, overrides=[*settings, "tracking.backend=none"])
 
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "cleanfit", "train", str(cancer), "--out", str(out), *args],
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The real command, killed hard once its first checkpoint is on disk (checkpoints every 3 steps).
+    out, args = tmp_path / "out", ["train", str(cancer), "--out", "out", *FAST, "--set", "checkpoint.every=3"]
+    proc = subprocess.Popen([sys.executable, "-m", "cleanfit", *args], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while not list((out / "checkpoints").glob("*.ckpt")) and proc.poll() is None:
             time.sleep(0.02)  # polling for the first checkpoint, not waiting for an outcome
@@ -115,18 +82,45 @@ def test_resume_after_sigkill_finishes_the_same_run(mlflow_tracking_uri: str, tm
     assert not (out / "metrics.json").exists()
     killed_run = json.loads((out / "run.json").read_text())["run_id"]
 
-    resumed = cleanfit("train", str(cancer), "--out", str(out), "--resume", *args, cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["metrics"] == reference.metrics  # bit-identical to the uninterrupted run
+    result = cleanfit(*args, "--resume", "--json", "run.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "run.json").read_text())
+
+    # the same run: bit-identical to the uninterrupted one, in the same MLflow run
+    assert report["metrics"] == reference.metrics
     weights = torch.load(out / "model.pt", weights_only=True)
     for name, tensor in reference.model.state_dict().items():
         assert torch.equal(weights[name], tensor), name
-    assert metrics["mlflow"]["run_id"] == killed_run  # the same MLflow run, continued
+    assert report["mlflow"]["run_id"] == killed_run
 
-    from mlflow.tracking import MlflowClient
+    # a sensible model: breast cancer, 10 epochs of a 32-unit MLP
+    assert report["task"] == "classification" and report["split"]["method"] == "stratify"
+    assert report["metrics"]["test_accuracy"] >= 0.9
+    assert report["metrics"]["test_auc"] >= 0.95
+    assert report["audit"]["passed"]
+    assert (out / "report.html").read_text().startswith("<!doctype html>")
+    assert "epoch 10/10" in result.stderr  # the Trainer's log lines reach the terminal
+    assert f"mlflow ui --backend-store-uri {mlflow_tracking_uri}" in result.stdout
 
-    assert MlflowClient(mlflow_tracking_uri).get_run(killed_run).info.status == "FINISHED"
+    client = MlflowClient(mlflow_tracking_uri)
+    run = client.get_run(killed_run)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["split.method"] == "stratify"
+    assert run.data.params["split.fingerprint"] == report["split"]["fingerprint"]
+    assert run.data.params["data.fingerprint"].startswith("(569, 31) dataframe")
+    assert run.data.metrics["test_accuracy"] == pytest.approx(report["metrics"]["test_accuracy"])
+    assert {"report.html", "metrics.json", "model.pt"} <= {a.path for a in client.list_artifacts(killed_run)}
+
+
+def test_the_audit_gate_stops_a_leaky_table(tmp_path: Path) -> None:
+    write_breast_cancer(tmp_path / "leaky.csv", leak=True)
+    config = write_config(tmp_path / "leaky.toml", "leaky.csv")
+    code, _, err = run_main("train", str(config), "--out", str(tmp_path / "out"), "--json", str(tmp_path / "audit.json"))
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert "target-leakage" in err and "lab_flag" in err
+    assert not (tmp_path / "out").exists()  # nothing trained, nothing written
+    assert json.loads((tmp_path / "audit.json").read_text())["passed"] is False
 
 
 def test_repro_reports_identical_and_finds_where_runs_diverge(tmp_path: Path, cancer: Path) -> None:

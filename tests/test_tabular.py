@@ -173,3 +173,36 @@ def test_mlp_and_user_factory(tmp_path: Path) -> None:
 @settings(max_examples=25, deadline=None)
 def test_mlp_maps_any_width_to_the_outputs(hidden: list[int], n_in: int, n_out: int) -> None:
     assert MLP(n_in, n_out, hidden, 0.0)(torch.zeros(3, n_in)).shape == (3, n_out)
+
+
+# ---------------------------------------------------------------- examples
+
+
+def test_examples_validate_pass_their_audits_and_train(tmp_path: Path) -> None:
+    import importlib.util
+    import shutil
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    for name in ("demo.toml", "time_split.toml", "custom_model.toml", "custom_model.py"):
+        shutil.copy(examples / name, tmp_path / name)
+    spec = importlib.util.spec_from_file_location("make_data", examples / "make_data.py")
+    make_data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_data)
+    make_data.write_energy_load(tmp_path / "data" / "energy_load.csv")
+    from cleanfit.demo import DEMO_CONFIG, write_breast_cancer
+
+    write_breast_cancer(tmp_path / "data" / "breast_cancer.csv")
+    # examples/demo.toml is the config `cleanfit demo` trains
+    assert load_config(tmp_path / "demo.toml").model_dump() == load_config_text(DEMO_CONFIG, tmp_path).model_dump()
+
+    series = prepare(load_config(tmp_path / "time_split.toml"))
+    assert series.task == "regression" and split_method(series.config, series.task) == "time" and series.audit.passed
+    run = train_config(tmp_path / "custom_model.toml", out=tmp_path / "out", quiet=True,
+                       overrides=["train.epochs=2", "tracking.backend=none"])
+    assert type(run.model).__name__ == "ResidualMLP" and run.metrics["test_accuracy"] > 0.5
+
+
+def load_config_text(text: str, folder: Path):
+    path = folder / "from_text.toml"
+    path.write_text(text)
+    return load_config(path)

@@ -100,7 +100,8 @@ def infer_task(y: pd.Series) -> str:
     values = y.dropna()
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return "classification"
-    integral = bool(np.all(np.mod(values.to_numpy(dtype=float), 1.0) == 0))
+    numbers = values.to_numpy(dtype=float)
+    integral = bool(np.all(np.isfinite(numbers)) and np.all(np.mod(numbers, 1.0) == 0))
     return "classification" if integral and values.nunique() <= MAX_CLASSES else "regression"
 
 

@@ -56,7 +56,34 @@ def build_model(config: Config, n_features: int, n_outputs: int, base_dir: Path 
             f"model.module = {spec!r} returned {type(model).__name__}, not a torch.nn.Module; "
             f"return the model from factory(n_features, n_outputs)"
         )
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"model.module = {spec!r} built a {type(model).__name__} with no trainable parameters")
+    _check_output_shape(model, spec, n_features, n_outputs)
     return model
+
+
+def _check_output_shape(model: nn.Module, spec: str, n_features: int, n_outputs: int) -> None:
+    """One forward pass on two zero rows: the outputs must be ``(rows, n_outputs)`` (or ``(rows,)`` for one)."""
+    state = torch.random.get_rng_state()
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            outputs = model(torch.zeros(2, n_features))
+    except Exception as exc:
+        raise ConfigError(
+            f"model.module = {spec!r}: the model fails on a batch of shape (2, {n_features}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        model.train(was_training)
+        torch.random.set_rng_state(state)
+    shape = tuple(getattr(outputs, "shape", ()))
+    if shape not in ((2, n_outputs),) + (((2,),) if n_outputs == 1 else ()):
+        raise ConfigError(
+            f"model.module = {spec!r}: the model maps a batch of shape (2, {n_features}) to {shape or type(outputs).__name__}; "
+            f"it must give (2, {n_outputs}): one output per class (or 1 for regression)"
+        )
 
 
 def load_factory(spec: str, base_dir: Path | None = None) -> Callable[[int, int], Any]:
