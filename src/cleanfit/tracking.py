@@ -131,7 +131,12 @@ class MLflowTracker:
 
     ``unlogged_dir`` (default: the working directory at ``start``) holds the fallback file
     ``cleanfit-unlogged-<run>.jsonl``; ``flush_interval`` (seconds) bounds how long a value waits in
-    memory; ``flush_timeout`` bounds how long ``flush()`` waits for the store.
+    memory before it is handed to the sender process (checked when metrics are logged; once handed
+    over, values reach the store even if the training process is killed); ``flush_timeout`` bounds
+    how long ``flush()`` and the other calls that wait on the store may take.
+
+    On resume, values at or below each metric's last step in the run are skipped, so re-sending a
+    restored History after ``start(run_id=...)`` fills gaps a killed process left without duplicates.
 
     Use it as a context manager, or call ``finish(status)`` yourself: ``with MLflowTracker() as t:``
     ends the run ``FINISHED``, ``FAILED`` on an exception, ``KILLED`` on Ctrl-C. At interpreter exit
@@ -145,7 +150,7 @@ class MLflowTracker:
         run_name: str | None = None,
         *,
         unlogged_dir: str | Path | None = None,
-        flush_interval: float = 5.0,
+        flush_interval: float = 1.0,
         flush_timeout: float = 120.0,
     ) -> None:
         self.experiment = experiment
