@@ -39,6 +39,12 @@ def fit_prepared(
 
     config = data.config
     main = rank() == 0
+    # Everything that can still reject the config (the user's model factory) runs before anything is written.
+    seed_everything(config.train.seed)
+    model = build_model(config, data.n_features, data.n_outputs, base_dir=config.base_dir)
+    optimizer = make_optimizer(config, model.parameters())
+    batches = {part: _batches(Batches, data, part) for part in ("train", "val", "test")}
+
     previous = _read_run_file(out) if resume else {}
     tracker = _make_tracker(data) if (main and track) else None
     run_id = tracker.start(run_id=previous.get("run_id")) if tracker is not None else None
@@ -48,11 +54,6 @@ def fit_prepared(
         if tracker is not None:
             tracker.log_params(_params(data))
 
-    seed_everything(config.train.seed)
-    model = build_model(config, data.n_features, data.n_outputs, base_dir=config.base_dir)
-    optimizer = make_optimizer(config, model.parameters())
-    batches = {part: _batches(Batches, data, part) for part in ("train", "val", "test")}
-    metrics_fns = task_metrics(data.task, data.target_scale)
     trainer = Trainer(
         model,
         optimizer,
@@ -61,7 +62,7 @@ def fit_prepared(
         accumulate=config.train.accumulate,
         clip_grad=config.train.clip_grad or None,
         schedule=_schedule(config),
-        metrics=metrics_fns,
+        metrics=task_metrics(data.task, data.target_scale),
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=config.checkpoint.every or None,
         keep_last=config.checkpoint.keep_last,
@@ -71,7 +72,15 @@ def fit_prepared(
         progress=not quiet and main,
     )
     started = time.perf_counter()
-    history = trainer.fit(batches["train"], batches["val"], epochs=config.train.epochs, resume=resume)
+    try:
+        history = trainer.fit(batches["train"], batches["val"], epochs=config.train.epochs, resume=resume)
+    except BaseException as exc:
+        if main:
+            status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+            _write_json(out / RUN_FILE, _run_record(data, identity, run_id, status=status.lower()))
+            if tracker is not None:
+                tracker.finish(status)
+        raise
     seconds = time.perf_counter() - started
 
     # The test rows are scored once, here, after training has finished.
