@@ -175,6 +175,9 @@ def prepare(config: Config, *, run_audit: bool = True) -> PreparedData:
     numeric, text = column_kinds(features)
     preprocessor = build_preprocessor(numeric, text, config.preprocess)
     parts = splits.fit_transform(preprocessor, features)
+    if report is not None:  # prove the preprocessing saw the train rows only
+        proof = audit(features, frame[config.data.target], splits, transformers=[preprocessor], checks=["preprocessing"])
+        report = _merge_reports(report, proof)
     y = target.values
     mean, std = 0.0, 1.0
     if target.task == "regression":
@@ -312,6 +315,19 @@ def _frame_fingerprint(frame: pd.DataFrame) -> str:
     from cleanfit.tracking import data_fingerprint
 
     return data_fingerprint(frame)
+
+
+def _merge_reports(first: Any, second: Any) -> Any:
+    from cleanfit.audit import AuditReport
+
+    return AuditReport(
+        [*first.findings, *second.findings],
+        checks=[*first.checks, *(c for c in second.checks if c not in first.checks)],
+        skipped={k: v for k, v in {**first.skipped, **second.skipped}.items() if k not in second.checks},
+        n_rows=first.n_rows,
+        n_features=first.n_features,
+        seconds=first.seconds + second.seconds,
+    )
 
 
 def _counts(report: Any) -> str:
