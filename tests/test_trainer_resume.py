@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import cleanfit as cf
 from cleanfit.training.state import TrainState
@@ -166,3 +168,19 @@ def test_checkpoint_is_the_whole_train_state_and_loads_weights_only(tmp_path):
                                                     "early_stopping", "history", "epoch", "step", "micro_step",
                                                     "best_metric", "run_id", "rng", "totals", "identity"}
     assert trainer_state["epoch"] == 1 and trainer_state["train_batches"]["epoch"] == 1
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stop=st.integers(1, 15), every=st.sampled_from([None, 1, 2, 5]), accumulate=st.integers(1, 4))
+def test_any_interruption_point_resumes_bit_identical(tmp_path_factory, stop, every, accumulate):
+    root = tmp_path_factory.mktemp("any")
+    stop = 1 + (stop - 1) % (3 * -(-12 // accumulate))  # 12 batches per epoch, 3 epochs
+    reference = _trainer(root / "a", accumulate=accumulate, checkpoint_every=every)
+    history_a = _fit(reference, epochs=3)
+    interrupted = _trainer(root / "b", accumulate=accumulate, checkpoint_every=every)
+    interrupted._after_step = _stop_at(stop)
+    with pytest.raises(Interrupted):
+        _fit(interrupted, epochs=3)
+    # a restarted program builds the same model; before the first checkpoint resume=True starts fresh
+    resumed = _trainer(root / "b", accumulate=accumulate, checkpoint_every=every)
+    _assert_same_run(reference, resumed, history_a, _fit(resumed, epochs=3, resume=True))

@@ -60,7 +60,14 @@ class Trainer:
 
     See the project's DESIGN.md ("Training") for the contract. ``loss(outputs, targets)`` is for
     ``(x, y)`` batches; ``step(model, batch) -> loss`` for anything else. Both must return the mean
-    over the batch. Learned state: ``history_``, ``device_``, ``precision_``, ``scheduler_``.
+    over the batch. Learned state: ``history_`` (also after a failed fit), ``device_``, ``precision_``,
+    ``scheduler_``, ``total_steps_``.
+
+    A fresh ``fit`` seeds Python, NumPy and torch with ``seed`` (+ the rank under DDP) once everything
+    is built; a resumed one restores the RNG states of the checkpoint instead. Checkpoints are taken
+    between optimizer steps only: every ``checkpoint_every`` steps and at every epoch end (after
+    validation and early stopping). ``tracker``: a run the Trainer starts, it also finishes (FAILED on
+    an error) and reports to; a run the caller started is left open for the caller.
     """
 
     log_every = 10  # optimizer steps between logged train-loss points (and non-finite checks)
