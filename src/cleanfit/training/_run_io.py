@@ -106,6 +106,23 @@ def run_params(trainer: Any, train: Any, val: Any, *, epochs: int, total_steps: 
     return {k: v for k, v in params.items() if v is not None}
 
 
+def step_metrics(row: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers of a logged optimizer step."""
+    out = {"batch_loss": float(row["train_loss"])}
+    if row.get("lr") is not None:
+        out["lr"] = float(row["lr"])
+    return out
+
+
+def resend_history(tracker: Any, history: Any) -> None:
+    """Log a restored History again after a resume: the tracker skips the values it already holds, so
+    whatever a killed process had not yet sent is filled in, without duplicates."""
+    for row in history.steps:
+        tracker.log_metrics(step_metrics(row), step=int(row["step"]))
+    for row in history.epochs:
+        tracker.log_metrics(epoch_metrics(row), step=int(row["step"]))
+
+
 def epoch_metrics(row: Mapping[str, Any]) -> dict[str, float]:
     """The numbers of an epoch row that a tracker plots (the val-train gap included)."""
     out = {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and k not in ("epoch", "step")}

@@ -200,6 +200,8 @@ class Trainer:
                                          world_size=self.dist_.world_size)  # what this run was (reads git)
             if saved is None:
                 self._tracker.log_params(self._params)
+        if saved is not None and main:
+            io.resend_history(self._tracker, state.history)
         # Random numbers last, after everything is built: a resumed run draws exactly what the
         # uninterrupted run drew from here on.
         if saved is None:
@@ -320,7 +322,7 @@ class Trainer:
         if bad is not None:
             row = {"step": first_step + bad, "epoch": s.epoch + 1, "train_loss": values[bad], "lr": self._last_lr}
             s.history.add_step(row)
-            self._tracker.log_metrics({"batch_loss": values[bad]}, step=row["step"])
+            self._tracker.log_metrics(io.step_metrics(row), step=row["step"])
             io.logger.error("non-finite train loss %s at epoch %d, step %d", values[bad], row["epoch"], row["step"])
             raise TrainingError(
                 f"the train loss became {values[bad]} at epoch {row['epoch']}, step {row['step']} (lr "
@@ -329,7 +331,7 @@ class Trainer:
             )
         row = {"step": s.step, "epoch": s.epoch + 1, "train_loss": sum(values) / len(values), "lr": self._last_lr}
         s.history.add_step(row)
-        self._tracker.log_metrics({"batch_loss": row["train_loss"], "lr": row["lr"]}, step=s.step)
+        self._tracker.log_metrics(io.step_metrics(row), step=s.step)
 
     def _end_epoch(self, s: TrainState, manager: Any, val: Batches | None, epochs: int) -> bool:
         """Exact train loss, validation, the epoch's row, log line, early stopping, checkpoint."""
