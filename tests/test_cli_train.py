@@ -169,6 +169,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     frame.assign(diagnosis=frame["diagnosis"].where(frame.index != 3)).to_csv(tmp_path / "nan.csv", index=False)
     frame.assign(diagnosis="benign").to_csv(tmp_path / "one.csv", index=False)
     frame.assign(site="north").to_csv(tmp_path / "text.csv", index=False)
+    frame.iloc[[0, 1, 2, 3, 5, 7, 19, 20, 21, 22]].to_csv(tmp_path / "tiny.csv", index=False)
     cases = {
         "missing-config": (["train", str(tmp_path / "nope.toml")], "nope.toml: config file not found"),
         "missing-data": (["train", str(write_config(tmp_path / "a.toml", "gone.csv"))], "gone.csv"),
@@ -177,6 +178,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "nan-target": (["train", str(write_config(tmp_path / "d.toml", "nan.csv"))], "1 of 569 rows have no target value"),
         "one-class": (["train", str(write_config(tmp_path / "e.toml", "one.csv"))], "one class ('benign')"),
         "no-encoding": (["train", str(write_config(tmp_path / "f.toml", "text.csv", extra='[preprocess]\ncategorical = "none"\n'))], "'site' are not numeric"),
+        "too-few-rows": (["train", str(write_config(tmp_path / "t.toml", "tiny.csv")), "--set", "split.by=\"random\""], "at least 10 train rows"),
         "typo": (["train", str(write_config(tmp_path / "g.toml", "cancer.csv", extra="[train]\nepoch = 3\n"))], "g.toml line 5: unknown key 'train.epoch'; did you mean 'epochs'?"),
         "bad-set": (["train", str(write_config(tmp_path / "h.toml", "cancer.csv")), "--set", "train.lr=fast"], "--set train.lr=fast"),
     }

@@ -38,6 +38,7 @@ from cleanfit.findings import Finding
 __all__ = ["TabularRun", "AuditGateError", "PreparedData", "prepare", "train_config", "train_prepared", "split_method"]
 
 RUN_FILE = "run.json"
+MIN_TRAIN_ROWS = 10  # fewer cannot be trained on, cross-validated by the audit, or trusted
 
 
 class AuditGateError(DataError):
@@ -155,10 +156,11 @@ def prepare(config: Config, *, run_audit: bool = True) -> PreparedData:
         gap=config.split.gap,
         seed=config.split.seed,
     )
-    if len(splits.train) == 0 or len(splits.test) == 0:
+    if len(splits.train) < MIN_TRAIN_ROWS or len(splits.test) == 0:
         raise DataError(
             f"{Path(config.data.path).name}: {len(frame)} rows leave {len(splits.train)} to train on and "
-            f"{len(splits.test)} to test on; add rows or change split.test/split.val"
+            f"{len(splits.test)} to test on; a run needs at least {MIN_TRAIN_ROWS} train rows and one test row: "
+            f"add rows or change split.test/split.val"
         )
     if config.train.early_stopping and len(splits.val) == 0:
         raise DataError("train.early_stopping needs validation rows but the split has none; raise split.val")
