@@ -290,3 +290,16 @@ def test_natural_neighbours_in_dense_low_dimensional_data_are_not_flagged():
     Z.iloc[parts.test[:300]] = Z.iloc[parts.train[:300]].to_numpy() + rng.normal(size=(300, 6)) * 1e-3
     (g,) = audit(Z, None, parts, checks=["near-duplicates"]).findings
     assert g.severity == "critical" and g.details["overlaps"][1]["observed_rows"] >= 250
+
+
+def test_identifier_candidates_skip_date_strings_but_catch_string_ids():
+    n = 400
+    rng = np.random.default_rng(0)
+    y = np.sort(rng.integers(0, 2, n))  # ids are handed out in label order
+    X = pd.DataFrame({
+        "when": pd.date_range("2024-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+        "order": [f"A{i:05d}" for i in range(n)],
+        "v": rng.normal(size=n),
+    })
+    found = audit(X, y, random_parts(n), checks=["identifier"]).findings
+    assert [f.details["column"] for f in found] == ["order"] and found[0].severity == "critical"

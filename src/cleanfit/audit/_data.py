@@ -8,7 +8,6 @@ column) into one :class:`AuditData`; the checks trust it. Every user mistake bec
 from __future__ import annotations
 
 import difflib
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -232,11 +231,6 @@ def _transformers(transformers: Any) -> tuple[Any, ...]:
     if hasattr(transformers, "fit") or hasattr(transformers, "transform"):
         return (transformers,)
     return tuple(transformers)
-
-
-def rows_fingerprint(rows: np.ndarray) -> str:
-    """sha256 of a sorted int64 row index array (the fit-on-train record's ``rows_fingerprint``)."""
-    return hashlib.sha256(np.sort(np.asarray(rows, dtype=np.int64)).tobytes()).hexdigest()
 
 
 def numeric_columns(data: AuditData) -> list[Any]:

@@ -177,7 +177,7 @@ def check_near_duplicates(data: AuditData) -> list[Finding]:
         return [Finding("near-duplicates", "warning", (
             f"Near-duplicate rows across the split: {pairs}, above chance but a small share of the "
             "held-out rows. Check whether they are copies of one example."), details)]
-    copies = sum(o.observed for o in shared) * 2 >= sum(wider.values())
+    copies = sum(wider.values()) <= 1.25 * sum(o.observed for o in shared)
     details["within_twice_the_distance"] = int(sum(wider.values()))
     if copies and any(o.observed >= max(3, 0.01 * o.late_rows) for o in shared):
         return [Finding("near-duplicates", "warning", (

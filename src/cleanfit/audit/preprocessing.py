@@ -18,8 +18,9 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from cleanfit.audit._data import TRAIN, VAL, AuditData, rows_fingerprint
+from cleanfit.audit._data import TRAIN, VAL, AuditData
 from cleanfit.findings import Finding
+from cleanfit.splits import rows_fingerprint
 
 _TOL = 1e-7
 

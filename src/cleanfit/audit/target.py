@@ -51,6 +51,8 @@ def identifier_columns(data: AuditData) -> list[Any]:
         kind = s.dtype.kind
         if kind in "fcbMm" or isinstance(s.dtype, pd.CategoricalDtype) and len(s.dtype.categories) < 0.5 * n:
             continue
+        if kind == "O" and _looks_like_dates(s):
+            continue
         unique = s.nunique(dropna=True) / n
         monotone = kind in "iu" and (s.is_monotonic_increasing or s.is_monotonic_decreasing)
         named = bool(_ID_NAME.search(str(c)))
@@ -58,6 +60,18 @@ def identifier_columns(data: AuditData) -> list[Any]:
             found.append(c)
     data.cache["ids"] = found
     return found
+
+
+def _looks_like_dates(s: pd.Series) -> bool:
+    """Whether text values parse as dates (a timestamp column read from CSV is not a row id)."""
+    sample = s.dropna().head(50).astype(str)
+    if sample.empty:
+        return False
+    try:
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    except (ValueError, TypeError):
+        return False
+    return bool(parsed.notna().mean() >= 0.9)
 
 
 def check_target_leakage(data: AuditData) -> list[Finding]:
