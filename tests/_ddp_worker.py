@@ -50,6 +50,16 @@ def main(argv: list[str] | None = None) -> dict:
             if state.step == args.kill_at_step:
                 os.kill(os.getpid(), signal.SIGKILL)
         trainer._after_step = die
+    allreduces = [0]
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # count DDP's gradient all-reduces (one bucket here)
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+        def counting_hook(state, bucket):
+            allreduces[0] += 1
+            return default_hooks.allreduce_hook(None, bucket)
+
+        trainer._prepare()
+        trainer.net_.register_comm_hook(None, counting_hook)
     train = cf.Batches((X[:N_TRAIN], y[:N_TRAIN]), args.batch, seed=5)
     val = cf.Batches((X[N_TRAIN:], y[N_TRAIN:]), 4, shuffle=False)  # 17 = 2 x 8 + 1: an empty rank batch
     history = trainer.fit(train, val, epochs=3, resume=args.resume or False)
@@ -59,6 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
         "evaluate": trainer.evaluate(val),
         "predict": trainer.predict(val),
         "world_size": trainer.dist_.world_size,
+        "gradient_allreduces": allreduces[0],
     }
     torch.save(result, Path(args.out) / f"result-rank{trainer.dist_.rank}.pt")
     return result

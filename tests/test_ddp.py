@@ -77,6 +77,9 @@ def test_two_ranks_of_batch_b_equal_one_process_of_batch_2b(runs):
     assert two["world_size"] == 2 and one["world_size"] == 1
     _close(two["weights"], one["weights"])
     _close(runs["rank1"]["weights"], two["weights"], atol=0)  # ranks stay in lockstep
+    # 5 batches per epoch on each rank, accumulate=2: 3 optimizer steps, and DDP all-reduces the
+    # gradients once per step (no_sync on the other micro-batches), not once per batch
+    assert two["gradient_allreduces"] == runs["rank1"]["gradient_allreduces"] == 9
     steps_two = [(r["epoch"], r["step"]) for r in two["history"]["epochs"]]
     assert steps_two == [(r["epoch"], r["step"]) for r in one["history"]["epochs"]] == [(1, 3), (2, 6), (3, 9)]
     for a, b in zip(two["history"]["epochs"], one["history"]["epochs"]):
