@@ -207,6 +207,12 @@ def test_an_output_folder_holding_another_run_is_refused(tmp_path: Path, cancer:
     assert code == 2 and "holds another run" in err
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # nothing overwritten
 
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "report.html").write_text("my own file")
+    code, _, err = run_main("train", str(cancer), "--out", str(tmp_path / "mine"), *small)
+    assert code == 2 and "holds files that are not a cleanfit run" in err
+    assert (tmp_path / "mine" / "report.html").read_text() == "my own file"
+
 
 # ---------------------------------------------------------------- fuzz: malformed configs and tables
 

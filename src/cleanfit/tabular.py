@@ -248,6 +248,8 @@ def claim_out(out: Path, checkpoint_dir: Path, identity: str, *, resume: bool) -
 
     Only reads; the run file is written later, by rank 0, once training starts.
     """
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"--out {out} is a file; pass a folder")
     run_file = out / RUN_FILE
     previous: str | None = None
     if run_file.exists():
@@ -255,6 +257,8 @@ def claim_out(out: Path, checkpoint_dir: Path, identity: str, *, resume: bool) -
             previous = json.loads(run_file.read_text())["identity"]
         except (OSError, ValueError, KeyError, TypeError):
             previous = "unreadable"
+    elif out.is_dir() and any(out.iterdir()):
+        raise CheckpointError(f"--out {out} already holds files that are not a cleanfit run; pass an empty or new folder")
     has_checkpoints = checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir())
     if previous is not None and previous != identity:
         raise CheckpointError(
@@ -271,8 +275,6 @@ def claim_out(out: Path, checkpoint_dir: Path, identity: str, *, resume: bool) -
             f"{out} already holds checkpoints of this run; pass --resume to continue it, or delete "
             f"{checkpoint_dir} to train it again from the start"
         )
-    if out.exists() and not out.is_dir():
-        raise CheckpointError(f"--out {out} is a file; pass a directory")
 
 
 def rank() -> int:
