@@ -217,7 +217,7 @@ class Trainer:
         self.model.train()
         self._pending: list[tuple[torch.Tensor, float]] = []  # (window loss, its weight) since the last log
         self._last_lr = self.optimizer.param_groups[0]["lr"]
-        bar = io.progress_bar(self.progress and self.dist_.is_main, self.total_steps_, s.step)
+        bar = self._bar = io.progress_bar(self.progress and self.dist_.is_main, self.total_steps_, s.step)
         try:
             stopped = self.early_stopping is not None and self.early_stopping.stopped_
             while s.epoch < epochs and not stopped:
@@ -332,6 +332,7 @@ class Trainer:
         row = {"step": s.step, "epoch": s.epoch + 1, "train_loss": sum(values) / len(values), "lr": self._last_lr}
         s.history.add_step(row)
         self._tracker.log_metrics(io.step_metrics(row), step=s.step)
+        self._bar.set_postfix_str(f"epoch {row['epoch']} · loss {io.format_loss(row['train_loss'])}", refresh=False)
 
     def _end_epoch(self, s: TrainState, manager: Any, val: Batches | None, epochs: int) -> bool:
         """Exact train loss, validation, the epoch's row, log line, early stopping, checkpoint."""
@@ -355,9 +356,10 @@ class Trainer:
         s.reset_totals()
         self._tracker.log_metrics(io.epoch_metrics(row), step=s.step)
         if self.dist_.is_main:
-            io.logger.info(io.epoch_line(row, epochs=epochs, total_steps=self.total_steps_,
-                                         batches_per_epoch=len(s.train), batch_size=s.train.batch_size,
-                                         effective=s.train.global_batch_size * self.accumulate))
+            with self._bar.external_write_mode():  # the line above the progress bar, not inside it
+                io.logger.info(io.epoch_line(row, epochs=epochs, total_steps=self.total_steps_,
+                                             batches_per_epoch=len(s.train), batch_size=s.train.batch_size,
+                                             effective=s.train.global_batch_size * self.accumulate))
         if row["val_loss"] is not None and not math.isfinite(row["val_loss"]):
             raise TrainingError(f"the validation loss became {row['val_loss']} at epoch {row['epoch']}, step "
                                 f"{row['step']}; training stopped and the last good checkpoint is kept.")
