@@ -303,3 +303,13 @@ def test_identifier_candidates_skip_date_strings_but_catch_string_ids():
     })
     found = audit(X, y, random_parts(n), checks=["identifier"]).findings
     assert [f.details["column"] for f in found] == ["order"] and found[0].severity == "critical"
+
+
+def test_an_index_in_label_order_is_a_warning_not_a_critical():
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True, as_frame=True)  # stored sorted by species
+    shuffled = X.sample(frac=1.0, random_state=0)  # keeps the old, label-ordered index
+    (f,) = audit(shuffled, y.loc[shuffled.index].to_numpy(), checks=["identifier"]).findings
+    assert f.severity == "warning" and f.details["column"] == "the index"
+    assert audit(shuffled.reset_index(drop=True), y.loc[shuffled.index].to_numpy(), checks=["identifier"]).findings == []

@@ -176,11 +176,13 @@ def check_identifier(data: AuditData) -> list[Finding]:
     made = _scorer(data) if data.y is not None else None
     findings = []
     for name, values in candidates:
-        label = name if name == "the index" else f"column {name!r}"
+        is_index = name == "the index"
+        label = name if is_index else f"column {name!r}"
         if made is None:
-            findings.append(Finding("identifier", "info", (
-                f"{label.capitalize()} looks like a row id; ids carry no signal on new data, so drop it "
-                "from the features."), {"column": name}))
+            if not is_index:
+                findings.append(Finding("identifier", "info", (
+                    f"{label.capitalize()} looks like a row id; ids carry no signal on new data, so drop it "
+                    "from the features."), {"column": name}))
             continue
         scorer, rows = made
         score = scorer.score(values[rows])
@@ -191,11 +193,17 @@ def check_identifier(data: AuditData) -> list[Finding]:
             sev = "warning"
         else:
             sev = "info"
+        if is_index:  # not a feature unless it becomes one (reset_index, a saved file): a warning at most
+            if sev == "info":
+                continue
+            sev = "warning"
         verdict = (f"and it predicts the target ({metric} {score:.3f} on train rows): the rows were "
                    "ordered or numbered by outcome, and a model would learn the id. Drop it from the "
                    "features (and shuffle before splitting)."
                    if sev != "info" else
                    f"with no real signal ({metric} {score:.3f}); drop it from the features anyway.")
+        if is_index:
+            verdict += " The index is not a feature by itself; this matters once it becomes a column (reset_index, a saved CSV)."
         findings.append(Finding("identifier", sev, f"{label.capitalize()} looks like a row id {verdict}",
                                 {"column": name, "score": round(score, 4), "metric": metric}))
     return findings
