@@ -313,3 +313,9 @@ def test_an_index_in_label_order_is_a_warning_not_a_critical():
     (f,) = audit(shuffled, y.loc[shuffled.index].to_numpy(), checks=["identifier"]).findings
     assert f.severity == "warning" and f.details["column"] == "the index"
     assert audit(shuffled.reset_index(drop=True), y.loc[shuffled.index].to_numpy(), checks=["identifier"]).findings == []
+
+
+def test_a_table_with_only_time_still_gets_the_temporal_check():
+    X = pd.DataFrame({"t": np.arange(100)})
+    report = audit(X, np.arange(100) % 2, random_parts(100), time="t")
+    assert report.by_check("temporal")[0].severity == "critical" and report.n_features == 0

@@ -46,6 +46,8 @@ def exact_keys(data: AuditData) -> tuple[np.ndarray, int]:
 
 def check_duplicates(data: AuditData) -> list[Finding]:
     assert data.part is not None
+    if not data.features:
+        return []
     inv, n_keys = exact_keys(data)
     overlaps = []
     conflicts = 0
