@@ -372,12 +372,11 @@ class Trainer:
     def _global_totals(self, s: TrainState) -> dict[str, Any]:
         """This epoch's running sums over all ranks (plain numbers)."""
         t = s.totals
-        numbers = torch.tensor([t["loss_sum"], t["examples"], 0.0, t["grad_norms"], t["skipped_steps"]],
-                               dtype=torch.float64, device=self.device_)
-        numbers[2] = t["grad_norm_sum"]
+        numbers = [t["loss_sum"], t["examples"], float(t["grad_norm_sum"]), t["grad_norms"], t["skipped_steps"]]
         if self.dist_.enabled:
-            self.dist_.all_reduce_sum(numbers)
-        loss_sum, examples, norm_sum, norms, skipped = numbers.tolist()
+            packed = torch.tensor(numbers, dtype=torch.float64, device=self.device_)
+            numbers = self.dist_.all_reduce_sum(packed).tolist()
+        loss_sum, examples, norm_sum, norms, skipped = numbers
         return {"loss_sum": loss_sum, "examples": int(examples), "grad_norm_sum": norm_sum, "grad_norms": int(norms),
                 "skipped_steps": int(skipped)}
 
