@@ -51,8 +51,8 @@ def write_energy_load(path: Path, days: int = 730, seed: int = 0) -> Path:
 
 
 def main() -> None:
-    for path in (write_breast_cancer(HERE / "data" / "breast_cancer.csv"), write_energy_load(HERE / "data" / "energy_load.csv")):
-        print(f"wrote {path}")
+    print(f"wrote {write_breast_cancer(HERE / 'data' / 'breast_cancer.csv')}")
+    print(f"wrote {write_energy_load(HERE / 'data' / 'energy_load.csv')}")
 
 
 if __name__ == "__main__":

@@ -107,9 +107,11 @@ def _first_divergence(rows_a: list[dict[str, Any]], rows_b: list[dict[str, Any]]
         if index >= len(rows_a) or index >= len(rows_b):
             shorter = rows_a if index >= len(rows_a) else rows_b
             last = shorter[-1] if shorter else {}
-            return {"step": last.get("step"), "epoch": last.get("epoch"), "key": "length", "a": len(rows_a), "b": len(rows_b)}
+            return {"step": last.get("step"), "epoch": last.get("epoch"), "key": "length",
+                    "a": len(rows_a), "b": len(rows_b)}
         row_a, row_b = rows_a[index], rows_b[index]
         for key in sorted(set(row_a) | set(row_b)):
             if not same_value(row_a.get(key), row_b.get(key)):
-                return {"step": row_a.get("step"), "epoch": row_a.get("epoch"), "key": key, "a": row_a.get(key), "b": row_b.get(key)}
+                return {"step": row_a.get("step"), "epoch": row_a.get("epoch"), "key": key,
+                        "a": row_a.get(key), "b": row_b.get(key)}
     return None

@@ -45,7 +45,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise
     except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         reason = " ".join(str(exc).split())[:200]
-        raise DataError(f"{where}: cannot read the file ({type(exc).__name__}: {reason}); is it a valid {suffix[1:]} file?") from None
+        raise DataError(
+            f"{where}: cannot read the file ({type(exc).__name__}: {reason}); is it a valid {suffix[1:]} file?"
+        ) from None
     except Exception as exc:  # pyarrow raises its own types for broken Parquet files
         if type(exc).__module__.startswith("pyarrow"):
             raise DataError(f"{where}: cannot read the Parquet file ({exc}); is it a valid Parquet file?") from None

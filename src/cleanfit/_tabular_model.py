@@ -81,7 +81,8 @@ def _check_output_shape(model: nn.Module, spec: str, n_features: int, n_outputs:
     shape = tuple(getattr(outputs, "shape", ()))
     if shape not in ((2, n_outputs),) + (((2,),) if n_outputs == 1 else ()):
         raise ConfigError(
-            f"model.module = {spec!r}: the model maps a batch of shape (2, {n_features}) to {shape or type(outputs).__name__}; "
+            f"model.module = {spec!r}: the model maps a batch of shape (2, {n_features}) to "
+            f"{shape or type(outputs).__name__}; "
             f"it must give (2, {n_outputs}): one output per class (or 1 for regression)"
         )
 

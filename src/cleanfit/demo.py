@@ -134,7 +134,8 @@ def run_demo(out: str | Path = "cleanfit-out", *, echo: Any = print) -> Any:
     echo(f"   checkpoints:     {run.checkpoint_dir}")
     echo(f"   metrics:         {run.metrics_path}")
     echo(f"   MLflow UI:       mlflow ui --backend-store-uri {store}")
-    echo(f"   the config:      {config_path}   (try: cleanfit train {config_path} --set train.lr=1e-2 --out {out / 'run-lr'})")
+    echo(f"   the config:      {config_path}")
+    echo(f"   try a change:    cleanfit train {config_path} --set train.lr=1e-2 --out {out / 'run-lr'}")
     echo(f"   reproducibility: cleanfit repro {config_path}")
     return run
 

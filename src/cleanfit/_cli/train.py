@@ -25,7 +25,8 @@ _SET_HELP = "Override a config field, e.g. --set train.lr=3e-4 (repeatable)."
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its latest checkpoint.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=_SET_HELP)
 @click.option("--out", type=click.Path(path_type=Path), help="Output folder [default: ./cleanfit-out/<data file stem>].")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the run's metrics (with the test scores) as JSON.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path),
+              help="Write the run's metrics (with the test scores) as JSON.")
 def train(config: str, resume: bool, overrides: tuple[str, ...], out: Path | None, json_path: Path | None) -> int:
     """Train from a TOML config: split, audit, preprocess on train, train, test once, track, report."""
     from cleanfit.tabular import AuditGateError, rank, train_config
@@ -72,7 +73,8 @@ def repro(config: str, overrides: tuple[str, ...], json_path: Path | None) -> in
 
 
 @click.command("demo")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("cleanfit-out"), show_default=True, help="Where the demo writes its data, report, checkpoints and MLflow store.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("cleanfit-out"), show_default=True,
+              help="Where the demo writes its data, report, checkpoints and MLflow store.")
 def demo(out: Path) -> int:
     """The whole discipline on scikit-learn's breast cancer data, in under a minute on a CPU."""
     from cleanfit.demo import run_demo
