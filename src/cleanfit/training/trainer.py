@@ -225,7 +225,7 @@ class Trainer:
                     s.train.set_epoch(s.epoch)  # a resume mid-epoch keeps the restored position
                 first_window = s.train.state_dict()["position"] // self.accumulate
                 for index, window in enumerate(windows(s.train, self.accumulate), start=first_window):
-                    step_loss = self._train_step(s, window)
+                    step_loss = self._train_step(s, window, first_batch=index * self.accumulate)
                     s.step += 1
                     self._after_train_step(s, manager, step_loss, index == self.windows_per_epoch_ - 1)
                     bar.update(1)
@@ -236,11 +236,11 @@ class Trainer:
             io.logger.info("restored the weights of epoch %s (best %s %.4g)", self.early_stopping.best_epoch_,
                            self.early_stopping.monitor, self.early_stopping.best_)
 
-    def _train_step(self, s: TrainState, window: list[Any]) -> tuple[torch.Tensor, float]:
+    def _train_step(self, s: TrainState, window: list[Any], first_batch: int) -> tuple[torch.Tensor, float]:
         """One optimizer step over a window of up to ``accumulate`` micro-batches; returns the window's loss
         (and its weight in the epoch's sum, see :meth:`_record_losses`)."""
         counts = [batch_len(batch) for batch in window]
-        weights, scale = self._loss_weights(counts)
+        weights, scale = self._loss_weights(counts, s.train, first_batch)
         losses = []
         for i, (batch, n, weight) in enumerate(zip(window, counts, weights)):
             batch = to_device(batch, self.device_, non_blocking=self._non_blocking)
@@ -275,15 +275,13 @@ class Trainer:
             window_loss.add_(loss, alpha=weight)
         return window_loss, scale
 
-    def _loss_weights(self, counts: list[int]) -> tuple[list[float], float]:
+    def _loss_weights(self, counts: list[int], train: Batches, first_batch: int) -> tuple[list[float], float]:
         """Each micro-batch's share of the window's examples (over all ranks), so the accumulated
         gradient equals the gradient on the concatenated window. DDP averages gradients over ranks,
         hence the factor ``world_size``. Also returns ``examples in the window / world_size``."""
         if len(counts) == 1 and not self.dist_.enabled:
             return [1.0], float(counts[0])
-        total = sum(counts)
-        if self.dist_.enabled:
-            total = int(self.dist_.all_reduce_sum(torch.tensor([total], device=self.device_)).item())
+        total = sum(counts) if not self.dist_.enabled else _global_examples(train, first_batch, len(counts))
         world = self.dist_.world_size
         return [n * world / total for n in counts], total / world
 
@@ -424,3 +422,15 @@ class Trainer:
         return (f"Trainer(model={type(self.model).__name__}, optimizer={type(self.optimizer).__name__}, "
                 f"precision={self.precision!r}, accumulate={self.accumulate}, clip_grad={self.clip_grad}, "
                 f"seed={self.seed})")
+
+
+def _global_examples(train: Batches, first_batch: int, num_batches: int) -> int:
+    """Examples in global batches ``first_batch ..`` of an epoch, over all ranks, with no communication:
+    Batches cuts every epoch into global batches of ``global_batch_size`` (the last one partial).
+
+    >>> import numpy as np
+    >>> _global_examples(Batches(np.arange(41), 5, world_size=2, rank=0), 3, 2)  # batches of 10, 10, 10, 10, 1
+    11
+    """
+    n, size = train.num_examples, train.global_batch_size
+    return sum(min(size, n - j * size) for j in range(first_batch, first_batch + num_batches))
