@@ -120,3 +120,12 @@ def test_real_subprocess_exit_codes(table: Path, tmp_path: Path):
     bad = subprocess.run([*cmd, "audit", str(tmp_path / "nope.csv"), "--target", "label"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("cleanfit: error:") and "Traceback" not in bad.stderr
+
+
+def test_a_tiny_table_is_audited_without_a_traceback(tmp_path):
+    """Too few train rows to cross-validate a single feature: no crash, no made-up finding."""
+    path = tmp_path / "tiny.csv"
+    path.write_text("a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n9,1,0\n2,2,1\n")
+    code, out, err = _run(["audit", str(path), "--target", "y", "--by", "random"])
+    assert code in (0, 1), err
+    assert "Traceback" not in out + err and "target-leakage" not in out

@@ -39,14 +39,15 @@ class Scorer:
             self.keep = keep
             codes = codes[keep]
             _, self.y = np.unique(codes, return_inverse=True)
-            self.n_classes = int(self.y.max()) + 1
-            folds = StratifiedKFold(_FOLDS, shuffle=True, random_state=seed).split(self.y, self.y)
+            self.n_classes = int(self.y.max()) + 1 if len(self.y) else 0
+            splitter = StratifiedKFold(_FOLDS, shuffle=True, random_state=seed)
         else:
             self.keep = np.ones(len(y), dtype=bool)
             self.y = np.asarray(y, dtype=np.float64)
             self.n_classes = 0
-            folds = KFold(_FOLDS, shuffle=True, random_state=seed).split(self.y)
-        self.folds = list(folds)
+            splitter = KFold(_FOLDS, shuffle=True, random_state=seed)
+        # too few rows to cross-validate: the check reports nothing rather than guess
+        self.folds = list(splitter.split(self.y, self.y)) if self.usable else []
 
     @property
     def usable(self) -> bool:
