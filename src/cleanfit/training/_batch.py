@@ -98,3 +98,16 @@ def describe(batch: Any, name: str = "") -> str:
     if isinstance(batch, np.ndarray):
         return f"{name} {batch.dtype} {batch.shape}".strip()
     return f"{name} {type(batch).__name__}".strip()
+
+
+def global_examples(train: Any, first_batch: int, num_batches: int) -> int:
+    """Examples in global batches ``first_batch ..`` of an epoch, over all ranks, with no communication:
+    Batches cuts every epoch into global batches of ``global_batch_size`` (the last one partial).
+
+    >>> import numpy as np
+    >>> from cleanfit.batches import Batches
+    >>> global_examples(Batches(np.arange(41), 5, world_size=2, rank=0), 3, 2)  # batches of 10, 10, 10, 10, 1
+    11
+    """
+    n, size = train.num_examples, train.global_batch_size
+    return sum(min(size, n - j * size) for j in range(first_batch, first_batch + num_batches))

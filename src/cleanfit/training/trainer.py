@@ -41,7 +41,7 @@ from cleanfit.metrics import resolve_metrics
 from cleanfit.seeding import rng_state, seed_everything, set_rng_state
 from cleanfit.training import _run_io as io
 from cleanfit.training import distributed
-from cleanfit.training._batch import compute_loss, windows
+from cleanfit.training._batch import compute_loss, global_examples, windows
 from cleanfit.training._checks import check_arguments as _check_arguments
 from cleanfit.training._checks import check_batches as _check_batches
 from cleanfit.training.early_stopping import EarlyStopping
@@ -281,7 +281,7 @@ class Trainer:
         hence the factor ``world_size``. Also returns ``examples in the window / world_size``."""
         if len(counts) == 1 and not self.dist_.enabled:
             return [1.0], float(counts[0])
-        total = sum(counts) if not self.dist_.enabled else _global_examples(train, first_batch, len(counts))
+        total = sum(counts) if not self.dist_.enabled else global_examples(train, first_batch, len(counts))
         world = self.dist_.world_size
         return [n * world / total for n in counts], total / world
 
@@ -423,14 +423,3 @@ class Trainer:
                 f"precision={self.precision!r}, accumulate={self.accumulate}, clip_grad={self.clip_grad}, "
                 f"seed={self.seed})")
 
-
-def _global_examples(train: Batches, first_batch: int, num_batches: int) -> int:
-    """Examples in global batches ``first_batch ..`` of an epoch, over all ranks, with no communication:
-    Batches cuts every epoch into global batches of ``global_batch_size`` (the last one partial).
-
-    >>> import numpy as np
-    >>> _global_examples(Batches(np.arange(41), 5, world_size=2, rank=0), 3, 2)  # batches of 10, 10, 10, 10, 1
-    11
-    """
-    n, size = train.num_examples, train.global_batch_size
-    return sum(min(size, n - j * size) for j in range(first_batch, first_batch + num_batches))
