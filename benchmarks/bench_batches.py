@@ -13,7 +13,6 @@ from __future__ import annotations
 import platform
 import time
 
-import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 

@@ -104,11 +104,12 @@ def test_bad_files(tmp_path: Path, table: Path):
     pd.DataFrame({"a": [1, 2, 3], "label": [1, 1, 1]}).to_csv(one_class, index=False)
     binary = tmp_path / "bad.parquet"
     binary.write_bytes(b"not parquet at all")
-    for path, needle in [(tmp_path / "missing.csv", "no such file"), (empty, "is empty"),
+    for path, needle in [(tmp_path / "missing.csv", "file not found"), (empty, "the file is empty"),
                          (header_only, "no data rows"), (one_class, "single value"),
-                         (binary, "could not be read"), (table.with_suffix(".xlsx"), "no such file")]:
+                         (binary, "cannot read"), (table.with_suffix(".xlsx"), "file not found")]:
         code, _, err = _run(["audit", str(path), "--target", "label"])
         assert code == 2 and needle in err, (path, err)
+        assert path.name in err and len(err.strip().splitlines()) == 1
 
 
 def test_real_subprocess_exit_codes(table: Path, tmp_path: Path):

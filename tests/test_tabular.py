@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +11,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cleanfit._tabular_data import encode_target, feature_frame, infer_task, read_table
+from cleanfit._tabular_data import encode_target, feature_frame, infer_task
+from cleanfit._tables import read_table
 from cleanfit._tabular_model import MLP, build_model
 from cleanfit.config import load_config
-from cleanfit.errors import CheckpointError, ConfigError, DataError
+from cleanfit.errors import ConfigError, DataError
 from cleanfit.tabular import AuditGateError, prepare, split_method, train_config
 
 FAST = ["train.epochs=3", "model.hidden=[16]", "train.batch_size=32", "tracking.backend=none"]

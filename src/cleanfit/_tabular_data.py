@@ -18,44 +18,7 @@ import pandas as pd
 from cleanfit.config import Config, PreprocessConfig
 from cleanfit.errors import DataError
 
-CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".gz", ".bz2", ".zip", ".xz")
-PARQUET_SUFFIXES = (".parquet", ".pq")
 MAX_CLASSES = 20  # an integral target with at most this many values is read as classes
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV (``.csv``, ``.tsv``, compressed) or Parquet file; errors name the file and the fix."""
-    path = Path(path)
-    where = f"data.path = {str(path)!r}"
-    if not path.exists():
-        raise DataError(f"{where}: file not found; check the path (relative paths start at the config's folder)")
-    if path.is_dir():
-        raise DataError(f"{where}: is a directory; point data.path at a .csv or .parquet file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in PARQUET_SUFFIXES:
-            frame = pd.read_parquet(path)
-        elif suffix in CSV_SUFFIXES:
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", low_memory=False)
-        else:
-            raise DataError(f"{where}: unknown file type {suffix!r}; use a .csv or .parquet file")
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{where}: the file is empty; it needs a header row and data rows") from None
-    except DataError:
-        raise
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        reason = " ".join(str(exc).split())[:200]
-        raise DataError(
-            f"{where}: cannot read the file ({type(exc).__name__}: {reason}); is it a valid {suffix[1:]} file?"
-        ) from None
-    except Exception as exc:  # pyarrow raises its own types for broken Parquet files
-        if type(exc).__module__.startswith("pyarrow"):
-            raise DataError(f"{where}: cannot read the Parquet file ({exc}); is it a valid Parquet file?") from None
-        raise
-    if len(frame) == 0:
-        raise DataError(f"{where}: the file has a header but no data rows")
-    frame.columns = [str(column) for column in frame.columns]
-    return frame
 
 
 def check_column(frame: pd.DataFrame, name: str, field: str, where: str) -> None:

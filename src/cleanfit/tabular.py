@@ -29,8 +29,8 @@ from cleanfit._tabular_data import (
     column_kinds,
     encode_target,
     feature_frame,
-    read_table,
 )
+from cleanfit._tables import read_table
 from cleanfit.config import Config, load_config
 from cleanfit.errors import CheckpointError, DataError
 from cleanfit.findings import Finding
@@ -137,7 +137,7 @@ def prepare(config: Config, *, run_audit: bool = True) -> PreparedData:
     from cleanfit.audit import audit
     from cleanfit.splits import split
 
-    frame = read_table(config.data.path)
+    frame = read_table(config.data.path, field="data.path")
     check_columns(frame, config)
     target = encode_target(frame, config)
     features = feature_frame(frame, config)

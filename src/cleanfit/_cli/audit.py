@@ -14,34 +14,10 @@ import click
 import numpy as np
 import pandas as pd
 
+from cleanfit._tables import read_table
 from cleanfit.errors import DataError
 
 _PART_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame; every failure is a DataError naming the file."""
-    if not path.exists():
-        raise DataError(f"{path}: no such file; give the path of a .csv or .parquet file")
-    if path.is_dir():
-        raise DataError(f"{path} is a directory; give the path of a .csv or .parquet file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        elif suffix in (".csv", ".txt", ".tsv") or suffix == ".gz":
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-        else:
-            raise DataError(f"{path}: unknown file type {suffix!r}; use a .csv or .parquet file")
-    except DataError:
-        raise
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} is empty: it has no header and no rows") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
-        raise DataError(f"{path} could not be read as {suffix[1:]}: {' '.join(str(exc).split())[:200]}") from None
-    if frame.empty:
-        raise DataError(f"{path} has no data rows (columns: {', '.join(map(str, frame.columns[:10]))})")
-    return frame
 
 
 def _column(frame: pd.DataFrame, name: str | None, option: str, path: Path) -> str | None:
