@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
+from cleanfit.batches import batch_len
 from cleanfit.errors import TrainingError
 
 LossFn = Callable[[Any, Any], torch.Tensor]
@@ -27,6 +28,33 @@ def windows(batches: Any, size: int) -> Iterator[list[Any]]:
             window = []
     if window:
         yield window
+
+
+def count(batch: Any) -> int:
+    """The number of examples in a batch (``batch_len``, with a fast path for ``(x, y)`` tuples).
+
+    >>> count((torch.zeros(5, 2), torch.zeros(5))), count({"x": np.zeros((3, 1))})
+    (5, 3)
+    """
+    if type(batch) in (tuple, list) and isinstance(batch[0], (torch.Tensor, np.ndarray)):
+        return len(batch[0])
+    return batch_len(batch)
+
+
+def needs_move(batch: Any, device: torch.device) -> bool:
+    """False when every leaf of ``batch`` is already a tensor on ``device`` (Batches keep their
+    structure and array type, so the first batch of an epoch speaks for the rest).
+
+    >>> needs_move((torch.zeros(2), torch.zeros(2)), torch.device("cpu")), needs_move(np.zeros(2), torch.device("cpu"))
+    (False, True)
+    """
+    if isinstance(batch, torch.Tensor):
+        return batch.device != device
+    if isinstance(batch, (tuple, list)):
+        return any(needs_move(v, device) for v in batch)
+    if isinstance(batch, dict):
+        return any(needs_move(v, device) for v in batch.values())
+    return not isinstance(batch, (str, bytes, int, float, bool, type(None)))
 
 
 def inputs_and_targets(batch: Any) -> tuple[Any, Any]:

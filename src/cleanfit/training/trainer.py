@@ -34,14 +34,14 @@ from typing import Any, Callable
 
 import torch
 
-from cleanfit.batches import Batches, batch_len
+from cleanfit.batches import Batches
 from cleanfit.devices import pick_device, to_device
 from cleanfit.errors import ConfigError, DataError, TrainingError
 from cleanfit.metrics import resolve_metrics
 from cleanfit.seeding import rng_state, seed_everything, set_rng_state
 from cleanfit.training import _run_io as io
 from cleanfit.training import distributed
-from cleanfit.training._batch import compute_loss, global_examples, windows
+from cleanfit.training._batch import compute_loss, count, global_examples, needs_move, windows
 from cleanfit.training._checks import check_arguments as _check_arguments
 from cleanfit.training._checks import check_batches as _check_batches
 from cleanfit.training.early_stopping import EarlyStopping
@@ -217,6 +217,7 @@ class Trainer:
         self.model.train()
         self._pending: list[tuple[torch.Tensor, float]] = []  # (window loss, its weight) since the last log
         self._last_lr = self.optimizer.param_groups[0]["lr"]
+        self._move_batches = True  # until the first batch shows it is already where the model is
         bar = self._bar = io.progress_bar(self.progress and self.dist_.is_main, self.total_steps_, s.step)
         try:
             stopped = self.early_stopping is not None and self.early_stopping.stopped_
@@ -225,6 +226,7 @@ class Trainer:
                     s.train.set_epoch(s.epoch)  # a resume mid-epoch keeps the restored position
                 first_window = s.train.state_dict()["position"] // self.accumulate
                 for index, window in enumerate(windows(s.train, self.accumulate), start=first_window):
+                    self._move_batches = self._move_batches and needs_move(window[0], self.device_)
                     step_loss = self._train_step(s, window, first_batch=index * self.accumulate)
                     s.step += 1
                     self._after_train_step(s, manager, step_loss, index == self.windows_per_epoch_ - 1)
@@ -239,11 +241,12 @@ class Trainer:
     def _train_step(self, s: TrainState, window: list[Any], first_batch: int) -> tuple[torch.Tensor, float]:
         """One optimizer step over a window of up to ``accumulate`` micro-batches; returns the window's loss
         (and its weight in the epoch's sum, see :meth:`_record_losses`)."""
-        counts = [batch_len(batch) for batch in window]
+        counts = [count(batch) for batch in window]
         weights, scale = self._loss_weights(counts, s.train, first_batch)
         losses = []
         for i, (batch, n, weight) in enumerate(zip(window, counts, weights)):
-            batch = to_device(batch, self.device_, non_blocking=self._non_blocking)
+            if self._move_batches:
+                batch = to_device(batch, self.device_, non_blocking=self._non_blocking)
             last = i == len(window) - 1
             with self.dist_.sync_gradients(self.net_, sync=last):  # DDP all-reduces on the last micro-batch only
                 with self.precision_.autocast():
