@@ -67,3 +67,15 @@ def mlflow_tracking_uri(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tests use tiny models: one intra-op thread each, so pytest-xdist's workers do not contend for
+    the cores (subprocess tests set their own)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -240,3 +240,12 @@ def test_state_is_a_few_integers_and_restores_in_constant_work():
     assert b._order_cache is None
     assert b.state_dict()["position"] == 500_000
     assert all(isinstance(v, (int, bool)) for v in b.state_dict().values())
+
+
+def test_a_loop_that_stops_after_len_batches_still_gets_the_next_epoch():
+    """Lightning and other consumers stop after len(b) batches without exhausting the iterator."""
+    b = Batches(np.arange(10), 4, seed=0)
+    first = [next(it) for it in [iter(b)] for _ in range(len(b))]
+    second = list(b)
+    assert [x.tolist() for x in first] == [x.tolist() for x in Batches(np.arange(10), 4, seed=0)]
+    assert sum((x.tolist() for x in second), []) == epoch_order(0, 1, 10).tolist()

@@ -14,14 +14,6 @@ import cleanfit as cf
 from cleanfit.training.history import History
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _quick():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _classification(n=1200, informative=8, flip=0.01, seed=0):
     X, y = make_classification(n_samples=n, n_features=20, n_informative=informative, flip_y=flip, random_state=seed)
     return ((X - X.mean(0)) / X.std(0)).astype("float32"), y.astype("int64")

@@ -121,10 +121,6 @@ def test_the_comparison_catches_a_resume_without_rng_restore(run, reference, tmp
     assert not torch.equal(result["model"]["0.weight"], reference["fp32"]["model"]["0.weight"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Trainer bug, reported to its owner: metrics a killed process logged after its last checkpoint were "
-    "only in the tracker's memory, and a resume does not re-send the restored History's earlier rows, "
-    "so the MLflow run misses them (see the checkpoints report / /tmp/checkpoint_notes.md)"))
 def test_a_killed_tracked_run_continues_its_mlflow_run_without_gaps_or_duplicates(run, tmp_path, mlflow_tracking_uri):
     from mlflow.tracking import MlflowClient
 

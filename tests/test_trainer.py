@@ -15,14 +15,6 @@ import cleanfit as cf
 from cleanfit.tracking import NullTracker
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: more threads only contend for the shared cores
-    yield
-    torch.set_num_threads(threads)
-
-
 def _data(n=100, d=4, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d)).astype("float32")

@@ -62,9 +62,10 @@ class Batches:
     two-level block shuffle of out-of-core sources (:mod:`cleanfit.outofcore`). Every example
     appears exactly once per epoch; the last batch is partial unless ``drop_last``.
 
-    Iteration continues from the current position: after an epoch is exhausted the next iteration
-    is the next epoch; :meth:`set_epoch` starts epoch ``e`` from its first batch. One
-    :class:`Batches` serves one loop at a time.
+    Iteration continues from the current position: once an epoch's batches have all been taken
+    (the iterator exhausted, or ``len(b)`` batches drawn), the next iteration is the next epoch;
+    :meth:`set_epoch` starts epoch ``e`` from its first batch. One :class:`Batches` serves one loop
+    at a time.
 
     ``rank``/``world_size`` default to the initialised ``torch.distributed`` process group, else
     torchrun's ``RANK``/``WORLD_SIZE`` environment variables, else 0/1, resolved when iteration
@@ -178,6 +179,8 @@ class Batches:
             raise DataError(f"rank={rank} is outside [0, world_size={world}); pass a rank in that range")
         n, global_batch = self.num_examples, self.batch_size * world
         num_batches = self._num_batches(global_batch)
+        if 0 < num_batches <= self._position:  # the last loop took every batch but never asked for more
+            self._epoch, self._position = self._epoch + 1, 0
         order = self.order()
         if isinstance(order, np.ndarray) and isinstance(getattr(self._source, "tensor", None), torch.Tensor):
             order = torch.from_numpy(order)  # index tensors directly; no per-batch conversion
