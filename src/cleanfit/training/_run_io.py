@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -61,6 +62,17 @@ def epoch_line(row: Mapping[str, Any], *, epochs: int, total_steps: int, batches
     if row.get("skipped_steps"):
         parts.append(f"{row['skipped_steps']} skipped steps (fp16 overflow)")
     return " · ".join(parts)
+
+
+def show_epoch_lines(enabled: bool) -> None:
+    """With ``progress=True``, print the epoch lines to stderr unless the application has set up
+    logging itself (any handler on the ``cleanfit`` logger or above it)."""
+    if enabled and not logger.hasHandlers():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)
 
 
 def progress_bar(enabled: bool, total: int, initial: int) -> Any:
@@ -150,6 +162,9 @@ def write_report(*, tracker: Any, owns_run: bool, directory: Path | None, histor
     target = directory if directory is not None else Path(tempfile.mkdtemp(prefix="cleanfit-report-"))
     written = log_run_artifacts(tracker, target, history=history, diagnosis=findings, config=dict(config),
                                 metrics=dict(metrics))
+    if directory is None and getattr(tracker, "failure_", None) is None:
+        shutil.rmtree(target, ignore_errors=True)  # the tracking store holds copies now
+        return None
     return written["report"]
 
 

@@ -218,6 +218,7 @@ class Trainer:
         self._pending: list[tuple[torch.Tensor, float]] = []  # (window loss, its weight) since the last log
         self._last_lr = self.optimizer.param_groups[0]["lr"]
         self._move_batches = True  # until the first batch shows it is already where the model is
+        io.show_epoch_lines(self.progress and self.dist_.is_main)
         bar = self._bar = io.progress_bar(self.progress and self.dist_.is_main, self.total_steps_, s.step)
         try:
             stopped = self.early_stopping is not None and self.early_stopping.stopped_
