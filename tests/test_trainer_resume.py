@@ -184,3 +184,40 @@ def test_any_interruption_point_resumes_bit_identical(tmp_path_factory, stop, ev
     # a restarted program builds the same model; before the first checkpoint resume=True starts fresh
     resumed = _trainer(root / "b", accumulate=accumulate, checkpoint_every=every)
     _assert_same_run(reference, resumed, history_a, _fit(resumed, epochs=3, resume=True))
+
+
+def _assert_same_values(saved, restored, where="state"):
+    if isinstance(saved, dict):
+        assert set(saved) == set(restored), where
+        for key in saved:
+            _assert_same_values(saved[key], restored[key], f"{where}[{key!r}]")
+    elif isinstance(saved, (list, tuple)):
+        assert len(saved) == len(restored), where
+        for i, (a, b) in enumerate(zip(saved, restored)):
+            _assert_same_values(a, b, f"{where}[{i}]")
+    elif isinstance(saved, torch.Tensor):
+        assert torch.equal(saved, restored), where
+    else:
+        assert saved == restored or (saved != saved and restored != restored), where  # NaN == NaN here
+
+
+def test_every_field_of_the_train_state_is_restored(tmp_path):
+    """Load a checkpoint into a fresh Trainer (other initial weights) and read its state back: a field
+    that load_state_dict forgot keeps the fresh value and the comparison names it."""
+    first = _trainer(tmp_path / "a", precision="fp16", checkpoint_every=3,
+                     early_stopping=cf.EarlyStopping(patience=10, restore_best=True))
+    first._after_step = _stop_at(11)
+    with pytest.raises(Interrupted):
+        _fit(first, epochs=4)
+    path = sorted((tmp_path / "a").glob("step-*.ckpt"))[-1]
+    saved = cf.training.checkpoints.CheckpointManager(tmp_path / "a").load(path)
+    assert saved["history"]["epochs"] and saved["best_metric"] is not None and saved["scaler"]
+
+    fresh = _trainer(tmp_path / "b", model_seed=1, precision="fp16", checkpoint_every=3,
+                     early_stopping=cf.EarlyStopping(patience=10, restore_best=True))
+    fresh._prepare()
+    X, y = _data()
+    state, _ = fresh._start(cf.Batches((X, y), 8, seed=11), cf.Batches((X[:40], y[:40]), 16, shuffle=False),
+                            4, path)
+    state.rng = saved["rng"]  # the Trainer restores RNGs itself, last (checked by the bit-identical tests)
+    _assert_same_values(saved, state.state_dict())
