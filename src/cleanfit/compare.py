@@ -28,7 +28,6 @@ import pickle
 import shutil
 import sys
 import tempfile
-import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
+from cleanfit._callable_module import make_callable
 from cleanfit._compare_mlflow import ComparisonLog, resolve_target
 from cleanfit._comparison import Comparison, Verdict
 from cleanfit.errors import ConfigError, DataError
@@ -350,17 +350,4 @@ def _run_one(cand: _Candidate, seed: int, vary_split: bool) -> _Outcome:
         shutil.rmtree(out, ignore_errors=True)
 
 
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`compare`.
-
-    Importing the submodule ``cleanfit.compare`` makes Python set the package attribute
-    ``cleanfit.compare`` to the module (replacing the lazily exported function), e.g. when a tool
-    imports every module first. Calling the module runs :func:`compare`, so ``cf.compare(a, b)``
-    works in every import order.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Comparison:
-        return compare(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, compare)  # cf.compare stays the function even once this module is imported

@@ -10,22 +10,11 @@ Stable check ids: ``duplicates``, ``near-duplicates``, ``target-leakage``, ``ide
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
+from cleanfit._callable_module import make_callable
 from cleanfit.audit._run import CHECKS, audit
 from cleanfit.audit.report import AuditReport
 
 __all__ = ["audit", "AuditReport", "CHECKS"]
 
 
-class _CallableModule(types.ModuleType):
-    """``cleanfit.audit`` is both this package and the function: once the package is imported,
-    Python binds the name ``audit`` on ``cleanfit`` to the package, so calling it must still audit."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> AuditReport:
-        return audit(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, audit)  # cf.audit stays the function even once this package is imported
