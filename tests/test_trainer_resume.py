@@ -221,3 +221,24 @@ def test_every_field_of_the_train_state_is_restored(tmp_path):
                             4, path)
     state.rng = saved["rng"]  # the Trainer restores RNGs itself, last (checked by the bit-identical tests)
     _assert_same_values(saved, state.state_dict())
+
+
+def test_a_fresh_fit_into_a_folder_with_another_runs_checkpoints_is_refused(tmp_path):
+    """Two runs in one folder: resume=True later takes the highest step, whichever run wrote it, and
+    retention deletes the new run's lower-step files. A fresh fit there is refused before training."""
+    _fit(_trainer(tmp_path), epochs=2)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    other = _trainer(tmp_path, model_seed=1)
+    with pytest.raises(cf.CheckpointError, match=rf"checkpoint_dir {tmp_path} already holds .*resume=True"):
+        _fit(other, epochs=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and other.history_ is None
+
+
+def test_resume_from_a_file_without_checkpoint_dir_writes_nothing_next_to_it(tmp_path):
+    _fit(_trainer(tmp_path / "run", checkpoint_every=2), epochs=1)
+    files = sorted((tmp_path / "run").iterdir())
+    oldest = next(p for p in files if p.name.startswith("step-"))
+    resumed = _trainer(None)
+    history = _fit(resumed, epochs=3, resume=oldest)
+    assert history.epochs[-1]["epoch"] == 3
+    assert sorted((tmp_path / "run").iterdir()) == files  # the chosen file was not deleted by retention

@@ -355,8 +355,7 @@ def check_compatible(
         where = f"{path}" if path is not None else "the checkpoint"
         raise CheckpointError(
             f"cannot resume from {where}: it was written for a different run ({'; '.join(differences)}); "
-            "resume with the same model, data and settings, or start fresh with resume=False "
-            "(or another checkpoint_dir)"
+            "resume with the same model, data and settings, or start fresh in another checkpoint_dir"
         )
 
 

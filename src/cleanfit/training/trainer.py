@@ -36,7 +36,7 @@ import torch
 
 from cleanfit.batches import Batches
 from cleanfit.devices import pick_device, to_device
-from cleanfit.errors import ConfigError, DataError, TrainingError
+from cleanfit.errors import CheckpointError, ConfigError, DataError, TrainingError
 from cleanfit.metrics import resolve_metrics
 from cleanfit.seeding import rng_state, seed_everything, set_rng_state
 from cleanfit.training import _run_io as io
@@ -170,15 +170,9 @@ class Trainer:
         self.windows_per_epoch_ = math.ceil(len(train) / self.accumulate)
         self.total_steps_ = epochs * self.windows_per_epoch_
         self.scheduler_ = make_scheduler(self.schedule, self.optimizer, self.total_steps_)
-        manager = None
-        if self.checkpoint_dir is not None:
-            manager = CheckpointManager(self.checkpoint_dir, keep_last=self.keep_last, monitor="val_loss", mode="min")
-            if main:
-                manager.check_writable()
-        elif resume is True:
-            raise ConfigError("fit(resume=True) needs Trainer(checkpoint_dir=...) to find the checkpoints in.")
-        elif resume:
-            manager = CheckpointManager(Path(resume).parent)
+        manager = self._checkpoint_manager(resume)
+        # Without a checkpoint_dir, resume=<file> only reads that file: nothing is written next to it.
+        reader = manager if manager is not None or not resume else CheckpointManager(Path(resume).parent)
         if self.early_stopping is not None:
             self.early_stopping.reset()
         state = TrainState(
@@ -186,12 +180,12 @@ class Trainer:
             train=train, identity=identity_of(self.model, train, seed=self.seed, accumulate=self.accumulate),
             device=self.device_, early_stopping=self.early_stopping,
         )
-        saved = manager.resolve(resume) if manager is not None and resume else None
+        saved = reader.resolve(resume) if reader is not None and resume else None
         self.history_ = state.history
         self._tracker = io.make_tracker(self.tracker if main else None)
         self._owns_run = getattr(self._tracker, "run_id", None) is None
         if saved is not None:
-            state.load_state_dict(saved, rank=self.dist_.rank, source=manager.resolved_path)
+            state.load_state_dict(saved, rank=self.dist_.rank, source=reader.resolved_path)
             self.history_ = state.history
         state.run_id = self._tracker.start(run_id=state.run_id)
         self._params: dict[str, Any] = {}
@@ -211,6 +205,36 @@ class Trainer:
         else:
             seed_everything((self.seed + self.dist_.rank + 1_000_003 * state.step) % 2**32)
         return state, manager
+
+    def _checkpoint_manager(self, resume: bool | str | Path) -> Any:
+        """The run's CheckpointManager (None without ``checkpoint_dir``), its directory checked before training
+        starts: writable, and not holding another run's checkpoints unless this fit resumes. Rank 0 checks;
+        every rank raises, so none waits for a peer that stopped."""
+        from cleanfit.training.checkpoints import CheckpointManager
+
+        if self.checkpoint_dir is None:
+            if resume is True:
+                raise ConfigError("fit(resume=True) needs Trainer(checkpoint_dir=...) to find the checkpoints in.")
+            return None
+        manager = CheckpointManager(self.checkpoint_dir, keep_last=self.keep_last, monitor="val_loss", mode="min")
+        problem = None
+        if self.dist_.is_main:
+            try:
+                manager.check_writable()
+                found = manager.list()
+                if found and not resume:
+                    raise CheckpointError(
+                        f"checkpoint_dir {self.checkpoint_dir} already holds {len(found)} checkpoint(s) (newest "
+                        f"{found[0].name}); a fresh fit there would mix two runs, and a later resume=True would pick "
+                        "the newest by step, whichever run wrote it. Pass fit(..., resume=True) to continue that run, "
+                        "or choose an empty checkpoint_dir (or delete its checkpoints) to start over."
+                    )
+            except CheckpointError as exc:
+                problem = str(exc)
+        problem = self.dist_.broadcast(problem)
+        if problem is not None:
+            raise CheckpointError(problem)
+        return manager
 
     # -- the loop ----------------------------------------------------------------------------------
     def _loop(self, s: TrainState, manager: Any, val: Batches | None, epochs: int) -> None:
