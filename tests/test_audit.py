@@ -319,3 +319,57 @@ def test_a_table_with_only_time_still_gets_the_temporal_check():
     X = pd.DataFrame({"t": np.arange(100)})
     report = audit(X, np.arange(100) % 2, random_parts(100), time="t")
     assert report.by_check("temporal")[0].severity == "critical" and report.n_features == 0
+
+
+def test_feature_columns_of_every_pandas_kind_are_audited_without_error():
+    rng = np.random.default_rng(0)
+    n = 300
+    X = pd.DataFrame({
+        "when": pd.date_range("2024-01-01", periods=n, freq="h", tz="Europe/Berlin"),  # time-zone aware
+        "cat": pd.Categorical(rng.choice(["a", "b", "c"], n)),
+        "obj": rng.choice(["u", "v", None], n),
+        "flag": rng.random(n) > 0.5,
+        "tags": [[int(i % 3), 1] for i in range(n)],  # unhashable cells
+        "meta": [{"k": int(i % 2)} for i in range(n)],
+        "const": 1.0,
+        "allnan": np.nan,
+    })
+    y = np.where(rng.random(n) > 0.5, "yes", "no")
+    report = audit(X, y, random_parts(n))
+    assert report.passed, str(report)
+    assert report.n_features == 8
+
+
+def test_a_tz_aware_datetime_that_encodes_the_target_is_caught():
+    rng = np.random.default_rng(1)
+    n = 400
+    y = rng.integers(0, 2, n)
+    stamp = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(y * 1000 + rng.integers(0, 10, n), unit="D")
+    X = pd.DataFrame({"noise": rng.normal(size=n), "closed_at": stamp})
+    report = audit(X, y, random_parts(n), checks=["target-leakage"])
+    assert [f.details.get("column") for f in report.findings if f.severity == "critical"] == ["closed_at"]
+
+
+def test_rows_repeated_only_through_a_frequent_missing_value_are_natural_collisions():
+    # a fine-grained column that is missing in a third of the rows: the other rows are unique, the
+    # missing ones collide through the coarse columns, as a random split of this data would show
+    rng = np.random.default_rng(0)
+    n = 600
+    X = pd.DataFrame({
+        "amount": np.where(rng.random(n) < 0.35, np.nan, rng.normal(size=n)),
+        "kind": rng.choice(list("abc"), n),
+        "flag": rng.random(n) > 0.5,
+    })
+    y = (rng.random(n) > 0.5).astype(int)
+    report = audit(X, y, random_parts(n), checks=["duplicates"])
+    assert [f.severity for f in report.findings] == ["info"], str(report)
+
+
+def test_an_all_missing_column_raises_no_numpy_warning():
+    import warnings
+
+    X, y = _frame()
+    X["empty"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        audit(X, y, random_parts(len(X)))

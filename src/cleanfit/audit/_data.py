@@ -66,7 +66,7 @@ def close_matches(name: Any, options: list[Any]) -> str:
     """``"; did you mean 'x'? the columns are ..."`` for an unknown column name."""
     text = [str(o) for o in options]
     near = difflib.get_close_matches(str(name), text, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+    hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ";"
     shown = ", ".join(map(repr, text[:12])) + (", ..." if len(text) > 12 else "")
     return f"{hint} the columns are {shown}"
 
@@ -119,7 +119,7 @@ def _frame(X: Any) -> pd.DataFrame:
         if X.columns.has_duplicates:
             dup = sorted({str(c) for c in X.columns[X.columns.duplicated()]})
             raise DataError(f"audit(X=...) has duplicate column names {dup}: rename them so findings can name columns")
-        return X
+        return _hashable_cells(X)
     if isinstance(X, pd.Series):
         return X.to_frame()
     try:
@@ -131,6 +131,22 @@ def _frame(X: Any) -> pd.DataFrame:
     if arr.ndim != 2:
         raise DataError(f"audit(X=...) must be 2-D (rows x features), got shape {arr.shape}")
     return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])], copy=False)
+
+
+def _hashable_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with object columns whose cells cannot be hashed (lists, dicts) compared by their text."""
+    unhashable = []
+    for c in frame.columns[frame.dtypes == object]:
+        try:
+            pd.factorize(frame[c])
+        except TypeError:
+            unhashable.append(c)
+    if not unhashable:
+        return frame
+    frame = frame.copy(deep=False)
+    for c in unhashable:
+        frame[c] = frame[c].astype(str).where(frame[c].notna())
+    return frame
 
 
 def _column(arg: Any, name: str, frame: pd.DataFrame, n: int) -> tuple[Any, Any]:
@@ -252,7 +268,10 @@ def feature_codes(data: AuditData, column: Any) -> np.ndarray:
     if kind in "iufb":
         return s.to_numpy(dtype=np.float64, na_value=np.nan)
     if kind in "Mm":
-        out = s.to_numpy().view(np.int64).astype(np.float64)
+        if isinstance(s.dtype, pd.DatetimeTZDtype):  # time-zone aware: the same instants in UTC
+            s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        unit = "datetime64[ns]" if kind == "M" else "timedelta64[ns]"
+        out = s.to_numpy(dtype=unit).view(np.int64).astype(np.float64)
         out[s.isna().to_numpy()] = np.nan
         return out
     codes, _ = pd.factorize(s, sort=False)

@@ -9,6 +9,8 @@ reported as information, not as leakage.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -92,19 +94,25 @@ def check_duplicates(data: AuditData) -> list[Finding]:
 
 
 def _natural(data: AuditData) -> bool:
-    """Whether rows collide naturally: every column is coarse and independent columns would repeat rows
-    at least a tenth as often as the data does (otherwise repeated rows are copies)."""
+    """Whether rows collide naturally: independent columns would repeat rows at least a tenth as often
+    as the data does (otherwise repeated rows are copies).
+
+    A column's chance that two rows share a value is estimated from a row sample without bias
+    (pairs within the sample), so a fine-grained column counts as fine-grained however large the
+    data, and one with a frequent value (a missing value, a zero) counts as coarse as it is.
+    """
     inv, n_keys = exact_keys(data)
     mult = np.bincount(inv, minlength=n_keys).astype(np.float64)
     pairs = float(np.sum(mult * (mult - 1) / 2))
-    rows = np.sort(np.random.default_rng(data.seed).choice(data.n, min(data.n, 20_000), replace=False))
+    m = min(data.n, 20_000)
+    rows = np.sort(np.random.default_rng(data.seed).choice(data.n, m, replace=False))
     sample = data.X.iloc[rows]
     q = 1.0
     for c in data.features:
-        p = sample[c].value_counts(normalize=True, dropna=False).to_numpy()
-        if len(p) >= 0.5 * len(rows) and len(rows) >= 20:
+        counts = sample[c].value_counts(dropna=False).to_numpy().astype(np.float64)
+        q *= float(np.sum(counts * (counts - 1))) / (m * (m - 1))
+        if q == 0.0:
             return False
-        q *= float(np.sum(p**2))
     chance_pairs = data.n * (data.n - 1) / 2 * q
     return chance_pairs >= 0.1 * pairs
 
@@ -197,7 +205,8 @@ def _moments(data: AuditData, cols: list) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(data.seed)
     rows = np.sort(rng.choice(data.n, min(data.n, 20_000), replace=False))
     sample = data.X.iloc[rows][cols].to_numpy(dtype=np.float64, na_value=np.nan)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():  # an all-missing column has no moments
+        warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nan_to_num(np.nanmean(sample, axis=0))
         scale = np.nan_to_num(np.nanstd(sample, axis=0))
     return mean, scale
