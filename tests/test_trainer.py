@@ -264,3 +264,50 @@ def test_tracker_finished_as_failed_on_error_and_left_open_when_the_caller_start
     started = RecordingTracker(run_id="callers-run")
     _trainer(tracker=started).fit(cf.Batches((X, y), 8), epochs=1)
     assert started.of("finish") == [] and started.of("artifact") == []  # the caller reports and finishes
+
+
+def test_argument_errors_of_early_stopping_schedules_and_metrics_are_config_errors():
+    for make, match in [
+        (lambda: cf.EarlyStopping(2, min_delta="0.1"), r"min_delta='0.1'\) must be a number >= 0"),
+        (lambda: cf.EarlyStopping(2, min_delta=float("nan")), r"min_delta=nan\) must be a number >= 0"),
+        (lambda: cf.EarlyStopping(2, monitor=3), r"monitor=3\) must name an epoch value"),
+        (lambda: cf.warmup_cosine(min_lr_ratio="0.1"), r"min_lr_ratio='0.1' must be a number in \[0, 1\]"),
+        (lambda: _trainer(metrics=42), r"metrics=42\) must be a list"),
+    ]:
+        with pytest.raises(cf.ConfigError, match=match):
+            make()
+    # one metric by name or as a function is that metric, not the letters of its name
+    assert list(_trainer(metrics="accuracy").metrics) == ["accuracy"]
+    assert list(_trainer(metrics=cf.metrics.rmse).metrics) == ["rmse"]
+
+
+def test_an_early_stopping_monitor_the_rows_will_not_have_is_refused_before_training():
+    X, y = _data(20)
+    trainer = _trainer(metrics=["accuracy"], early_stopping=cf.EarlyStopping(2, monitor="val_acc"))
+    with pytest.raises(cf.ConfigError, match=r"monitor='val_acc'\) is not a value .*val_accuracy"):
+        trainer.fit(cf.Batches((X, y), 8), cf.Batches((X, y), 8, shuffle=False), epochs=2)
+    assert trainer.history_ is None  # nothing was trained
+    with pytest.raises(cf.ConfigError, match=r"monitor='val_loss'\) needs val batches"):
+        _trainer(early_stopping=cf.EarlyStopping(2)).fit(cf.Batches((X, y), 8), epochs=2)
+    history = _trainer(early_stopping=cf.EarlyStopping(1, monitor="train_loss")).fit(cf.Batches((X, y), 8), epochs=2)
+    assert len(history.epochs) == 2
+
+
+def test_batches_cut_for_other_ranks_are_refused_without_that_process_group():
+    X, y = _data(20)
+    trainer = _trainer()
+    share = cf.Batches((X, y), 4, shuffle=False, rank=1, world_size=2)  # half the rows, silently
+    for call in (lambda: trainer.evaluate(share), lambda: trainer.predict(share),
+                 lambda: trainer.fit(cf.Batches((X, y), 4, rank=0, world_size=2), epochs=1),
+                 lambda: trainer.fit(cf.Batches((X, y), 4), share, epochs=1)):
+        with pytest.raises(cf.DataError, match=r"Batches\(rank=\d, world_size=2\) yield only that rank's share.*"
+                                               r"single process"):
+            call()
+    assert trainer.evaluate(cf.Batches((X, y), 4, shuffle=False, rank=0, world_size=1))["loss"] > 0
+
+
+def test_predict_on_batches_the_model_cannot_take_says_what_it_passed():
+    X, y = _data(20)
+    with pytest.raises(cf.TrainingError, match=r"predict\(\): the model does not take the batch's input \(a dict "
+                                               r"of features float32 \(8, 4\), label int64 \(8,\)\).*cf.Batches\(X"):
+        _trainer().predict(cf.Batches({"features": X, "label": y}, 8, shuffle=False))

@@ -113,6 +113,11 @@ def resolve_metrics(metrics: Any) -> dict[str, Metric]:
     """
     if metrics is None:
         return {}
+    if isinstance(metrics, str) or callable(metrics):
+        metrics = [metrics]  # one metric: metrics="accuracy" is not the metrics "a", "c", "c", ...
+    if not isinstance(metrics, (dict, list, tuple)):
+        raise ConfigError(f"Trainer(metrics={metrics!r}) must be a list of names and functions, or a dict "
+                          "name -> fn(outputs, targets) -> float; e.g. metrics=['accuracy', 'auc'].")
     items = metrics.items() if isinstance(metrics, dict) else [(None, m) for m in metrics]
     resolved: dict[str, Metric] = {}
     for name, fn in items:

@@ -18,6 +18,29 @@ def check_batches(batches: Any, where: str) -> None:
                         "cf.Batches((X, y), batch_size=64) (shuffle=False for evaluation).")
 
 
+def check_monitor(monitor: str, metrics: Any, *, has_val: bool) -> None:
+    """EarlyStopping's ``monitor`` must be a value the epoch rows will have: checked before training, not after
+    the first epoch."""
+    values = ["train_loss", "lr", "grad_norm"] + (["val_loss"] + [f"val_{name}" for name in metrics] if has_val else [])
+    if monitor in values:
+        return
+    if monitor.startswith("val_") and not has_val:
+        raise ConfigError(f"EarlyStopping(monitor={monitor!r}) needs val batches: pass fit(train, val, ...).")
+    raise ConfigError(f"EarlyStopping(monitor={monitor!r}) is not a value of the epoch rows; monitor one of "
+                      f"{', '.join(values)} (metrics are 'val_' + their name in Trainer(metrics=...)).")
+
+
+def check_sharding(batches: Batches, where: str, rank: int, world_size: int, group: bool) -> None:
+    """Batches cut for other ranks than this process would train or evaluate on a share of the data."""
+    if (batches.rank, batches.world_size) != (rank, world_size):
+        this = f"rank {rank} of {world_size} in the process group" if group else "a single process (no process group)"
+        raise DataError(
+            f"{where}: Batches(rank={batches.rank}, world_size={batches.world_size}) yield only that rank's share "
+            f"of the data, but this Trainer runs as {this}; leave rank and world_size unset (they are read from "
+            "torch.distributed / torchrun) or launch that many ranks with torchrun."
+        )
+
+
 def check_arguments(model: Any, optimizer: Any, loss: Any, step: Any, precision: Any, accumulate: Any,
                      clip_grad: Any, checkpoint_every: Any, keep_last: Any, early_stopping: Any) -> None:
     if not isinstance(model, torch.nn.Module):

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import torch
@@ -41,8 +42,12 @@ class EarlyStopping:
     ) -> None:
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
             raise ConfigError(f"EarlyStopping(patience={patience!r}) must be an int >= 1 (epochs without improvement).")
-        if min_delta < 0:
-            raise ConfigError(f"EarlyStopping(min_delta={min_delta}) must be >= 0.")
+        if not isinstance(monitor, str) or not monitor:
+            raise ConfigError(f"EarlyStopping(monitor={monitor!r}) must name an epoch value: 'val_loss', 'train_loss' "
+                              "or 'val_<metric>' (e.g. 'val_accuracy').")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or not min_delta >= 0:
+            raise ConfigError(f"EarlyStopping(min_delta={min_delta!r}) must be a number >= 0 (the smallest change "
+                              "that counts as an improvement).")
         if mode == "auto":
             mode = "min" if any(word in monitor for word in _LOWER_IS_BETTER) else "max"
         if mode not in ("min", "max"):

@@ -14,7 +14,7 @@ import torch
 from cleanfit.batches import batch_len
 from cleanfit.devices import to_device
 from cleanfit.errors import DataError, TrainingError
-from cleanfit.training._batch import compute_loss, inputs
+from cleanfit.training._batch import compute_loss, describe, inputs
 from cleanfit.training.distributed import Distributed
 from cleanfit.training.precision import Precision
 
@@ -104,8 +104,19 @@ def predict(
             if batch_len(batch) == 0:
                 parts.append(None)
                 continue
-            with precision.autocast():
-                out = model(inputs(to_device(batch, device)))
+            x = inputs(to_device(batch, device))
+            try:
+                with precision.autocast():
+                    out = model(x)
+            except torch.OutOfMemoryError:
+                raise
+            except (RuntimeError, ValueError, TypeError, IndexError, KeyError) as exc:
+                what = describe(x) if isinstance(x, torch.Tensor) else f"a {type(x).__name__} of {describe(x)}"
+                raise TrainingError(
+                    f"predict(): the model does not take the batch's input ({what}): {type(exc).__name__}: "
+                    f"{exc}. predict() calls model(x) with x of (x, y) or (x,) batches and with any other batch "
+                    "(a dict, ...) whole; pass Batches of what the model takes, e.g. cf.Batches(X, 64, shuffle=False)."
+                ) from exc
             if not isinstance(out, torch.Tensor):
                 raise TrainingError(f"predict() needs a model that returns a tensor, got {type(out).__name__}.")
             parts.append(_cpu(out))

@@ -16,6 +16,7 @@ plain function of ``s``, like nanoGPT's ``get_lr(it)``: a linear warmup, then a 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Callable, Union
 
 import torch
@@ -65,8 +66,10 @@ class Schedule:
             )
         if isinstance(warmup, int) and warmup < 0:
             raise ConfigError(f"{kind} schedule: warmup={warmup} steps must be >= 0.")
-        if not 0.0 <= min_lr_ratio <= 1.0:
-            raise ConfigError(f"{kind} schedule: min_lr_ratio={min_lr_ratio} must lie in [0, 1].")
+        if isinstance(min_lr_ratio, bool) or not isinstance(min_lr_ratio, numbers.Real) \
+                or not 0.0 <= min_lr_ratio <= 1.0:
+            raise ConfigError(f"{kind} schedule: min_lr_ratio={min_lr_ratio!r} must be a number in [0, 1] (the final "
+                              "learning rate over the optimizer's).")
         self.kind = kind
         self.warmup = warmup
         self.min_lr_ratio = float(min_lr_ratio)

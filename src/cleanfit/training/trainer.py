@@ -44,6 +44,8 @@ from cleanfit.training import distributed
 from cleanfit.training._batch import compute_loss, count, global_examples, needs_move, windows
 from cleanfit.training._checks import check_arguments as _check_arguments
 from cleanfit.training._checks import check_batches as _check_batches
+from cleanfit.training._checks import check_monitor as _check_monitor
+from cleanfit.training._checks import check_sharding as _check_sharding
 from cleanfit.training.early_stopping import EarlyStopping
 from cleanfit.training.evaluation import evaluate as _evaluate
 from cleanfit.training.evaluation import predict as _predict
@@ -142,10 +144,12 @@ class Trainer:
             _check_batches(val, "val")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ConfigError(f"fit(epochs={epochs!r}) must be an int >= 1.")
-        if self.early_stopping is not None and val is None and self.early_stopping.monitor.startswith("val_"):
-            raise ConfigError(f"EarlyStopping(monitor={self.early_stopping.monitor!r}) needs val batches: "
-                              "pass fit(train, val, ...).")
+        if self.early_stopping is not None:
+            _check_monitor(self.early_stopping.monitor, self.metrics, has_val=val is not None)
         self._prepare()
+        for batches, where in ((train, "train"), (val, "val")):
+            if batches is not None:
+                self._check_sharding(batches, where)
         if len(train) == 0:
             raise DataError(f"fit() got train batches with no batches ({train!r}); pass more examples or drop_last=False.")
         state, manager = self._start(train, val, epochs, resume)
@@ -437,6 +441,7 @@ class Trainer:
         """Exact means over all examples of ``batches``: ``"loss"`` and each metric."""
         _check_batches(batches, "evaluate")
         self._prepare()
+        self._check_sharding(batches, "evaluate")
         return _evaluate(self.model, batches, precision=self.precision_, device=self.device_, dist=self.dist_,
                          loss=self.loss, step=self.step, metrics=self.metrics)
 
@@ -444,7 +449,11 @@ class Trainer:
         """The model's outputs for every example of ``batches`` (unshuffled), as one CPU tensor in data order."""
         _check_batches(batches, "predict")
         self._prepare()
+        self._check_sharding(batches, "predict")
         return _predict(self.model, batches, precision=self.precision_, device=self.device_, dist=self.dist_)
+
+    def _check_sharding(self, batches: Batches, where: str) -> None:
+        _check_sharding(batches, where, self.dist_.rank, self.dist_.world_size, self.dist_.enabled)
 
     def __repr__(self) -> str:
         return (f"Trainer(model={type(self.model).__name__}, optimizer={type(self.optimizer).__name__}, "
