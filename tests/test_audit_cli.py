@@ -130,3 +130,21 @@ def test_a_tiny_table_is_audited_without_a_traceback(tmp_path):
     code, out, err = _run(["audit", str(path), "--target", "y", "--by", "random"])
     assert code in (0, 1), err
     assert "Traceback" not in out + err and "target-leakage" not in out
+
+
+@pytest.mark.parametrize("option", ["--group", "--time", "--split-col"])
+def test_a_column_given_as_both_target_and_another_role_is_named(table: Path, option: str):
+    code, _, err = _run(["audit", str(table), "--target", "label", option, "label"])
+    assert code == 2 and f"{option} 'label' is also the --target column" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("option", ["--json", "--html"])
+def test_output_files_go_into_new_folders_and_an_unwritable_path_is_exit_2(table: Path, tmp_path: Path, option: str):
+    nested = tmp_path / "reports" / "today" / "audit.out"
+    code, _, err = _run(["audit", str(table), "--target", "label", "--split-col", "part", option, str(nested)])
+    assert code == 0 and nested.stat().st_size > 0, err
+    blocked = table / "audit.out"  # the "folder" is a file
+    code, _, err = _run(["audit", str(table), "--target", "label", "--split-col", "part", option, str(blocked)])
+    assert code == 2 and f"{option} " in err and "cannot write" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -30,6 +30,15 @@ def _column(frame: pd.DataFrame, name: str | None, option: str, path: Path) -> s
     raise DataError(f"{option} {name!r}: no such column in {path}{hint} (columns: {shown})")
 
 
+def _write(path: Path, option: str, text: str) -> None:
+    """Write an output file, creating its folder; an unwritable path is the user's to fix."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"{option} {str(path)!r}: cannot write the file ({exc.strerror or exc}); give a writable path") from exc
+
+
 class _LabelledParts:
     """Train/val/test row indices read from a column of part names."""
 
@@ -82,6 +91,9 @@ def audit(ctx: click.Context, data: Path, target: str, time_col: str | None, gro
     frame = read_table(data)
     for name, option in ((target, "--target"), (time_col, "--time"), (group_col, "--group"), (split_col, "--split-col")):
         _column(frame, name, option, data)
+    for name, option in ((time_col, "--time"), (group_col, "--group"), (split_col, "--split-col")):
+        if name == target:
+            raise DataError(f"{option} {name!r} is also the --target column; give {option} a different column of {data}")
     y = frame[target]
     if y.isna().all() or y.nunique(dropna=True) < 2:
         raise DataError(f"--target {target!r} in {data} has a single value: there is nothing to predict; pick the label column")
@@ -98,9 +110,9 @@ def audit(ctx: click.Context, data: Path, target: str, time_col: str | None, gro
     click.echo(str(report))
     if json_path is not None:
         payload = {"data": str(data), "target": target, "fail_on": fail_on, "gate_failed": report.failed(fail_on), **report.to_dict()}
-        json_path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        _write(json_path, "--json", json.dumps(payload, indent=2) + "\n")
     if html_path is not None:
-        report.to_html(html_path)
+        _write(html_path, "--html", report.to_html())
     code = 1 if report.failed(fail_on) else 0
     ctx.exit(code)
     return code
