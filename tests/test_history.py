@@ -127,3 +127,34 @@ def test_history_round_trips_and_equality_treats_nan_as_equal():
     assert History.from_dict(h.to_dict()).to_dict()["epochs"][0]["train_loss"] == 1.0
     assert "2 epochs" in repr(h) and len(h) == 2 and h.last["epoch"] == 2
     assert list(h.to_frame().columns[:3]) == ["epoch", "step", "train_loss"]
+
+
+def _rows(train, val=None):
+    val = val or [None] * len(train)
+    return History([{"epoch": e, "train_loss": t, "val_loss": v} for e, (t, v) in enumerate(zip(train, val), start=1)])
+
+
+def test_a_negative_loss_is_read_by_its_change_not_its_sign():
+    """A Gaussian negative log-likelihood goes below zero as the model fits: a real run of it is healthy."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 4)).astype("float32")
+    y = (X @ np.array([1.0, -2.0, 0.5, 0.0], dtype="float32") + 0.05 * rng.normal(size=600).astype("float32"))[:, None]
+
+    def nll(out, target):  # mean and log-variance
+        return (0.5 * (out[:, 1:] + (target - out[:, :1]) ** 2 / out[:, 1:].exp())).mean()
+
+    history = _run(X, y, lr=3e-3, loss=nll, out=2, epochs=10)
+    assert history.epochs[-1]["train_loss"] < 0 and history.epochs[-1]["val_loss"] < 0
+    assert history.diagnose() == []
+    assert _rows([-1.0, -1.02, -1.04, -1.05]).diagnose() == []  # improving slowly is not diverging
+    assert [f.check for f in _rows([-2.0, -1.5, -1.0, -0.5]).diagnose()] == ["diverging"]
+    overfit = _rows([-1.0, -2.0, -3.0, -4.0, -5.0], [-1.0, -2.0, -1.6, -1.2, -0.8]).diagnose()
+    assert [(f.check, f.details["turned_at_epoch"]) for f in overfit] == [("overfitting", 2)]
+
+
+def test_nan_findings_name_where_once_and_read_numpy_values():
+    (finding,) = _rows([np.float32(1.0), np.float32("nan")]).diagnose()
+    assert finding.check == "diverging" and "became nan at epoch 2:" in finding.message
+    (finding,) = History([], [{"step": 7, "epoch": 1, "train_loss": float("inf")}]).diagnose()
+    assert "became inf at step 7 (epoch 1):" in finding.message
+    assert [f.check for f in _rows([np.float32(v) for v in (1.0, 1.5, 2.0)]).diagnose()] == ["diverging"]

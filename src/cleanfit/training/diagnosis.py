@@ -16,6 +16,7 @@ big model on a tiny dataset, a leaky feature) and a healthy run yields no findin
 from __future__ import annotations
 
 import math
+import numbers
 from typing import TYPE_CHECKING, Any
 
 from cleanfit.findings import Finding
@@ -59,7 +60,7 @@ def _values(rows: list[dict[str, Any]], key: str) -> list[tuple[int, float]]:
     out = []
     for i, row in enumerate(rows):
         value = row.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
             out.append((int(row.get("epoch", i + 1)), float(value)))
     return out
 
@@ -78,11 +79,13 @@ def _diverging(history: History, train: list[tuple[int, float]], early: float | 
                             ("val_loss", history.epochs, "epoch")):
         for row in rows:
             value = row.get(key)
-            if isinstance(value, float) and not math.isfinite(value):
-                where = f"{unit} {row.get(unit)}"
+            if isinstance(value, numbers.Real) and not math.isfinite(value):
+                value = float(value)
+                where = f"epoch {row.get('epoch')}"
+                where = where if unit == "epoch" else f"step {row.get('step')} ({where})"
                 return Finding(
                     "diverging", "critical",
-                    f"The {key.replace('_', ' ')} became {value} at {where} (epoch {row.get('epoch')}): training "
+                    f"The {key.replace('_', ' ')} became {value} at {where}: training "
                     "diverged. The learning rate is most likely too high: lower it (e.g. 10x), add warmup or "
                     "gradient clipping (clip_grad=1.0), and check the inputs for NaN/inf values.",
                     {"epoch": row.get("epoch"), "step": row.get("step"), "key": key, "value": str(value)},
@@ -91,7 +94,7 @@ def _diverging(history: History, train: list[tuple[int, float]], early: float | 
         return None
     best_epoch, best = min(train, key=lambda p: p[1])
     last_epoch, last = train[-1]
-    if last > early * (1 + DIVERGE_ABOVE_START):
+    if last - early > DIVERGE_ABOVE_START * abs(early):  # abs: a loss may be negative (a log-likelihood)
         return Finding(
             "diverging", "critical",
             f"The train loss ended at {last:.4g} (epoch {last_epoch}), above where it started ({early:.4g}; best "
@@ -128,7 +131,7 @@ def _overfitting(history: History, train: list[tuple[int, float]]) -> Finding | 
     best_index = min(range(len(val)), key=lambda i: val[i][1])
     turned_at, best = val[best_index]
     after = [v for _, v in val[best_index + 1:]]
-    if len(after) < 2 or val[-1][1] <= best * (1 + OVERFIT_RISE):
+    if len(after) < 2 or val[-1][1] - best <= OVERFIT_RISE * abs(best):
         return None
     path = sum(abs(b - a) for a, b in zip([best] + after, after))
     if path > OVERFIT_ROUGHNESS * (val[-1][1] - best):
@@ -201,7 +204,7 @@ def _spikes(points: list[tuple[int, float]]) -> list[tuple[int, float, float, fl
     for i in range(1, len(points) - 1):
         before, value, after = values[i - 1], values[i], values[i + 1]
         top = max(before, after)
-        if value > (1 + UNSTABLE_JUMP) * top and value - top > UNSTABLE_SPAN * span:
+        if value - top > UNSTABLE_JUMP * abs(top) and value - top > UNSTABLE_SPAN * span:
             found.append((points[i][0], before, value, after))
     return found
 
@@ -220,7 +223,7 @@ def _too_good(history: History, train: list[tuple[int, float]]) -> Finding | Non
             )
     pairs = [(row.get("epoch"), row["train_loss"], row["val_loss"]) for row in late
              if isinstance(row.get("train_loss"), (int, float)) and isinstance(row.get("val_loss"), (int, float))]
-    if pairs and len(history.epochs) >= 3 and all(v < TOO_GOOD_RATIO * t for _, t, v in pairs):
+    if pairs and len(history.epochs) >= 3 and all(0 < t and v < TOO_GOOD_RATIO * t for _, t, v in pairs):
         epoch, t, v = pairs[-1]
         return Finding(
             "too-good", "warning",
