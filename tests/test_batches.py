@@ -249,3 +249,56 @@ def test_a_loop_that_stops_after_len_batches_still_gets_the_next_epoch():
     second = list(b)
     assert [x.tolist() for x in first] == [x.tolist() for x in Batches(np.arange(10), 4, seed=0)]
     assert sum((x.tolist() for x in second), []) == epoch_order(0, 1, 10).tolist()
+
+
+# -- odd inputs ----------------------------------------------------------------------------------
+
+
+def test_pandas_series_and_frames_give_numpy_batches_by_position():
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [0.1, 0.2, 0.3]}, index=[30, 10, 20])
+    labels = pd.Series([0, 1, 0], index=[30, 10, 20])
+    (xb, yb), (xc, yc) = Batches((frame, labels), 2, shuffle=False)
+    assert isinstance(xb, np.ndarray) and isinstance(yb, np.ndarray)
+    assert xb.tolist() == [[1.0, 0.1], [2.0, 0.2]] and yb.tolist() == [0, 1] and yc.tolist() == [0]
+    assert [b.tolist() for b in Batches(labels, 2, shuffle=False)] == [[0, 1], [0]]
+
+
+@pytest.mark.parametrize("values", [[5, 6, 7, 8, 9], [0.5, 1.5, 2.5, 3.5, 4.5], ["a", "b", "c", "d", "e"],
+                                    [True, False, True, True, False]])
+def test_a_list_of_plain_values_is_one_column(values):
+    batches = list(Batches(values, 2, seed=0))
+    assert all(isinstance(b, np.ndarray) for b in batches)
+    assert sorted(np.concatenate(batches).tolist()) == sorted(values)
+    assert [len(b) for b in batches] == [2, 2, 1]
+
+
+def test_a_list_of_arrays_is_still_a_structure():
+    x, y = np.arange(10).reshape(5, 2), np.arange(5)
+    first = next(iter(Batches([x, y], 2, shuffle=False)))
+    assert isinstance(first, list) and first[0].tolist() == [[0, 1], [2, 3]] and first[1].tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("kwargs", [dict(rank=True, world_size=2), dict(world_size=True), dict(rank=0, world_size=2.0)])
+def test_booleans_and_floats_are_not_ranks_or_world_sizes(kwargs):
+    with pytest.raises(cf.DataError):
+        Batches(np.arange(10), 2, **kwargs)
+
+
+@pytest.mark.parametrize("state", [{"epoch": 0, "position": 1.5}, {"epoch": "1", "position": "1"},
+                                   {"epoch": True, "position": 0}])
+def test_a_state_with_non_integer_positions_is_refused(state):
+    with pytest.raises(cf.DataError, match="integer 'epoch' and 'position'"):
+        Batches(np.arange(10), 3).load_state_dict(state)
+
+
+def test_a_state_restored_from_a_checkpoint_with_tensor_integers_loads():
+    b = Batches(np.arange(10), 3)
+    b.load_state_dict({"epoch": torch.tensor(2), "position": np.int64(1)})
+    assert (b.epoch, b.state_dict()["position"]) == (2, 1)
+
+
+def test_set_epoch_refuses_a_bool():
+    with pytest.raises(cf.DataError):
+        Batches(np.arange(10), 3).set_epoch(True)

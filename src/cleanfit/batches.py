@@ -56,7 +56,8 @@ class Batches:
     """Mini-batches of ``data`` in a seeded order that is the same on every machine.
 
     ``data`` is one array/tensor, a tuple/list/dict of arrays/tensors with equal first dimension,
-    an ``np.memmap``, or a map-style torch ``Dataset``; batches keep that structure and array type.
+    an ``np.memmap``, or a map-style torch ``Dataset``; batches keep that structure and array type
+    (a pandas Series/DataFrame or a list of plain values such as ``[0.5, 1.5]`` gives NumPy batches).
     ``shuffle=False`` keeps the stored order; ``shuffle="feistel"`` uses an O(1)-memory keyed
     bijection instead of a stored permutation (for n around 10^9); ``shuffle="blocks"`` is the
     two-level block shuffle of out-of-core sources (:mod:`cleanfit.outofcore`). Every example
@@ -89,11 +90,11 @@ class Batches:
             raise DataError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise DataError(f"seed must be a non-negative integer, got {seed!r}")
-        if world_size is not None and (not isinstance(world_size, (int, np.integer)) or world_size < 1):
+        if world_size is not None and (not _is_int(world_size) or world_size < 1):
             raise DataError(f"world_size must be an integer >= 1, got {world_size!r}")
         if rank is not None:
             limit = world_size if world_size is not None else _env_world()[1]
-            if not isinstance(rank, (int, np.integer)) or not 0 <= rank < limit:
+            if not _is_int(rank) or not 0 <= rank < limit:
                 raise DataError(f"rank={rank!r} is outside [0, world_size={limit}); pass a rank in that range")
         if shuffle not in _SHUFFLES:
             raise DataError(f"shuffle={shuffle!r} is not one of True, False, 'feistel', 'blocks'")
@@ -147,7 +148,7 @@ class Batches:
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` from its first batch."""
-        if not isinstance(epoch, (int, np.integer)) or epoch < 0:
+        if not _is_int(epoch) or epoch < 0:
             raise DataError(f"epoch must be a non-negative integer, got {epoch!r}")
         self._epoch = int(epoch)
         self._position = 0
@@ -220,9 +221,12 @@ class Batches:
                     "(batch_size * world_size)"
                 )
         try:
-            epoch, position = int(state["epoch"]), int(state["position"])
-        except (KeyError, TypeError, ValueError) as exc:
+            epoch, position = state["epoch"], state["position"]
+        except (KeyError, TypeError) as exc:
             raise DataError(f"not a Batches state (needs integer 'epoch' and 'position'): {state!r}") from exc
+        if not (_is_int(epoch) and _is_int(position)):
+            raise DataError(f"not a Batches state (needs integer 'epoch' and 'position'): {state!r}")
+        epoch, position = int(epoch), int(position)
         if epoch < 0 or not 0 <= position <= len(self):
             raise DataError(f"Batches state has epoch={epoch}, position={position}; position must be in [0, {len(self)}]")
         self._epoch, self._position = epoch, position
@@ -236,6 +240,13 @@ class Batches:
 
 
 _SHUFFLES = (True, False, "feistel", "blocks")
+
+
+def _is_int(value: Any) -> bool:
+    """A Python or NumPy integer, or a 0-d integer tensor (as a restored checkpoint holds); not a bool."""
+    if isinstance(value, torch.Tensor):
+        return value.dim() == 0 and not value.is_floating_point() and value.dtype != torch.bool
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _env_world() -> tuple[int, int]:

@@ -9,12 +9,14 @@ array type it was given (NumPy in, NumPy out; torch in, torch out)::
     (3, [0, 0])
 
 In-memory arrays, tensors, ``np.memmap``, tuples/lists/dicts of those and map-style torch
-``Dataset`` objects are adapted here; the out-of-core Parquet and block sources live in
+``Dataset`` objects are adapted here; a pandas Series/DataFrame and a list of plain values
+(``[0.5, 1.5, ...]``) give NumPy batches of their values; the out-of-core Parquet and block sources live in
 :mod:`cleanfit.outofcore`.
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -142,6 +144,8 @@ def subset(data: Any, rows: np.ndarray) -> Any:
 
 
 def _adapt(data: Any, where: str) -> Any:
+    if _is_pandas(data):  # before the Source check: a DataFrame has __len__ and take() of its own
+        return _NumpySource(data.to_numpy())
     if isinstance(data, Source) and not isinstance(data, (np.ndarray, torch.Tensor)):
         return data
     if isinstance(data, torch.Tensor):
@@ -161,6 +165,8 @@ def _adapt(data: Any, where: str) -> Any:
     if isinstance(data, (tuple, list)):
         if not data:
             raise DataError(f"{where} is an empty {type(data).__name__}; give at least one array")
+        if all(isinstance(value, _SCALARS) for value in data):  # [1, 2, 3]: one column of values
+            return _NumpySource(np.asarray(data))
         children = [_adapt(value, f"{where}[{i}]") for i, value in enumerate(data)]
         _check_lengths(enumerate(children), where)
         if isinstance(data, tuple) and hasattr(data, "_fields"):
@@ -168,13 +174,14 @@ def _adapt(data: Any, where: str) -> Any:
             return _SequenceSource(children, lambda parts: kind(*parts))
         return _SequenceSource(children, type(data))
     if hasattr(data, "__len__") and hasattr(data, "__getitem__") and not isinstance(data, (str, bytes)):
-        if _is_pandas(data):
-            return _NumpySource(data.to_numpy())
         return _DatasetSource(data)
     raise DataError(
         f"{where} of type {type(data).__name__} is not supported; give a NumPy array, a torch tensor, "
         "an np.memmap, a tuple/list/dict of those, or a map-style torch Dataset (__len__ + __getitem__)"
     )
+
+
+_SCALARS = (numbers.Number, str, bytes, np.generic)
 
 
 def _check_lengths(items: Any, where: str) -> None:
@@ -189,8 +196,8 @@ def _check_lengths(items: Any, where: str) -> None:
 
 
 def _is_pandas(data: Any) -> bool:
-    module = type(data).__module__
-    return module.startswith("pandas.") and hasattr(data, "to_numpy")
+    module = type(data).__module__  # "pandas" (pandas 3) or "pandas.core.frame" (older)
+    return (module == "pandas" or module.startswith("pandas.")) and hasattr(data, "to_numpy")
 
 
 def batch_len(batch: Any) -> int:
