@@ -373,3 +373,15 @@ def test_an_all_missing_column_raises_no_numpy_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         audit(X, y, random_parts(len(X)))
+
+
+def test_time_as_text_across_a_daylight_saving_change_and_as_periods():
+    X, y = _frame(n=6)
+    t = ["2024-03-30T12:00:00+01:00", "2024-03-31T12:00:00+02:00", "2024-03-31T00:30:00+01:00",
+         "2024-04-01T12:00:00+02:00", "2024-03-29T12:00:00+01:00", "2024-03-28T12:00:00+01:00"]
+    parts = Parts(np.array([0, 1, 2, 4, 5]), np.array([], dtype=int), np.array([3]))
+    report = audit(X, y, parts, time=t, checks=["temporal"])
+    assert "temporal" in report.checks and report.passed
+    months = pd.period_range("2024-01", periods=6, freq="M")
+    report = audit(X, y, Parts(np.arange(5), np.array([], dtype=int), np.array([5])), time=months, checks=["temporal"])
+    assert "temporal" in report.checks and report.passed

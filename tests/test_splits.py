@@ -456,3 +456,23 @@ def test_a_missing_column_lists_the_columns():
     df = pd.DataFrame({"x": range(10), "when": range(10)})
     with pytest.raises(DataError, match=r"time='date'\): no such column; the columns are 'x', 'when'"):
         cf.split(df, by="time", time="date")
+
+
+def test_time_strings_across_a_daylight_saving_change_are_ordered_as_instants():
+    # Berlin: +01:00 in winter, +02:00 after the clocks go forward on 2024-03-31
+    t = ["2024-03-30T12:00:00+01:00", "2024-03-31T12:00:00+02:00", "2024-03-31T00:30:00+01:00",
+         "2024-04-01T12:00:00+02:00", "2024-03-29T12:00:00+01:00"]
+    s = cf.split(5, by="time", time=t, test=0.2)
+    assert s.train.tolist() == [0, 1, 2, 4] and s.test.tolist() == [3]
+
+
+def test_a_period_time_column_splits_by_its_start_times():
+    months = pd.period_range("2024-01", periods=10, freq="M")
+    s = cf.split(10, by="time", time=pd.Series(months[::-1]), test=0.2, gap_time=pd.Timedelta(days=1))
+    assert s.test.tolist() == [0, 1] and s.train.tolist() == list(range(2, 10))
+
+
+def test_fit_transform_names_an_object_that_is_not_a_transformer():
+    s = cf.Splits([0, 1], test=[2])
+    with pytest.raises(DataError, match="no fit\\(\\) and transform\\(\\)"):
+        s.fit_transform(lambda x: x, np.zeros((3, 1)))

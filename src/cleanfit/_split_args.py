@@ -127,6 +127,8 @@ def time_values(values: Any) -> np.ndarray:
             f"split(time=...) has {missing} missing value{'s' * (missing != 1)}: by='time' must "
             f"know when each row happened; fill or drop those rows first"
         )
+    if isinstance(series.dtype, pd.PeriodDtype):  # months, quarters ...: their start times
+        series = series.dt.to_timestamp()
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         series = series.dt.tz_convert("UTC").dt.tz_localize(None)
     kind = series.dtype.kind
@@ -137,12 +139,19 @@ def time_values(values: Any) -> np.ndarray:
     if kind in "iuf":
         return series.to_numpy()
     if kind == "O":
-        try:
-            with warnings.catch_warnings():  # "could not infer format": fine, it is checked below
-                warnings.simplefilter("ignore", UserWarning)
-                return pd.to_datetime(series).to_numpy(dtype="datetime64[ns]")
-        except (ValueError, TypeError):
-            pass
+        parsed = None
+        with warnings.catch_warnings():  # "could not infer format": fine, it is checked below
+            warnings.simplefilter("ignore", UserWarning)
+            for utc in (False, True):  # utc=True: offsets that differ (summer and winter time)
+                try:
+                    parsed = pd.to_datetime(series, utc=utc)
+                    break
+                except (ValueError, TypeError):
+                    continue
+        if parsed is not None:
+            if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+                parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+            return parsed.to_numpy(dtype="datetime64[ns]")
     raise DataError(
         f"split(time=...) holds {series.dtype} values: the time column must be numbers or datetimes"
     )

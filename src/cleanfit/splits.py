@@ -200,6 +200,11 @@ class Splits:
         >>> scaler.cleanfit_fit_record_["n_rows"]
         2
         """
+        if not (callable(getattr(transformer, "fit", None)) and callable(getattr(transformer, "transform", None))):
+            raise DataError(
+                f"Splits.fit_transform(transformer=...) got {type(transformer).__name__}, which has no "
+                f"fit() and transform(): pass a scikit-learn style transformer or Pipeline, e.g. StandardScaler()"
+            )
         X_train, X_val, X_test = self.take(X)
         y_train = None if y is None else self.take(y, "train")
         if hasattr(transformer, "fit_transform"):

@@ -217,18 +217,22 @@ def _parts(splits: Any, n: int) -> np.ndarray:
 
 def _time(values: np.ndarray) -> tuple[np.ndarray, bool]:
     series = pd.Series(values)
+    if isinstance(series.dtype, pd.PeriodDtype):  # months, quarters ...: their start times
+        series = series.dt.to_timestamp()
+    if series.dtype.kind == "O":
+        try:
+            series = pd.to_datetime(series)
+        except (ValueError, TypeError):
+            try:  # offsets that differ (summer and winter time): the same instants in UTC
+                series = pd.to_datetime(series, utc=True)
+            except (ValueError, TypeError) as exc:
+                raise DataError(
+                    f"audit(time=...) holds {series.dtype} values that are not dates: the time column must "
+                    f"be numbers or datetimes"
+                ) from exc
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         series = series.dt.tz_convert("UTC").dt.tz_localize(None)
     kind = series.dtype.kind
-    if kind == "O":
-        try:
-            series = pd.to_datetime(series)
-        except (ValueError, TypeError) as exc:
-            raise DataError(
-                f"audit(time=...) holds {series.dtype} values that are not dates: the time column must "
-                f"be numbers or datetimes"
-            ) from exc
-        kind = series.dtype.kind
     if series.isna().any():
         raise DataError(
             f"audit(time=...) has {int(series.isna().sum())} missing values: every row needs a time; "
