@@ -42,10 +42,11 @@ def _model(seed: int) -> torch.nn.Module:
 
 
 def _trainer(directory, *, model_seed=0, precision="fp32", accumulate=3, early_stopping=None, **kw):
+    kw.setdefault("schedule", cf.warmup_cosine(warmup=3))
     model = _model(model_seed)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-2, weight_decay=0.01)
     return cf.Trainer(model, opt, loss=torch.nn.functional.cross_entropy, precision=precision, device="cpu",
-                      accumulate=accumulate, clip_grad=1.0, schedule=cf.warmup_cosine(warmup=3),
+                      accumulate=accumulate, clip_grad=1.0,
                       metrics=["accuracy"], checkpoint_dir=directory, seed=3, progress=False,
                       early_stopping=early_stopping, **kw)
 
@@ -239,6 +240,23 @@ def test_resume_from_a_file_without_checkpoint_dir_writes_nothing_next_to_it(tmp
     files = sorted((tmp_path / "run").iterdir())
     oldest = next(p for p in files if p.name.startswith("step-"))
     resumed = _trainer(None)
-    history = _fit(resumed, epochs=3, resume=oldest)
-    assert history.epochs[-1]["epoch"] == 3
+    history = _fit(resumed, epochs=1, resume=oldest)
+    assert oldest.name == "step-0000000002.ckpt" and history.epochs[-1]["step"] == 4
     assert sorted((tmp_path / "run").iterdir()) == files  # the chosen file was not deleted by retention
+
+
+def test_resume_with_other_epochs_is_refused_when_the_schedule_was_planned_for_the_old_total(tmp_path):
+    """The restored warmup_cosine keeps its old total: more epochs would train at a learning rate of 0."""
+    _fit(_trainer(tmp_path), epochs=2)
+    with pytest.raises(cf.CheckpointError, match=r"schedule_total_steps: checkpoint 8, now 16"):
+        _fit(_trainer(tmp_path), epochs=4, resume=True)
+    with pytest.raises(cf.CheckpointError, match=r"schedule_total_steps: checkpoint 8, now missing"):
+        _fit(_trainer(tmp_path, schedule=None), epochs=2, resume=True)  # the schedule itself changed
+
+
+def test_resume_with_more_epochs_without_a_planned_schedule_trains_on(tmp_path):
+    _fit(_trainer(tmp_path, schedule=None), epochs=2)
+    with pytest.raises(cf.ConfigError, match=r"fit\(epochs=1\) but .* is already at epoch 2; resume with epochs >= 2"):
+        _fit(_trainer(tmp_path, schedule=None), epochs=1, resume=True)
+    history = _fit(_trainer(tmp_path, schedule=None), epochs=3, resume=True)
+    assert [row["step"] for row in history.epochs] == [4, 8, 12]

@@ -150,6 +150,11 @@ def make_scheduler(schedule: ScheduleLike, optimizer: torch.optim.Optimizer, tot
     raise ConfigError(f"Trainer(schedule={schedule!r}) is not a schedule.")
 
 
+def planned(schedule: ScheduleLike) -> bool:
+    """True when the schedule is laid out over the run's total steps (cleanfit's own schedules)."""
+    return isinstance(schedule, (Schedule, str))
+
+
 def describe_schedule(schedule: ScheduleLike) -> dict[str, Any]:
     """Plain values describing a schedule, for logging."""
     if schedule is None:

@@ -27,9 +27,12 @@ __all__ = ["TrainState", "identity_of"]
 FORMAT = "cleanfit.train-state/1"
 
 
-def identity_of(model: torch.nn.Module, train: Any, *, seed: int, accumulate: int) -> dict[str, Any]:
-    """What must not change between a run and its resume."""
-    return {
+def identity_of(model: torch.nn.Module, train: Any, *, seed: int, accumulate: int,
+                schedule_steps: int | None = None) -> dict[str, Any]:
+    """What must not change between a run and its resume. ``schedule_steps``: the total optimizer steps an
+    LR schedule was planned for (cf.warmup_cosine() & co.); a resume with other epochs would keep the old
+    plan (a learning rate of 0 after it ends), so it is refused."""
+    identity = {
         "parameters": {name: list(p.shape) for name, p in model.state_dict().items()},
         "num_train_examples": int(train.num_examples),
         "seed": int(seed),
@@ -37,6 +40,9 @@ def identity_of(model: torch.nn.Module, train: Any, *, seed: int, accumulate: in
         "global_batch_size": int(train.global_batch_size),
         "accumulate": int(accumulate),
     }
+    if schedule_steps is not None:
+        identity["schedule_total_steps"] = int(schedule_steps)
+    return identity
 
 
 def _zero_totals(device: torch.device) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from cleanfit.training.evaluation import evaluate as _evaluate
 from cleanfit.training.evaluation import predict as _predict
 from cleanfit.training.history import History
 from cleanfit.training.precision import Precision
-from cleanfit.training.schedules import ScheduleLike, make_scheduler
+from cleanfit.training.schedules import ScheduleLike, make_scheduler, planned
 from cleanfit.training.state import TrainState, identity_of
 
 __all__ = ["Trainer"]
@@ -181,7 +181,8 @@ class Trainer:
             self.early_stopping.reset()
         state = TrainState(
             model=self.model, optimizer=self.optimizer, scheduler=self.scheduler_, precision=self.precision_,
-            train=train, identity=identity_of(self.model, train, seed=self.seed, accumulate=self.accumulate),
+            train=train, identity=identity_of(self.model, train, seed=self.seed, accumulate=self.accumulate,
+                                              schedule_steps=self.total_steps_ if planned(self.schedule) else None),
             device=self.device_, early_stopping=self.early_stopping,
         )
         saved = reader.resolve(resume) if reader is not None and resume else None
@@ -191,6 +192,9 @@ class Trainer:
         if saved is not None:
             state.load_state_dict(saved, rank=self.dist_.rank, source=reader.resolved_path)
             self.history_ = state.history
+            if state.epoch > epochs:
+                raise ConfigError(f"fit(epochs={epochs}) but {reader.resolved_path} is already at epoch {state.epoch}; "
+                                  f"resume with epochs >= {state.epoch} (the run's own setting), or start a new run.")
         state.run_id = self._tracker.start(run_id=state.run_id)
         self._params: dict[str, Any] = {}
         if main and (state.run_id is not None or (self.checkpoint_dir is not None and self._report)):
