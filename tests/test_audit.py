@@ -385,3 +385,14 @@ def test_time_as_text_across_a_daylight_saving_change_and_as_periods():
     months = pd.period_range("2024-01", periods=6, freq="M")
     report = audit(X, y, Parts(np.arange(5), np.array([], dtype=int), np.array([5])), time=months, checks=["temporal"])
     assert "temporal" in report.checks and report.passed
+
+
+def test_html_states_the_verdict_once_and_keeps_check_ids_whole():
+    X, y = _frame()
+    X["leak"] = y.astype(float)
+    report = audit(X, y, random_parts(len(X)))
+    html = report.to_html()
+    assert html.count("FAILED") + html.count("failed") == 1, html
+    assert "400 rows, 5 features" in html and "white-space:nowrap\">target-leakage<" in html
+    notebook = report._repr_html_()
+    assert "400 rows, 5 features" in notebook and "<b>failed</b>" in notebook

@@ -58,7 +58,7 @@ def _given_groups(data: AuditData) -> list[Finding]:
         f"{plural(int(shared.sum()), 'group')} of {n_codes:,} in {data.group_name!r} appear in more than one "
         f"part; {plural(rows, 'held-out row')} ({share:.1%} of val+test) belong to a group the model "
         "trains on, so held-out scores measure memorised entities. Split with "
-        f"split(by='group', groups=...) so each {data.group_name!r} lands in one part."), details)]
+        f"split(by='group', groups=...) so each value of {data.group_name!r} lands in one part."), details)]
 
 
 def _key_like(data: AuditData) -> list[Finding]:

@@ -90,9 +90,8 @@ class AuditReport:
         """One line: sizes, verdict and counts."""
         c = self.counts()
         verdict = "PASSED" if self.passed else "FAILED"
-        checks = f"{len(self.checks)} check{'s' * (len(self.checks) != 1)}"
         return (
-            f"Leakage audit: {self.n_rows:,} rows, {self.n_features:,} features, {checks}: {verdict} "
+            f"Leakage audit: {self._scope()}: {verdict} "
             f"({c['critical']} critical, {c['warning']} warning, {c['info']} info)"
         )
 
@@ -114,11 +113,20 @@ class AuditReport:
             lines.append("skipped: " + "; ".join(f"{k} ({v})" for k, v in self.skipped.items()))
         return "\n".join(lines)
 
-    def _body(self) -> str:
-        verdict = badge("ok") + " passed" if self.passed else badge("critical") + " failed"
-        parts = [f"<p>{verdict}: {esc(self.summary())}</p>"]
+    def _scope(self) -> str:
+        """What was audited: ``"609 rows, 32 features, 8 checks"``."""
+        checks = f"{len(self.checks)} check{'s' * (len(self.checks) != 1)}"
+        return f"{self.n_rows:,} rows, {self.n_features:,} features, {checks}"
+
+    def _body(self, *, scope: bool = True) -> str:
+        c = self.counts()
+        verdict = badge("ok") + " <b>passed</b>" if self.passed else badge("critical") + " <b>failed</b>"
+        counts = f"{c['critical']} critical, {c['warning']} warning, {c['info']} info"
+        where = f"{esc(self._scope())}; " if scope else ""
+        parts = [f"<p>{verdict}: {where}{counts}</p>"]
         if self.findings:
-            rows = [(badge(f.severity), esc(f.check), esc(f.message)) for f in self.findings]
+            nowrap = '<span style="white-space:nowrap">{}</span>'
+            rows = [(badge(f.severity), nowrap.format(esc(f.check)), esc(f.message)) for f in self.findings]
             parts.append(table(["severity", "check", "finding"], rows, raw=True))
         else:
             parts.append("<p>No leakage found.</p>")
@@ -128,7 +136,7 @@ class AuditReport:
 
     def to_html(self, path: str | Path | None = None) -> str:
         """A self-contained HTML page (the look of cleanfit's run report); written to ``path`` if given."""
-        html = page("Leakage audit", self._body(), subtitle=self.summary())
+        html = page("Leakage audit", self._body(scope=False), subtitle=self._scope())
         if path is not None:
             Path(path).write_text(html, encoding="utf-8")
         return html
