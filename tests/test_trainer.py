@@ -311,3 +311,13 @@ def test_predict_on_batches_the_model_cannot_take_says_what_it_passed():
     with pytest.raises(cf.TrainingError, match=r"predict\(\): the model does not take the batch's input \(a dict "
                                                r"of features float32 \(8, 4\), label int64 \(8,\)\).*cf.Batches\(X"):
         _trainer().predict(cf.Batches({"features": X, "label": y}, 8, shuffle=False))
+
+
+def test_a_non_finite_loss_without_checkpoint_dir_does_not_promise_a_checkpoint():
+    X, y = _data(40)
+    nan_data = cf.Batches((np.full_like(X, np.nan), y), 8)
+    with pytest.raises(cf.TrainingError, match=r"became nan at epoch 1, step 1 .*nothing was saved") as error:
+        _trainer().fit(nan_data, epochs=1)
+    assert "checkpoint is kept" not in str(error.value)
+    with pytest.raises(cf.TrainingError, match=r"validation loss became nan at epoch 1, step 5; .*nothing was saved"):
+        _trainer().fit(cf.Batches((X, y), 8), nan_data, epochs=1)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from cleanfit.batches import Batches
-from cleanfit.errors import ConfigError, DataError
+from cleanfit.errors import CheckpointError, ConfigError, DataError
 from cleanfit.training.early_stopping import EarlyStopping
 from cleanfit.training.precision import PRECISIONS
 
@@ -70,3 +71,35 @@ def check_arguments(model: Any, optimizer: Any, loss: Any, step: Any, precision:
         shapes = ", ".join(str(tuple(p.shape)) for p in foreign[:3])
         raise ConfigError(f"the optimizer holds {len(foreign)} parameter(s) that are not in the model (shapes {shapes}); "
                           "build it from this model: torch.optim.AdamW(model.parameters(), ...).")
+
+
+def open_checkpoints(directory: Path | None, keep_last: int, resume: bool | str | Path, dist: Any) -> Any:
+    """The run's CheckpointManager (None without ``checkpoint_dir``), its directory checked before training
+    starts: writable, and not holding another run's checkpoints unless this fit resumes (a later
+    ``resume=True`` would take the highest step, whichever run wrote it). Rank 0 checks; every rank raises,
+    so none waits for a peer that stopped."""
+    from cleanfit.training.checkpoints import CheckpointManager
+
+    if directory is None:
+        if resume is True:
+            raise ConfigError("fit(resume=True) needs Trainer(checkpoint_dir=...) to find the checkpoints in.")
+        return None
+    manager = CheckpointManager(directory, keep_last=keep_last, monitor="val_loss", mode="min")
+    problem = None
+    if dist.is_main:
+        try:
+            manager.check_writable()
+            found = manager.list()
+            if found and not resume:
+                raise CheckpointError(
+                    f"checkpoint_dir {directory} already holds {len(found)} checkpoint(s) (newest {found[0].name}); "
+                    "a fresh fit there would mix two runs, and a later resume=True would pick the newest by step, "
+                    "whichever run wrote it. Pass fit(..., resume=True) to continue that run, or choose an empty "
+                    "checkpoint_dir (or delete its checkpoints) to start over."
+                )
+        except CheckpointError as exc:
+            problem = str(exc)
+    problem = dist.broadcast(problem)
+    if problem is not None:
+        raise CheckpointError(problem)
+    return manager

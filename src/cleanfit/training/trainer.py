@@ -36,7 +36,7 @@ import torch
 
 from cleanfit.batches import Batches
 from cleanfit.devices import pick_device, to_device
-from cleanfit.errors import CheckpointError, ConfigError, DataError, TrainingError
+from cleanfit.errors import ConfigError, DataError, TrainingError
 from cleanfit.metrics import resolve_metrics
 from cleanfit.seeding import rng_state, seed_everything, set_rng_state
 from cleanfit.training import _run_io as io
@@ -45,6 +45,7 @@ from cleanfit.training._batch import compute_loss, count, global_examples, needs
 from cleanfit.training._checks import check_arguments as _check_arguments
 from cleanfit.training._checks import check_batches as _check_batches
 from cleanfit.training._checks import check_monitor as _check_monitor
+from cleanfit.training._checks import open_checkpoints as _open_checkpoints
 from cleanfit.training._checks import check_sharding as _check_sharding
 from cleanfit.training.early_stopping import EarlyStopping
 from cleanfit.training.evaluation import evaluate as _evaluate
@@ -174,7 +175,7 @@ class Trainer:
         self.windows_per_epoch_ = math.ceil(len(train) / self.accumulate)
         self.total_steps_ = epochs * self.windows_per_epoch_
         self.scheduler_ = make_scheduler(self.schedule, self.optimizer, self.total_steps_)
-        manager = self._checkpoint_manager(resume)
+        manager = _open_checkpoints(self.checkpoint_dir, self.keep_last, resume, self.dist_)
         # Without a checkpoint_dir, resume=<file> only reads that file: nothing is written next to it.
         reader = manager if manager is not None or not resume else CheckpointManager(Path(resume).parent)
         if self.early_stopping is not None:
@@ -213,36 +214,6 @@ class Trainer:
         else:
             seed_everything((self.seed + self.dist_.rank + 1_000_003 * state.step) % 2**32)
         return state, manager
-
-    def _checkpoint_manager(self, resume: bool | str | Path) -> Any:
-        """The run's CheckpointManager (None without ``checkpoint_dir``), its directory checked before training
-        starts: writable, and not holding another run's checkpoints unless this fit resumes. Rank 0 checks;
-        every rank raises, so none waits for a peer that stopped."""
-        from cleanfit.training.checkpoints import CheckpointManager
-
-        if self.checkpoint_dir is None:
-            if resume is True:
-                raise ConfigError("fit(resume=True) needs Trainer(checkpoint_dir=...) to find the checkpoints in.")
-            return None
-        manager = CheckpointManager(self.checkpoint_dir, keep_last=self.keep_last, monitor="val_loss", mode="min")
-        problem = None
-        if self.dist_.is_main:
-            try:
-                manager.check_writable()
-                found = manager.list()
-                if found and not resume:
-                    raise CheckpointError(
-                        f"checkpoint_dir {self.checkpoint_dir} already holds {len(found)} checkpoint(s) (newest "
-                        f"{found[0].name}); a fresh fit there would mix two runs, and a later resume=True would pick "
-                        "the newest by step, whichever run wrote it. Pass fit(..., resume=True) to continue that run, "
-                        "or choose an empty checkpoint_dir (or delete its checkpoints) to start over."
-                    )
-            except CheckpointError as exc:
-                problem = str(exc)
-        problem = self.dist_.broadcast(problem)
-        if problem is not None:
-            raise CheckpointError(problem)
-        return manager
 
     # -- the loop ----------------------------------------------------------------------------------
     def _loop(self, s: TrainState, manager: Any, val: Batches | None, epochs: int) -> None:
@@ -360,8 +331,8 @@ class Trainer:
             io.logger.error("non-finite train loss %s at epoch %d, step %d", values[bad], row["epoch"], row["step"])
             raise TrainingError(
                 f"the train loss became {values[bad]} at epoch {row['epoch']}, step {row['step']} (lr "
-                f"{io.format_lr(self._last_lr)}); training stopped and the last good checkpoint is kept. Lower the "
-                "learning rate, add warmup or clip_grad=1.0, and check the data for NaN/inf values."
+                f"{io.format_lr(self._last_lr)}); {self._stopped()}. Lower the learning rate, add warmup or "
+                "clip_grad=1.0, and check the data for NaN/inf values."
             )
         row = {"step": s.step, "epoch": s.epoch + 1, "train_loss": sum(values) / len(values), "lr": self._last_lr}
         s.history.add_step(row)
@@ -396,35 +367,36 @@ class Trainer:
                                              effective=s.train.global_batch_size * self.accumulate))
         if row["val_loss"] is not None and not math.isfinite(row["val_loss"]):
             raise TrainingError(f"the validation loss became {row['val_loss']} at epoch {row['epoch']}, step "
-                                f"{row['step']}; training stopped and the last good checkpoint is kept.")
+                                f"{row['step']}; {self._stopped()}. Check the val data for NaN/inf values, and "
+                                "lower the learning rate if the train loss is rising too.")
         stop = self.early_stopping.update(row, self.model) if self.early_stopping is not None else False
         if row["val_loss"] is not None and (s.best_metric is None or row["val_loss"] < s.best_metric):
             s.best_metric = row["val_loss"]
         self._save(s, manager, metric=row["val_loss"])
         return stop
 
+    def _stopped(self) -> str:
+        if self.checkpoint_dir is None:
+            return "training stopped (with no checkpoint_dir, nothing was saved)"
+        return f"training stopped and the last good checkpoint in {self.checkpoint_dir} is kept"
+
     def _global_totals(self, s: TrainState) -> dict[str, Any]:
-        """This epoch's running sums over all ranks (plain numbers)."""
+        """This epoch's running sums over all ranks, in the shape of ``s.totals``."""
         t = s.totals
         numbers = [t["loss_sum"], t["examples"], float(t["grad_norm_sum"]), t["grad_norms"], t["skipped_steps"]]
         if self.dist_.enabled:
             packed = torch.tensor(numbers, dtype=torch.float64, device=self.device_)
             numbers = self.dist_.all_reduce_sum(packed).tolist()
         loss_sum, examples, norm_sum, norms, skipped = numbers
-        return {"loss_sum": loss_sum, "examples": int(examples), "grad_norm_sum": norm_sum, "grad_norms": int(norms),
-                "skipped_steps": int(skipped)}
+        return {"loss_sum": loss_sum, "examples": int(examples), "grad_norm_sum": torch.tensor(norm_sum, dtype=torch.float32),
+                "grad_norms": int(norms), "skipped_steps": int(skipped)}
 
     def _save(self, s: TrainState, manager: Any, *, metric: float | None) -> None:
         """A checkpoint of the whole TrainState (rank 0 writes; every rank contributes its RNG state)."""
         if manager is None:
             return
         s.rng = self.dist_.all_gather(rng_state())
-        totals = None
-        if self.dist_.enabled:
-            g = self._global_totals(s)
-            totals = {"loss_sum": g["loss_sum"], "examples": g["examples"],
-                      "grad_norm_sum": torch.tensor(g["grad_norm_sum"], dtype=torch.float32),
-                      "grad_norms": g["grad_norms"], "skipped_steps": g["skipped_steps"]}
+        totals = self._global_totals(s) if self.dist_.enabled else None  # rank 0 saves the sums over all ranks
         if self.dist_.is_main:
             manager.save(s.state_dict(totals=totals), step=s.step, epoch=s.epoch, metric=metric)
 
