@@ -175,3 +175,26 @@ def test_dataset_four_times_larger_than_the_memory_allowed(tmp_path):
     assert all_seen == "1"  # every row exactly once (checked inside)
     assert float(grown_mb) < 80, f"peak RSS grew by {grown_mb} MB for 320 MB of data"
     print(f"peak RSS grew by {float(grown_mb):.1f} MB for 320 MB of data")
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_prefetch_thread_ends_when_the_consumer_stops_early(fail):
+    import threading
+
+    exhausted = threading.Event()
+
+    def source():
+        yield 1
+        yield 2
+        exhausted.set()  # the worker asked for more: it now hands over the end (or an error)
+        if fail:
+            raise RuntimeError("boom")
+
+    it = prefetch(source(), depth=1)
+    assert next(it) == 1
+    assert exhausted.wait(10)
+    it.close()  # the consumer walks away with a full queue
+    workers = [t for t in threading.enumerate() if t.name == "cleanfit-prefetch"]
+    for t in workers:
+        t.join(10)
+    assert not any(t.is_alive() for t in workers)

@@ -204,22 +204,26 @@ def prefetch(batches: Iterable[Any], depth: int = 2, device: Any = None) -> Iter
     q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
 
+    def put(item: Any) -> bool:
+        """Hand ``item`` over; False when the consumer has gone (so this thread never blocks for good)."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def work() -> None:
         try:
             for batch in batches:
                 if device is not None:
                     batch = to_device(pin(batch), device)
-                while not stop.is_set():
-                    try:
-                        q.put(batch, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(batch):
                     return
-            q.put(done)
+            put(done)
         except BaseException as exc:  # hand the error to the consumer
-            q.put(exc)
+            put(exc)
 
     thread = threading.Thread(target=work, name="cleanfit-prefetch", daemon=True)
     thread.start()
