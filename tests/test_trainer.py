@@ -321,3 +321,15 @@ def test_a_non_finite_loss_without_checkpoint_dir_does_not_promise_a_checkpoint(
     assert "checkpoint is kept" not in str(error.value)
     with pytest.raises(cf.TrainingError, match=r"validation loss became nan at epoch 1, step 5; .*nothing was saved"):
         _trainer().fit(cf.Batches((X, y), 8), nan_data, epochs=1)
+
+
+def test_evaluation_and_prediction_refuse_batches_that_drop_examples():
+    X, y = _data(20)
+    trainer = _trainer()
+    dropping = cf.Batches((X, y), 8, shuffle=False, drop_last=True)  # 16 of 20 rows
+    for call in (lambda: trainer.evaluate(dropping), lambda: trainer.predict(dropping),
+                 lambda: trainer.fit(cf.Batches((X, y), 8), dropping, epochs=1)):
+        with pytest.raises(cf.DataError, match=r"drop_last=True\) leave out the last 4 of 20 examples"):
+            call()
+    assert trainer.history_ is None
+    assert trainer.predict(cf.Batches((X, y), 10, shuffle=False, drop_last=True)).shape == (20, 2)  # nothing dropped

@@ -19,6 +19,14 @@ def check_batches(batches: Any, where: str) -> None:
                         "cf.Batches((X, y), batch_size=64) (shuffle=False for evaluation).")
 
 
+def check_complete(batches: Batches, where: str) -> None:
+    """Evaluation and prediction see every example: drop_last would silently leave the last ones out."""
+    left_out = batches.num_examples % batches.global_batch_size if batches.drop_last else 0
+    if left_out:
+        raise DataError(f"{where}: Batches(drop_last=True) leave out the last {left_out} of {batches.num_examples} "
+                        "examples, so the result would not cover the data; pass drop_last=False for evaluation.")
+
+
 def check_monitor(monitor: str, metrics: Any, *, has_val: bool) -> None:
     """EarlyStopping's ``monitor`` must be a value the epoch rows will have: checked before training, not after
     the first epoch."""

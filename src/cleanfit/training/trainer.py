@@ -44,6 +44,7 @@ from cleanfit.training import distributed
 from cleanfit.training._batch import compute_loss, count, global_examples, needs_move, windows
 from cleanfit.training._checks import check_arguments as _check_arguments
 from cleanfit.training._checks import check_batches as _check_batches
+from cleanfit.training._checks import check_complete as _check_complete
 from cleanfit.training._checks import check_monitor as _check_monitor
 from cleanfit.training._checks import open_checkpoints as _open_checkpoints
 from cleanfit.training._checks import check_sharding as _check_sharding
@@ -151,6 +152,8 @@ class Trainer:
         for batches, where in ((train, "train"), (val, "val")):
             if batches is not None:
                 self._check_sharding(batches, where)
+        if val is not None:
+            _check_complete(val, "val")
         if len(train) == 0:
             raise DataError(f"fit() got train batches with no batches ({train!r}); pass more examples or drop_last=False.")
         state, manager = self._start(train, val, epochs, resume)
@@ -418,6 +421,7 @@ class Trainer:
         _check_batches(batches, "evaluate")
         self._prepare()
         self._check_sharding(batches, "evaluate")
+        _check_complete(batches, "evaluate")
         return _evaluate(self.model, batches, precision=self.precision_, device=self.device_, dist=self.dist_,
                          loss=self.loss, step=self.step, metrics=self.metrics)
 
@@ -426,6 +430,7 @@ class Trainer:
         _check_batches(batches, "predict")
         self._prepare()
         self._check_sharding(batches, "predict")
+        _check_complete(batches, "predict")
         return _predict(self.model, batches, precision=self.precision_, device=self.device_, dist=self.dist_)
 
     def _check_sharding(self, batches: Batches, where: str) -> None:
