@@ -198,3 +198,29 @@ def test_prefetch_thread_ends_when_the_consumer_stops_early(fail):
     for t in workers:
         t.join(10)
     assert not any(t.is_alive() for t in workers)
+
+
+def test_source_mistakes_are_caught_when_the_source_is_made_not_mid_epoch(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"a": [1.0, 2.0], "name": ["x", "y"], "y": [0, 1]}), tmp_path / "p1.parquet")
+    pq.write_table(pa.table({"b": [1.0, 2.0], "name": ["x", "y"], "y": [0, 1]}), tmp_path / "p2.parquet")
+    with pytest.raises(cf.DataError, match="feature column 'name' .* not numbers"):
+        ParquetSource(tmp_path / "p1.parquet", features=["a", "name"], target="y")
+    with pytest.raises(cf.DataError, match="\\['a'\\] are not in .*p2.parquet"):
+        ParquetSource([tmp_path / "p1.parquet", tmp_path / "p2.parquet"], features=["a"], target="y")
+    for bad in (0, 2.5, True):
+        with pytest.raises(cf.DataError, match="buffer_blocks must be an integer"):
+            ParquetSource(tmp_path / "p1.parquet", buffer_blocks=bad)
+    np.save(tmp_path / "x.npy", np.arange(30).reshape(10, 3))
+    with pytest.raises(cf.DataError, match="block_rows must be an integer"):
+        NpySource(tmp_path / "x.npy", block_rows=0)
+
+
+def test_a_truncated_npy_file_is_refused_instead_of_read_as_garbage(tmp_path):
+    np.save(tmp_path / "x.npy", np.arange(30).reshape(10, 3))
+    cut = tmp_path / "cut.npy"
+    cut.write_bytes((tmp_path / "x.npy").read_bytes()[:-20])
+    with pytest.raises(cf.DataError, match="cut.npy is truncated"):
+        NpySource(cut, block_rows=3)

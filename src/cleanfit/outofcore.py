@@ -33,8 +33,8 @@ class _BlockSource:
     buffer_blocks: int
 
     def _init_blocks(self, sizes: Sequence[int], buffer_blocks: int) -> None:
-        if buffer_blocks < 1:
-            raise DataError(f"buffer_blocks must be >= 1, got {buffer_blocks}")
+        if not _is_count(buffer_blocks):
+            raise DataError(f"buffer_blocks must be an integer >= 1, got {buffer_blocks!r}")
         self.block_sizes = np.asarray(sizes, dtype=np.int64)
         self.block_starts = np.concatenate([[0], np.cumsum(self.block_sizes)])
         self.buffer_blocks = int(buffer_blocks)
@@ -125,9 +125,13 @@ class ParquetSource(_BlockSource):
                 raise DataError("give both features= and target= (or neither, and columns=)")
             columns = [*features, target]
         self.columns = list(columns) if columns is not None else names
-        missing = [c for c in self.columns if c not in names]
-        if missing:
-            raise DataError(f"columns {missing} are not in {paths[0]}; it has {names}")
+        for p, pf in zip(paths, self._files):  # every file: a missing column would fail mid-epoch
+            schema = pf.schema_arrow
+            missing = [c for c in self.columns if c not in schema.names]
+            if missing:
+                raise DataError(f"columns {missing} are not in {p}; it has {schema.names}")
+            if features is not None:
+                _check_numeric_features(schema, features, p)
         self.features, self.target = (list(features), target) if features is not None else (None, None)
         self._init_blocks(sizes, buffer_blocks)
 
@@ -152,6 +156,23 @@ class ParquetSource(_BlockSource):
         return (gathered["x"], gathered["y"]) if self.features is not None else gathered
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and value >= 1
+
+
+def _check_numeric_features(schema: Any, features: Sequence[str], path: Path) -> None:
+    """Features become one float32 matrix: each must be a number or a bool in the file."""
+    import pyarrow.types as pat
+
+    for name in features:
+        kind = schema.field(name).type
+        if not (pat.is_integer(kind) or pat.is_floating(kind) or pat.is_boolean(kind) or pat.is_decimal(kind)):
+            raise DataError(
+                f"feature column {name!r} in {path} holds {kind}, not numbers: features= become one float32 "
+                f"matrix; encode it as numbers first, or read it with columns= (a dict of NumPy columns)"
+            )
+
+
 class NpySource(_BlockSource):
     """A ``.npy`` file read in blocks of ``block_rows`` rows with plain file reads (no mmap, so
     the pages read do not stay in this process's memory)."""
@@ -170,9 +191,18 @@ class NpySource(_BlockSource):
             raise DataError(f"cannot read {self.path} as a .npy file: {exc}") from exc
         if fortran or dtype.hasobject or not shape:
             raise DataError(f"{self.path} must hold a C-ordered numeric array with at least one dimension")
+        if not _is_count(block_rows):
+            raise DataError(f"block_rows must be an integer >= 1, got {block_rows!r}")
         self.shape, self.dtype = shape, dtype
         self._row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
         n = shape[0]
+        expected = self._offset + n * self._row_bytes
+        size = self.path.stat().st_size
+        if size < expected:
+            raise DataError(
+                f"{self.path} is truncated: its header promises {n} rows of shape {tuple(shape[1:])} "
+                f"({expected} bytes) but the file has {size} bytes; write it again"
+            )
         sizes = [min(block_rows, n - s) for s in range(0, n, block_rows)]
         self._block_rows = block_rows
         self._init_blocks(sizes, buffer_blocks)
@@ -182,7 +212,9 @@ class NpySource(_BlockSource):
         out = np.empty((rows, *self.shape[1:]), dtype=self.dtype)
         with open(self.path, "rb") as f:
             f.seek(self._offset + block * self._block_rows * self._row_bytes)
-            f.readinto(memoryview(out).cast("B"))
+            got = f.readinto(memoryview(out).cast("B"))
+        if got != out.nbytes:  # the file shrank after it was opened
+            raise DataError(f"{self.path}: block {block} is cut short ({got} of {out.nbytes} bytes); write the file again")
         return out
 
     def take(self, indices: np.ndarray) -> np.ndarray:
