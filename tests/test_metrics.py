@@ -70,3 +70,16 @@ def test_early_stopping_modes_and_min_delta():
         cf.EarlyStopping(patience=0)
     with pytest.raises(cf.ConfigError, match="no such value"):
         cf.EarlyStopping(patience=1, monitor="val_f1").update({"epoch": 1, "val_loss": 1.0})
+
+
+def test_auc_with_a_class_missing_from_val_onehot_targets_and_a_diverged_model():
+    rng = np.random.default_rng(0)
+    logits = torch.from_numpy(rng.normal(size=(30, 3)).astype("float32"))
+    targets = torch.from_numpy(rng.integers(0, 2, size=30))  # class 2 never appears in this small val set
+    probs = torch.softmax(logits, 1).numpy()
+    expected = np.mean([skm.roc_auc_score(targets.numpy() == c, probs[:, c]) for c in (0, 1)])
+    assert metrics.auc(logits, targets) == pytest.approx(expected)
+    onehot = torch.eye(3)[targets]  # soft-label / one-hot targets read by their argmax
+    assert metrics.auc(logits, onehot) == pytest.approx(expected)
+    assert metrics.accuracy(logits, onehot) == metrics.accuracy(logits, targets)
+    assert np.isnan(metrics.auc(torch.full((4, 2), float("nan")), torch.tensor([0, 1, 0, 1])))

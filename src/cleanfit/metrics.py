@@ -53,10 +53,20 @@ def _regression_pair(outputs: Any, targets: Any) -> tuple[np.ndarray, np.ndarray
     return out.reshape(-1), tgt.reshape(-1)
 
 
+def _labels(targets: Any, outputs: np.ndarray) -> np.ndarray:
+    """Class labels of ``targets``: class indices, 0./1. floats, or one-hot / soft rows (argmax) shaped like
+    the outputs."""
+    truth = _np(targets)
+    if truth.ndim == 2 and truth.shape[1] > 1 and truth.shape == outputs.shape:
+        return truth.argmax(axis=1)
+    return truth.reshape(-1)
+
+
 def accuracy(outputs: Any, targets: Any) -> float:
     """The fraction of examples whose predicted class (argmax, or logit > 0) equals the target."""
-    predicted = _classes(_np(outputs))
-    truth = _np(targets).reshape(-1)
+    out = _np(outputs)
+    predicted = _classes(out)
+    truth = _labels(targets, out)
     if truth.dtype.kind == "f":
         truth = np.rint(truth).astype(np.int64)  # 0./1. targets of a BCE loss
     if predicted.shape[0] != truth.shape[0]:
@@ -65,15 +75,20 @@ def accuracy(outputs: Any, targets: Any) -> float:
 
 
 def auc(outputs: Any, targets: Any) -> float:
-    """Area under the ROC curve (scikit-learn's ``roc_auc_score``; one-vs-rest for several classes)."""
+    """Area under the ROC curve (scikit-learn's ``roc_auc_score``; for several classes the mean of the
+    one-vs-rest AUCs of the classes present, so a class missing from a small val set is no crash).
+    NaN when undefined: one class present, or non-finite outputs (a diverged model)."""
     from sklearn.metrics import roc_auc_score
 
-    out, truth = _np(outputs).astype(np.float64), _np(targets).reshape(-1)
-    if np.unique(truth).size < 2:
-        return float("nan")  # undefined with one class present
+    out = _np(outputs).astype(np.float64)
+    truth = _labels(targets, out)
+    if np.unique(truth).size < 2 or not np.isfinite(out).all():
+        return float("nan")
     if out.ndim == 2 and out.shape[1] > 2:
         shifted = np.exp(out - out.max(axis=1, keepdims=True))
-        return float(roc_auc_score(truth, shifted / shifted.sum(axis=1, keepdims=True), multi_class="ovr"))
+        probs = shifted / shifted.sum(axis=1, keepdims=True)
+        present = [c for c in range(out.shape[1]) if 0 < np.sum(truth == c) < truth.size]
+        return float(np.mean([roc_auc_score(truth == c, probs[:, c]) for c in present]))
     score = out[:, 1] - out[:, 0] if out.ndim == 2 and out.shape[1] == 2 else out.reshape(-1)
     return float(roc_auc_score(truth, score))
 
