@@ -83,3 +83,9 @@ def test_auc_with_a_class_missing_from_val_onehot_targets_and_a_diverged_model()
     assert metrics.auc(logits, onehot) == pytest.approx(expected)
     assert metrics.accuracy(logits, onehot) == metrics.accuracy(logits, targets)
     assert np.isnan(metrics.auc(torch.full((4, 2), float("nan")), torch.tensor([0, 1, 0, 1])))
+
+
+def test_early_stopping_auto_mode_minimises_perplexity_and_nll():
+    assert cf.EarlyStopping(1, monitor="val_perplexity").mode == "min"
+    assert cf.EarlyStopping(1, monitor="val_nll").mode == "min"
+    assert cf.EarlyStopping(1, monitor="val_f1").mode == "max"

@@ -19,7 +19,7 @@ from cleanfit.errors import ConfigError
 
 __all__ = ["EarlyStopping"]
 
-_LOWER_IS_BETTER = ("loss", "rmse", "mae", "error", "mse")
+_LOWER_IS_BETTER = ("loss", "rmse", "mae", "error", "mse", "perplexity", "nll")
 
 
 class EarlyStopping:
