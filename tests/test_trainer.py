@@ -333,3 +333,25 @@ def test_evaluation_and_prediction_refuse_batches_that_drop_examples():
             call()
     assert trainer.history_ is None
     assert trainer.predict(cf.Batches((X, y), 10, shuffle=False, drop_last=True)).shape == (20, 2)  # nothing dropped
+
+
+def test_metrics_errors_name_the_metric_or_the_output_type():
+    X, y = _data(20)
+
+    class DictModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            return {"logits": self.linear(x)}
+
+    model = DictModel()
+    trainer = cf.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), metrics=["accuracy"], progress=False,
+                         loss=lambda out, target: F.cross_entropy(out["logits"], target))
+    with pytest.raises(cf.TrainingError, match=r"metrics=\.\.\.\) needs a model that returns a tensor .*got dict"):
+        trainer.evaluate(cf.Batches((X, y), 8, shuffle=False))
+    broken = _trainer(metrics={"share": lambda out, target: 1 / 0})
+    with pytest.raises(cf.TrainingError, match=r"metric 'share' failed on outputs \(20, 2\) and targets \(20,\): "
+                                               r"ZeroDivisionError"):
+        broken.evaluate(cf.Batches((X, y), 8, shuffle=False))

@@ -13,7 +13,7 @@ import torch
 
 from cleanfit.batches import batch_len
 from cleanfit.devices import to_device
-from cleanfit.errors import DataError, TrainingError
+from cleanfit.errors import CleanfitError, DataError, TrainingError
 from cleanfit.training._batch import compute_loss, describe, inputs
 from cleanfit.training.distributed import Distributed
 from cleanfit.training.precision import Precision
@@ -72,6 +72,12 @@ def evaluate(
             loss_sum += value.detach().to(dtype) * n
             examples += n
             if metrics:
+                if not isinstance(out, torch.Tensor) or not isinstance(tgt, torch.Tensor):
+                    raise TrainingError(
+                        f"Trainer(metrics=...) needs a model that returns a tensor and tensor targets, got "
+                        f"{type(out).__name__} outputs and {type(tgt).__name__} targets; drop metrics= and compute "
+                        "them from predict(), or return the logits tensor from the model."
+                    )
                 outputs.append(_cpu(out))
                 targets.append(_cpu(tgt))
     count = torch.tensor(float(examples), dtype=dtype, device=device)
@@ -84,7 +90,16 @@ def evaluate(
         all_outputs = torch.cat([t for part in dist.all_gather(outputs) for t in part])
         all_targets = torch.cat([t for part in dist.all_gather(targets) for t in part])
         for name, fn in metrics.items():
-            result[name] = float(fn(all_outputs, all_targets))
+            try:
+                result[name] = float(fn(all_outputs, all_targets))
+            except CleanfitError:
+                raise
+            except Exception as exc:  # name the metric: the traceback alone points into the evaluation loop
+                raise TrainingError(
+                    f"metric {name!r} failed on outputs {tuple(all_outputs.shape)} and targets "
+                    f"{tuple(all_targets.shape)}: {type(exc).__name__}: {exc}; fix the function or drop it from "
+                    "Trainer(metrics=...)."
+                ) from exc
     return result
 
 
