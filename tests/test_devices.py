@@ -46,3 +46,20 @@ def test_to_device_nested():
     assert isinstance(out["dc"], _Batch) and out["dc"].meta == "m"
     t = torch.arange(3)
     assert cf.to_device(t, "cpu") is t  # no copy when already there
+
+
+def test_a_cuda_index_beyond_the_devices_present_is_named(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert cf.pick_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(cf.DataError, match="has 1 CUDA device .*cuda:0 .. cuda:0"):
+        cf.pick_device("cuda:5")
+
+
+def test_to_device_names_a_bad_device_and_keeps_a_defaultdict():
+    with pytest.raises(cf.DataError, match="not a device"):
+        cf.to_device(torch.zeros(2), "gpu-please")
+    batch = collections.defaultdict(list, {"x": np.zeros(2, dtype=np.float32)})
+    out = cf.to_device(batch, "cpu")
+    assert isinstance(out, collections.defaultdict) and out.default_factory is list
+    assert isinstance(out["x"], torch.Tensor)

@@ -9,6 +9,7 @@ torch.Size([2, 3])
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
@@ -36,6 +37,12 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
         raise DataError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise DataError(f"device={device!r} was asked for but CUDA is not available here; use device='auto' or 'cpu'")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise DataError(
+            f"device={device!r} was asked for but this machine has {count} CUDA device{'s' * (count != 1)} "
+            f"(cuda:0 .. cuda:{count - 1}); use one of those or device='auto'"
+        )
     if resolved.type == "mps" and not torch.backends.mps.is_available():
         raise DataError(f"device={device!r} was asked for but MPS is not available here; use device='auto' or 'cpu'")
     return resolved
@@ -48,7 +55,11 @@ def to_device(batch: Any, device: str | torch.device, *, non_blocking: bool | No
     ``non_blocking`` when the source tensor is pinned, unless ``non_blocking`` says otherwise.
     Other leaves (strings, numbers, None) are returned unchanged.
     """
-    device = torch.device(device) if not isinstance(device, torch.device) else device
+    if not isinstance(device, torch.device):
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise DataError(f"device={device!r} is not a device; use 'cpu', 'cuda', 'cuda:1' or 'mps'") from exc
     return _move(batch, device, non_blocking)
 
 
@@ -68,7 +79,11 @@ def _move(obj: Any, device: torch.device, non_blocking: bool | None) -> Any:
         return type(obj)(_move(v, device, non_blocking) for v in obj)
     if isinstance(obj, Mapping):
         moved = {k: _move(v, device, non_blocking) for k, v in obj.items()}
-        return moved if type(obj) is dict else type(obj)(moved)
+        if type(obj) is dict:
+            return moved
+        if isinstance(obj, collections.defaultdict):
+            return type(obj)(obj.default_factory, moved)
+        return type(obj)(moved)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         changes = {f.name: _move(getattr(obj, f.name), device, non_blocking) for f in dataclasses.fields(obj) if f.init}
         return dataclasses.replace(obj, **changes)
