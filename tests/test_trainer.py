@@ -232,6 +232,8 @@ def test_fit_errors_name_the_problem():
         _trainer(loss=lambda o, t: F.cross_entropy(o, t, reduction="none")).fit(cf.Batches((X, y), 8), epochs=1)
     with pytest.raises(cf.ConfigError, match="checkpoint_dir"):
         _trainer().fit(cf.Batches((X, y), 8), epochs=1, resume=True)
+    with pytest.raises(cf.ConfigError, match=r"resume='best'\) needs Trainer\(checkpoint_dir=\.\.\.\)"):
+        _trainer().fit(cf.Batches((X, y), 8), epochs=1, resume="best")
 
 
 def test_tracking_params_metrics_tags_report_and_finish(tmp_path):

@@ -89,8 +89,9 @@ def open_checkpoints(directory: Path | None, keep_last: int, resume: bool | str 
     from cleanfit.training.checkpoints import CheckpointManager
 
     if directory is None:
-        if resume is True:
-            raise ConfigError("fit(resume=True) needs Trainer(checkpoint_dir=...) to find the checkpoints in.")
+        if resume is True or (isinstance(resume, str) and resume == "best"):
+            raise ConfigError(f"fit(resume={resume!r}) needs Trainer(checkpoint_dir=...) to find the checkpoints in "
+                              "(or pass resume=<path to a .ckpt file>).")
         return None
     manager = CheckpointManager(directory, keep_last=keep_last, monitor="val_loss", mode="min")
     problem = None
