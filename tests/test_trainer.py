@@ -211,6 +211,7 @@ def test_bf16_autocast_runs_on_cpu():
         (lambda: cf.Trainer(_mlp(), torch.optim.SGD(_mlp().parameters(), lr=0.1)), "exactly one of loss"),
         (lambda: _trainer(step=lambda m, b: 0, loss=None, metrics=["accuracy"]), "metrics"),
         (lambda: _trainer(metrics=["f1"]), "unknown metric 'f1'"),
+        (lambda: _trainer(checkpoint_every=10), r"checkpoint_every=10\) saves nowhere without checkpoint_dir"),
     ],
 )
 def test_constructor_errors(make, match):

@@ -113,6 +113,9 @@ class Trainer:
         if self.metrics and step is not None:
             raise ConfigError("Trainer(metrics=...) needs loss= with (x, y) batches (metrics compare outputs and "
                               "targets); with step= compute them yourself after predict().")
+        if checkpoint_every and checkpoint_dir is None:
+            raise ConfigError(f"Trainer(checkpoint_every={checkpoint_every}) saves nowhere without checkpoint_dir; "
+                              "pass checkpoint_dir='checkpoints' (or drop checkpoint_every).")
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.checkpoint_every = checkpoint_every or None
         self.keep_last = keep_last
