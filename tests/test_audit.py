@@ -396,3 +396,17 @@ def test_html_states_the_verdict_once_and_keeps_check_ids_whole():
     assert "400 rows, 5 features" in html and "white-space:nowrap\">target-leakage<" in html
     notebook = report._repr_html_()
     assert "400 rows, 5 features" in notebook and "<b>failed</b>" in notebook
+
+
+@pytest.mark.parametrize("transformers", ["scaler", ["scaler"], [StandardScaler(), 3]])
+def test_transformers_that_are_not_transformers_are_named(transformers):
+    X, y = _frame()
+    with pytest.raises(DataError, match="not a transformer"):
+        audit(X, y, random_parts(len(X)), transformers=transformers)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, True, 2**40])
+def test_a_bad_seed_is_a_data_error(seed):
+    X, y = _frame()
+    with pytest.raises(DataError, match="audit\\(seed="):
+        audit(X, y, random_parts(len(X)), seed=seed)

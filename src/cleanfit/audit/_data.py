@@ -82,6 +82,8 @@ def prepare(
     seed: int,
     requested: tuple[str, ...],
 ) -> AuditData:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise DataError(f"audit(seed={seed!r}): the seed must be an int in [0, 2**32)")
     frame = _frame(X)
     n = len(frame)
     if n < 2:
@@ -250,7 +252,17 @@ def _transformers(transformers: Any) -> tuple[Any, ...]:
         return ()
     if hasattr(transformers, "fit") or hasattr(transformers, "transform"):
         return (transformers,)
-    return tuple(transformers)
+    if isinstance(transformers, (str, bytes)) or not hasattr(transformers, "__iter__"):
+        items: tuple[Any, ...] = (transformers,)
+    else:
+        items = tuple(transformers)
+    for i, t in enumerate(items):
+        if not (hasattr(t, "fit") and hasattr(t, "transform")):
+            raise DataError(
+                f"audit(transformers=...): item {i} is {type(t).__name__} {t!r:.40}, not a transformer; pass "
+                f"the fitted scikit-learn objects themselves (e.g. transformers=[scaler]), not their names"
+            )
+    return items
 
 
 def numeric_columns(data: AuditData) -> list[Any]:
