@@ -59,6 +59,16 @@ from cleanfit.training.state import TrainState, identity_of
 __all__ = ["Trainer"]
 
 
+def _weighted_sum(losses: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
+    """``sum(weight * loss)`` over a window's micro-batches, on the device."""
+    if weights == [1.0]:
+        return losses[0]
+    total = losses[0] * weights[0]
+    for loss, weight in zip(losses[1:], weights[1:]):
+        total.add_(loss, alpha=weight)
+    return total
+
+
 class Trainer:
     """Train ``model`` with ``optimizer`` on :class:`~cleanfit.batches.Batches`.
 
@@ -249,8 +259,9 @@ class Trainer:
                            self.early_stopping.monitor, self.early_stopping.best_)
 
     def _train_step(self, s: TrainState, window: list[Any], first_batch: int) -> tuple[torch.Tensor, float]:
-        """One optimizer step over a window of up to ``accumulate`` micro-batches; returns the window's loss
-        (and its weight in the epoch's sum, see :meth:`_record_losses`)."""
+        """One optimizer step over a window of up to ``accumulate`` micro-batches. Returns the window's loss
+        (a tensor: no host sync) and ``scale``, which turns it back into this rank's sum of loss x examples
+        for the epoch's exact mean (summed when the steps are logged)."""
         counts = [count(batch) for batch in window]
         weights, scale = self._loss_weights(counts, s.train, first_batch)
         losses = []
@@ -274,19 +285,8 @@ class Trainer:
         else:
             s.totals["skipped_steps"] += 1
         self.optimizer.zero_grad(set_to_none=True)
-        return self._record_losses(s, losses, counts, weights, scale)
-
-    def _record_losses(self, s: TrainState, losses: list[torch.Tensor], counts: list[int], weights: list[float],
-                       scale: float) -> tuple[torch.Tensor, float]:
-        """The window's weighted loss (a tensor: no sync) and ``scale``, which turns it back into this
-        rank's sum of loss x examples for the epoch's exact mean (summed when the steps are logged)."""
         s.totals["examples"] += sum(counts)
-        if len(losses) == 1 and weights[0] == 1.0:
-            return losses[0], scale
-        window_loss = losses[0] * weights[0]
-        for loss, weight in zip(losses[1:], weights[1:]):
-            window_loss.add_(loss, alpha=weight)
-        return window_loss, scale
+        return _weighted_sum(losses, weights), scale
 
     def _loss_weights(self, counts: list[int], train: Batches, first_batch: int) -> tuple[list[float], float]:
         """Each micro-batch's share of the window's examples (over all ranks), so the accumulated
