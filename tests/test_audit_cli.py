@@ -148,3 +148,14 @@ def test_output_files_go_into_new_folders_and_an_unwritable_path_is_exit_2(table
     code, _, err = _run(["audit", str(table), "--target", "label", "--split-col", "part", option, str(blocked)])
     assert code == 2 and f"{option} " in err and "cannot write" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_an_integer_regression_target_gets_a_random_split_by_default(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    df["price"] = (100_000 + 20_000 * df["a"] + 5_000 * rng.normal(size=n)).astype(int)  # ~all distinct
+    path = tmp_path / "prices.csv"
+    df.to_csv(path, index=False)
+    code, out, err = _run(["audit", str(path), "--target", "price"])
+    assert code == 0 and "PASSED" in out, err

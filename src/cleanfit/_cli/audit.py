@@ -57,9 +57,10 @@ class _LabelledParts:
 
 def _make_split(frame: pd.DataFrame, y: pd.Series, *, by: str | None, test: float, val: float,
                 time: str | None, group: str | None, seed: int) -> Any:
+    from cleanfit.audit._data import task_of
     from cleanfit.splits import split  # the split module is only needed when the CLI makes a split
 
-    classification = y.dtype.kind not in "f" or y.nunique() <= 20
+    classification = task_of(y.to_numpy()) == "classification"  # the audit's own rule
     if by is None:
         by = "time" if time else "group" if group else "stratify" if classification else "random"
     return split(frame, test=test, val=val, by=by, y=y.to_numpy(), groups=group, time=time, seed=seed)

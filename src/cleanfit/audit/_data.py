@@ -191,6 +191,11 @@ def _target(values: np.ndarray) -> tuple[np.ndarray, str]:
     return series.to_numpy(), "classification"
 
 
+def task_of(values: Any) -> str:
+    """``"classification"`` or ``"regression"`` for a target, by the rule the audit uses."""
+    return _target(values)[1]
+
+
 def _parts(splits: Any, n: int) -> np.ndarray:
     names = [p for p in PART_NAMES if not hasattr(splits, p)]
     if names:
