@@ -15,12 +15,13 @@ plain function of ``s``, like nanoGPT's ``get_lr(it)``: a linear warmup, then a 
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from typing import Any, Callable, Union
 
 import torch
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 
 from cleanfit.errors import ConfigError
 
@@ -124,8 +125,9 @@ def make_scheduler(schedule: ScheduleLike, optimizer: torch.optim.Optimizer, tot
     """Build the LR scheduler for ``optimizer`` from whatever ``Trainer(schedule=...)`` was given.
 
     ``None`` means the optimizer's learning rate throughout (no scheduler); a name (``"warmup_cosine"``) means that
-    schedule with its defaults; a torch LR-scheduler factory ``lambda opt: StepLR(opt, 10)`` or a
-    scheduler already built over this optimizer are used as they are.
+    schedule with its defaults; a torch LR-scheduler factory ``lambda opt: StepLR(opt, 10)`` (or
+    ``lambda opt, total_steps: OneCycleLR(opt, 0.1, total_steps=total_steps)``, given the run's optimizer steps)
+    or a scheduler already built over this optimizer are used as they are.
     """
     if schedule is None:
         return None
@@ -136,11 +138,13 @@ def make_scheduler(schedule: ScheduleLike, optimizer: torch.optim.Optimizer, tot
     if isinstance(schedule, Schedule):
         return schedule(optimizer, total_steps)
     if isinstance(schedule, LRScheduler):
+        _refuse_plateau(schedule)
         if schedule.optimizer is not optimizer:
             raise ConfigError("Trainer(schedule=...) is a scheduler built over another optimizer than Trainer's.")
         return schedule
     if callable(schedule):
-        scheduler = schedule(optimizer)
+        scheduler = schedule(optimizer, total_steps) if _takes_total(schedule) else schedule(optimizer)
+        _refuse_plateau(scheduler)
         if not isinstance(scheduler, LRScheduler):
             raise ConfigError(
                 "Trainer(schedule=...) must be cf.warmup_cosine(), cf.warmup_linear(), cf.constant() or a factory "
@@ -148,6 +152,24 @@ def make_scheduler(schedule: ScheduleLike, optimizer: torch.optim.Optimizer, tot
             )
         return scheduler
     raise ConfigError(f"Trainer(schedule={schedule!r}) is not a schedule.")
+
+
+def _refuse_plateau(scheduler: Any) -> None:
+    if isinstance(scheduler, ReduceLROnPlateau):
+        raise ConfigError(
+            "Trainer(schedule=...) is ReduceLROnPlateau, which steps on a metric, but schedules are stepped once per "
+            "optimizer step; use cf.warmup_cosine() (or cf.EarlyStopping(patience) for a plateau)."
+        )
+
+
+def _takes_total(factory: Callable[..., Any]) -> bool:
+    """True for a factory ``lambda opt, total_steps: ...`` (two positional parameters)."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 and positional[1].default is inspect.Parameter.empty
 
 
 def planned(schedule: ScheduleLike) -> bool:
