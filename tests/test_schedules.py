@@ -94,6 +94,8 @@ def test_a_torch_factory_may_take_the_total_steps_and_a_plateau_scheduler_is_ref
     lrs = _lrs(lambda opt, total_steps: torch.optim.lr_scheduler.OneCycleLR(opt, 1.0, total_steps=total_steps), 10)
     assert len(lrs) == 10 and max(lrs) == pytest.approx(1.0, rel=0.05)  # stepped exactly total times, no error
     assert _lrs(lambda opt: torch.optim.lr_scheduler.StepLR(opt, 2, 0.5), 4) == [1.0, 1.0, 0.5, 0.5]
+    with pytest.raises(TypeError):  # a class is called with the optimizer only, never given the total by accident
+        make_scheduler(torch.optim.lr_scheduler.StepLR, _optimizer(), 10)
     with pytest.raises(cf.ConfigError, match="ReduceLROnPlateau, which steps on a metric"):
         make_scheduler(lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt), _optimizer(), 10)
     opt = _optimizer()

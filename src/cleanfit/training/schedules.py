@@ -163,13 +163,13 @@ def _refuse_plateau(scheduler: Any) -> None:
 
 
 def _takes_total(factory: Callable[..., Any]) -> bool:
-    """True for a factory ``lambda opt, total_steps: ...`` (two positional parameters)."""
+    """True for a factory ``lambda opt, total_steps: ...`` (its second parameter named ``total_steps``)."""
     try:
         parameters = inspect.signature(factory).parameters.values()
     except (TypeError, ValueError):
         return False
     positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 2 and positional[1].default is inspect.Parameter.empty
+    return len(positional) >= 2 and positional[1].name == "total_steps"
 
 
 def planned(schedule: ScheduleLike) -> bool:
