@@ -290,6 +290,8 @@ def test_an_early_stopping_monitor_the_rows_will_not_have_is_refused_before_trai
     with pytest.raises(cf.ConfigError, match=r"monitor='val_acc'\) is not a value .*val_accuracy"):
         trainer.fit(cf.Batches((X, y), 8), cf.Batches((X, y), 8, shuffle=False), epochs=2)
     assert trainer.history_ is None  # nothing was trained
+    with pytest.raises(cf.ConfigError, match=r"monitor='grad_norm'\) is not a value .*one of train_loss \(metrics"):
+        _trainer(early_stopping=cf.EarlyStopping(2, monitor="grad_norm")).fit(cf.Batches((X, y), 8), epochs=2)
     with pytest.raises(cf.ConfigError, match=r"monitor='val_loss'\) needs val batches"):
         _trainer(early_stopping=cf.EarlyStopping(2)).fit(cf.Batches((X, y), 8), epochs=2)
     history = _trainer(early_stopping=cf.EarlyStopping(1, monitor="train_loss")).fit(cf.Batches((X, y), 8), epochs=2)

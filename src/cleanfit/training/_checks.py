@@ -30,7 +30,7 @@ def check_complete(batches: Batches, where: str) -> None:
 def check_monitor(monitor: str, metrics: Any, *, has_val: bool) -> None:
     """EarlyStopping's ``monitor`` must be a value the epoch rows will have: checked before training, not after
     the first epoch."""
-    values = ["train_loss", "lr", "grad_norm"] + (["val_loss"] + [f"val_{name}" for name in metrics] if has_val else [])
+    values = ["train_loss"] + (["val_loss"] + [f"val_{name}" for name in metrics] if has_val else [])
     if monitor in values:
         return
     if monitor.startswith("val_") and not has_val:
