@@ -410,3 +410,16 @@ def test_a_bad_seed_is_a_data_error(seed):
     X, y = _frame()
     with pytest.raises(DataError, match="audit\\(seed="):
         audit(X, y, random_parts(len(X)), seed=seed)
+
+
+@pytest.mark.parametrize("time, shown", [
+    (pd.date_range("2024-03-01", periods=100, freq="h", tz="Europe/Berlin"), "(2024-03-05 02:00:00+00:00)"),
+    (pd.to_timedelta(np.arange(100), unit="s"), "(0 days 00:01:39)"),
+    (pd.date_range("2024-03-01", periods=100, freq="h"), "(2024-03-05 03:00:00)"),
+])
+def test_temporal_messages_print_times_as_the_user_gave_them(time, shown):
+    X, y = _frame(n=100)
+    parts = Parts(np.arange(100), np.array([], dtype=int), np.array([], dtype=int))
+    parts.train, parts.test = np.arange(1, 100), np.array([0])
+    report = audit(X, y, parts, time=time, checks=["temporal"])
+    assert shown in report.findings[0].message, report.findings[0].message

@@ -34,7 +34,8 @@ class AuditData:
     part: np.ndarray | None = None
     splits: Any = None
     time: np.ndarray | None = None  # int64 or float64, sortable
-    time_is_datetime: bool = False
+    time_is_datetime: bool = False  # datetimes or durations, as int64 nanoseconds
+    time_format: str = "number"  # "number" | "datetime" | "datetime-utc" (was time-zone aware) | "timedelta"
     time_name: str | None = None
     groups: np.ndarray | None = None  # int64 codes
     group_name: str | None = None
@@ -107,6 +108,7 @@ def prepare(
         data.splits = splits
     if time_values is not None:
         data.time, data.time_is_datetime = _time(time_values)
+        data.time_format = _time_format(time_values, data.time_is_datetime)
         data.time_name = str(time_name) if time_name is not None else "time"
     if group_values is not None:
         codes, _ = pd.factorize(pd.Series(group_values), use_na_sentinel=True)
@@ -250,6 +252,24 @@ def _time(values: np.ndarray) -> tuple[np.ndarray, bool]:
     if kind in "iufb":
         return series.to_numpy(dtype=np.float64 if kind == "f" else np.int64), False
     raise DataError(f"audit(time=...) holds {series.dtype} values: the time column must be numbers or datetimes")
+
+
+def _time_format(values: Any, is_datetime: bool) -> str:
+    """How to print a time: a number, a (UTC) datetime or a duration."""
+    if not is_datetime:
+        return "number"
+    series = pd.Series(values)
+    if series.dtype.kind == "m":
+        return "timedelta"
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        return "datetime-utc"
+    if series.dtype.kind == "O":  # text: aware when it parses with an offset
+        try:
+            parsed = pd.to_datetime(series.iloc[:1])
+            return "datetime-utc" if isinstance(parsed.dtype, pd.DatetimeTZDtype) else "datetime"
+        except (ValueError, TypeError):
+            return "datetime-utc"  # offsets that differ: read in UTC
+    return "datetime"
 
 
 def _transformers(transformers: Any) -> tuple[Any, ...]:

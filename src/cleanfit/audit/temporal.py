@@ -21,8 +21,10 @@ CRITICAL_SHARE = 0.01
 
 
 def _fmt(data: AuditData, value: float) -> str:
+    if data.time_format == "timedelta":
+        return str(pd.Timedelta(int(value)))
     if data.time_is_datetime:
-        return str(pd.Timestamp(int(value)))
+        return str(pd.Timestamp(int(value), tz="UTC" if data.time_format == "datetime-utc" else None))
     return f"{value:g}"
 
 
