@@ -60,3 +60,22 @@ def test_bad_seed(seed):
 def test_bad_state():
     with pytest.raises(cf.DataError, match="RNG state"):
         cf.set_rng_state({"python": {}})
+
+
+def test_a_bad_rng_state_is_refused_and_changes_nothing():
+    import copy
+    import random
+
+    cf.seed_everything(11)
+    good = cf.rng_state()
+    bad_numpy = copy.deepcopy(good)
+    bad_numpy["numpy"]["key"] = torch.zeros(5, dtype=torch.int64)
+    bad_python = {**copy.deepcopy(good), "python": {"version": 3, "internal": [1, 2], "gauss": None}}
+    bad_torch = {**copy.deepcopy(good), "torch": torch.zeros(3)}
+    cf.seed_everything(99)
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    for bad in (bad_numpy, bad_python, bad_torch):
+        cf.seed_everything(99)
+        with pytest.raises(cf.DataError, match="not an RNG state"):
+            cf.set_rng_state(bad)
+        assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected

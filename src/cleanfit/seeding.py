@@ -67,27 +67,33 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore RNG states captured by :func:`rng_state`."""
+    """Restore RNG states captured by :func:`rng_state`; a bad state changes nothing and raises DataError."""
+    before = rng_state()
     try:
-        py = state["python"]
-        random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
-        np_state = state["numpy"]
-        np.random.set_state(
-            {
-                "bit_generator": np_state["bit_generator"],
-                "state": {
-                    "key": np.asarray(np_state["key"], dtype=np.int64).astype(np.uint32),
-                    "pos": int(np_state["pos"]),
-                },
-                "has_gauss": int(np_state["has_gauss"]),
-                "gauss": float(np_state["gauss"]),
-            }
-        )
-        torch.set_rng_state(state["torch"])
-    except (KeyError, TypeError) as exc:
+        _set_cpu_states(state)
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+        _set_cpu_states(before)  # all or nothing: never leave the RNGs half restored
         raise DataError(f"not an RNG state from cleanfit.rng_state(): missing or bad field {exc}") from exc
     cuda = state.get("cuda") or []
     if cuda and torch.cuda.is_available():
         count = min(len(cuda), torch.cuda.device_count())
         for index in range(count):
             torch.cuda.set_rng_state(cuda[index], index)
+
+
+def _set_cpu_states(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss"]))
+    np_state = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": np_state["bit_generator"],
+            "state": {
+                "key": np.asarray(np_state["key"], dtype=np.int64).astype(np.uint32),
+                "pos": int(np_state["pos"]),
+            },
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        }
+    )
+    torch.set_rng_state(state["torch"])
