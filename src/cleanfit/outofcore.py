@@ -227,6 +227,10 @@ class NpySource(_BlockSource):
 def prefetch(batches: Iterable[Any], depth: int = 2, device: Any = None) -> Iterator[Any]:
     """Iterate ``batches`` in a background thread, ``depth`` batches ahead (moved to ``device`` if given).
 
+    The thread reads ahead, so a :class:`~cleanfit.batches.Batches` being prefetched has moved up to
+    ``depth + 1`` batches past the one the loop holds: ``batches.state_dict()`` taken mid-loop would
+    resume after batches the loop never saw. Checkpoint between epochs, or without prefetching.
+
     >>> list(prefetch(iter([1, 2, 3])))
     [1, 2, 3]
     """
