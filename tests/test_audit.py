@@ -423,3 +423,15 @@ def test_temporal_messages_print_times_as_the_user_gave_them(time, shown):
     parts.train, parts.test = np.arange(1, 100), np.array([0])
     report = audit(X, y, parts, time=time, checks=["temporal"])
     assert shown in report.findings[0].message, report.findings[0].message
+
+
+def test_copies_above_chance_are_not_called_what_a_random_split_gives():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(400, 3)), columns=["a", "b", "c"])
+    X.iloc[390:396] = X.iloc[0:6].to_numpy()  # six test rows copy six train rows
+    y = rng.integers(0, 2, 400)
+    y[390:396] = y[0:6]
+    parts = Parts(np.arange(340), np.array([], dtype=int), np.arange(340, 400))
+    (f,) = audit(X, y, parts, checks=["duplicates"]).findings
+    assert f.severity == "warning" and f.details["overlaps"][0]["observed_rows"] == 6
+    assert "More than a random split" in f.message and "That is what" not in f.message, f.message

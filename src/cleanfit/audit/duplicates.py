@@ -79,8 +79,10 @@ def check_duplicates(data: AuditData) -> list[Finding]:
             "before splitting so held-out scores are not inflated."), details)]
     details["natural_collisions"] = natural = _natural(data)
     if not natural:
+        observed, expected = sum(o.observed for o in shared), sum(o.expected for o in shared)
+        how_many = "About as many as" if observed <= 1.5 * expected + 1 else "More than"
         return [Finding("duplicates", "warning", (
-            f"{where.capitalize()}. That is what a random split of this data gives, but these rows are copies "
+            f"{where.capitalize()}. {how_many} a random split of this data gives, and these rows are copies "
             "(the columns are too fine-grained to collide by chance), so the model is scored on examples it "
             "trained on. Drop duplicates before splitting (X.drop_duplicates())."), details)]
     if conflicts:
