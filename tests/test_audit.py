@@ -435,3 +435,12 @@ def test_copies_above_chance_are_not_called_what_a_random_split_gives():
     (f,) = audit(X, y, parts, checks=["duplicates"]).findings
     assert f.severity == "warning" and f.details["overlaps"][0]["observed_rows"] == 6
     assert "More than a random split" in f.message and "That is what" not in f.message, f.message
+
+
+def test_one_shared_group_reads_in_the_singular():
+    X, y = _frame(n=60)
+    groups = np.arange(60) // 2  # 30 groups of two rows
+    parts = Parts(np.arange(0, 49), np.array([], dtype=int), np.arange(49, 60))  # group 24 straddles
+    (f,) = audit(X, y, parts, groups=groups, checks=["group"]).findings
+    assert f.message.startswith("1 group of 30 in 'groups' appears in more than one part; 1 held-out row ")
+    assert "row (9.1% of val+test) belongs to a group" in f.message, f.message

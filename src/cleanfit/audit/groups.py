@@ -55,8 +55,10 @@ def _given_groups(data: AuditData) -> list[Finding]:
                                "groups": n_codes, "held_out_rows_in_shared_groups": rows, "rows_per_part": per_part}
     sev = "critical" if share > CRITICAL_SHARE else "warning"
     return [Finding("group", sev, (
-        f"{plural(int(shared.sum()), 'group')} of {n_codes:,} in {data.group_name!r} appear in more than one "
-        f"part; {plural(rows, 'held-out row')} ({share:.1%} of val+test) belong to a group the model "
+        f"{plural(int(shared.sum()), 'group')} of {n_codes:,} in {data.group_name!r} "
+        f"{'appears' if int(shared.sum()) == 1 else 'appear'} in more than one "
+        f"part; {plural(rows, 'held-out row')} ({share:.1%} of val+test) "
+        f"{'belongs' if rows == 1 else 'belong'} to a group the model "
         "trains on, so held-out scores measure memorised entities. Split with "
         f"split(by='group', groups=...) so each value of {data.group_name!r} lands in one part."), details)]
 
