@@ -83,6 +83,17 @@ class TrainState:
     def reset_totals(self) -> None:
         self.totals = _zero_totals(self.device)
 
+    def summed_totals(self, dist: Any) -> dict[str, Any]:
+        """This epoch's running sums over all ranks (``dist``: training.distributed.Distributed), in the shape
+        of ``totals``."""
+        t = self.totals
+        numbers = [t["loss_sum"], t["examples"], float(t["grad_norm_sum"]), t["grad_norms"], t["skipped_steps"]]
+        if dist.enabled:
+            numbers = dist.all_reduce_sum(torch.tensor(numbers, dtype=torch.float64, device=self.device)).tolist()
+        loss_sum, examples, norm_sum, norms, skipped = numbers
+        return {"loss_sum": loss_sum, "examples": int(examples), "grad_norm_sum": torch.tensor(norm_sum, dtype=torch.float32),
+                "grad_norms": int(norms), "skipped_steps": int(skipped)}
+
     def state_dict(self, *, totals: dict[str, Any] | None = None) -> dict[str, Any]:
         """The checkpoint: plain values and tensors only. ``totals`` replaces this rank's running
         sums (under DDP the Trainer passes the sums over all ranks)."""

@@ -347,7 +347,7 @@ class Trainer:
 
     def _end_epoch(self, s: TrainState, manager: Any, val: Batches | None, epochs: int) -> bool:
         """Exact train loss, validation, the epoch's row, log line, early stopping, checkpoint."""
-        totals = self._global_totals(s)
+        totals = s.summed_totals(self.dist_)
         examples = totals["examples"]
         row: dict[str, Any] = {
             "epoch": s.epoch + 1,
@@ -386,23 +386,12 @@ class Trainer:
             return "training stopped (with no checkpoint_dir, nothing was saved)"
         return f"training stopped and the last good checkpoint in {self.checkpoint_dir} is kept"
 
-    def _global_totals(self, s: TrainState) -> dict[str, Any]:
-        """This epoch's running sums over all ranks, in the shape of ``s.totals``."""
-        t = s.totals
-        numbers = [t["loss_sum"], t["examples"], float(t["grad_norm_sum"]), t["grad_norms"], t["skipped_steps"]]
-        if self.dist_.enabled:
-            packed = torch.tensor(numbers, dtype=torch.float64, device=self.device_)
-            numbers = self.dist_.all_reduce_sum(packed).tolist()
-        loss_sum, examples, norm_sum, norms, skipped = numbers
-        return {"loss_sum": loss_sum, "examples": int(examples), "grad_norm_sum": torch.tensor(norm_sum, dtype=torch.float32),
-                "grad_norms": int(norms), "skipped_steps": int(skipped)}
-
     def _save(self, s: TrainState, manager: Any, *, metric: float | None) -> None:
         """A checkpoint of the whole TrainState (rank 0 writes; every rank contributes its RNG state)."""
         if manager is None:
             return
         s.rng = self.dist_.all_gather(rng_state())
-        totals = self._global_totals(s) if self.dist_.enabled else None  # rank 0 saves the sums over all ranks
+        totals = s.summed_totals(self.dist_) if self.dist_.enabled else None  # rank 0 saves all ranks' sums
         if self.dist_.is_main:
             manager.save(s.state_dict(totals=totals), step=s.step, epoch=s.epoch, metric=metric)
 
