@@ -101,3 +101,10 @@ def test_a_torch_factory_may_take_the_total_steps_and_a_plateau_scheduler_is_ref
     opt = _optimizer()
     with pytest.raises(cf.ConfigError, match="ReduceLROnPlateau, which steps on a metric"):
         make_scheduler(torch.optim.lr_scheduler.ReduceLROnPlateau(opt), opt, 10)
+
+
+def test_a_warmup_longer_than_the_run_is_refused():
+    with pytest.raises(cf.ConfigError, match=r"warmup=500 steps, but the run has only 40 optimizer steps"):
+        make_scheduler(cf.warmup_cosine(warmup=500), _optimizer(), 40)
+    assert make_scheduler(cf.warmup_cosine(warmup=39), _optimizer(), 40) is not None
+    assert make_scheduler(cf.warmup_cosine(warmup=1.0), _optimizer(), 40) is not None  # a fraction is the user's plan

@@ -86,9 +86,14 @@ class Schedule:
         return _Factor(self.kind, self.warmup_steps(total_steps), total_steps, self.min_lr_ratio)(step)
 
     def __call__(self, optimizer: torch.optim.Optimizer, total_steps: int) -> LambdaLR:
-        return LambdaLR(
-            optimizer, _Factor(self.kind, self.warmup_steps(total_steps), total_steps, self.min_lr_ratio)
-        )
+        warmup = self.warmup_steps(total_steps)
+        if isinstance(self.warmup, int) and 0 < total_steps <= warmup:
+            raise ConfigError(
+                f"{self.kind} schedule: warmup={warmup} steps, but the run has only {total_steps} optimizer steps, so "
+                "the learning rate would never reach its set value; pass fewer warmup steps or a fraction of the "
+                "run (warmup=0.05)."
+            )
+        return LambdaLR(optimizer, _Factor(self.kind, warmup, total_steps, self.min_lr_ratio))
 
     def settings(self) -> dict[str, Any]:
         """What to log: the kind and its arguments."""
