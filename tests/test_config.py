@@ -135,3 +135,19 @@ def test_parse_override_reads_toml_then_text() -> None:
     assert parse_override("split.by=group") == (("split", "by"), "group")
     assert parse_override('data.drop=["a", "b"]') == (("data", "drop"), ["a", "b"])
     assert parse_override("train.seed = 7") == (("train", "seed"), 7)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "+inf"])
+def test_infinite_or_nan_numbers_are_config_mistakes(tmp_path: Path, value: str) -> None:
+    # TOML has inf and nan; ``lr = inf`` used to reach the Trainer and crash with a traceback.
+    path = write(tmp_path, f'[data]\npath = "d.csv"\ntarget = "y"\n[train]\nepochs = 2\nlr = {value}\n')
+    with pytest.raises(ConfigError, match=r"run\.toml line 6: train\.lr = .*finite"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"--set train\.warmup="):
+        load_config(MINIMAL, [f"train.warmup={value}"])
+
+
+def test_a_dotted_key_inside_the_wrong_section_names_its_own_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[data]\npath = "d.csv"\ntarget = "y"\ntrain.lr = 0.1\n')
+    with pytest.raises(ConfigError, match=r"run\.toml line 4: unknown key 'data\.train'"):
+        load_config(path)

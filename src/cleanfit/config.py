@@ -52,7 +52,8 @@ __all__ = [
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+    # allow_inf_nan=False: ``lr = inf`` (TOML has inf and nan) is a config mistake, not a run that diverges.
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -351,7 +352,7 @@ def _line_of(text: str, loc: Sequence[str]) -> int | None:
         assign = _ASSIGN.match(line)
         if assign:
             key = section + [part.strip().strip("\"'") for part in assign.group(1).split(".")]
-            if key == target:
+            if key[: len(target)] == target:  # also a dotted key below the one asked for
                 return number
     # fall back to the section's header, e.g. for a missing key
     section = []
