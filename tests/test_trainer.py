@@ -360,3 +360,11 @@ def test_metrics_errors_name_the_metric_or_the_output_type():
     with pytest.raises(cf.TrainingError, match=r"metric 'share' failed on outputs \(20, 2\) and targets \(20,\): "
                                                r"ZeroDivisionError"):
         broken.evaluate(cf.Batches((X, y), 8, shuffle=False))
+
+
+def test_a_fresh_fit_starts_at_the_first_batch_even_after_the_caller_peeked():
+    X, y = _data(48)
+    train = cf.Batches((X, y), 8)
+    next(iter(train))  # look at one batch: the Batches now stand at position 1 of epoch 0
+    history = _trainer().fit(train, epochs=2)
+    assert [row["step"] for row in history.epochs] == [6, 12]  # every batch of both epochs

@@ -206,7 +206,9 @@ class Trainer:
         self.history_ = state.history
         self._tracker = io.make_tracker(self.tracker if main else None)
         self._owns_run = getattr(self._tracker, "run_id", None) is None
-        if saved is not None:
+        if saved is None:
+            train.set_epoch(0)  # a fresh run starts at the first batch, even if the caller peeked at some
+        else:
             state.load_state_dict(saved, rank=self.dist_.rank, source=reader.resolved_path)
             self.history_ = state.history
             if state.epoch > epochs:
