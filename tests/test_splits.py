@@ -476,3 +476,15 @@ def test_fit_transform_names_an_object_that_is_not_a_transformer():
     s = cf.Splits([0, 1], test=[2])
     with pytest.raises(DataError, match="no fit\\(\\) and transform\\(\\)"):
         s.fit_transform(lambda x: x, np.zeros((3, 1)))
+
+
+@pytest.mark.parametrize("call", [
+    lambda s, X: s.fit_transform(StandardScaler(), X, "label"),
+    lambda s, X: s.take("label"),
+    lambda s, X: s.take(5),
+])
+def test_a_column_name_or_scalar_where_data_belongs_is_named(call):
+    X = pd.DataFrame({"a": np.arange(5.0), "label": [0, 1, 0, 1, 0]})
+    s = cf.Splits([0, 1, 2], test=[3, 4])
+    with pytest.raises(DataError, match="where data belongs"):
+        call(s, X)

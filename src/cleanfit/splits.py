@@ -224,6 +224,11 @@ class Splits:
         return out_train, outs[0], outs[1]
 
     def _check_rows(self, X: Any) -> None:
+        if isinstance(X, (str, bytes)) or not (hasattr(X, "__len__") or hasattr(X, "shape")):
+            raise DataError(
+                f"Splits got {type(X).__name__} {X!r:.40} where data belongs: pass the rows themselves "
+                f"(an array, DataFrame, Series, tensor or list), e.g. df['label'] rather than 'label'"
+            )
         n = _n_rows(X)
         if self.n_rows is not None and n != self.n_rows:
             raise DataError(
