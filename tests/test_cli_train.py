@@ -180,6 +180,9 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "too-few-rows": (["train", str(write_config(tmp_path / "t.toml", "tiny.csv")), "--set", "split.by=\"random\""], "at least 10 train rows"),
         "typo": (["train", str(write_config(tmp_path / "g.toml", "cancer.csv", extra="[train]\nepoch = 3\n"))], "g.toml line 5: unknown key 'train.epoch'; did you mean 'epochs'?"),
         "bad-set": (["train", str(write_config(tmp_path / "h.toml", "cancer.csv")), "--set", "train.lr=fast"], "--set train.lr=fast"),
+        "infinite-lr": (["train", str(write_config(tmp_path / "i.toml", "cancer.csv", extra="[train]\nlr = inf\n"))], "i.toml line 5: train.lr = inf"),
+        # a --json path that cannot be written fails before training, not after it
+        "unwritable-json": (["train", str(write_config(tmp_path / "j.toml", "cancer.csv")), "--json", str(tmp_path / ("x" * 300 + ".json"))], "--json"),
     }
     return cases
 
@@ -224,7 +227,7 @@ _KEYS = st.sampled_from([
 ])
 _VALUES = st.one_of(
     st.sampled_from(["y", "x0", "x1", "nope", "0", "-1", "1", "2", "0.5", "1e9", "[]", "[0]", "[2]", '["x0"]',
-                     "time", "group", "stratify", "random", "fp16", "bf16", "never", "none", "os:getcwd", "x:y"]),
+                     "time", "group", "stratify", "random", "fp16", "bf16", "never", "none", "os:getcwd", "x:y", "inf", "nan"]),
     st.text(max_size=6),
 )
 _MUTATIONS = st.lists(

@@ -265,6 +265,19 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Cap
         assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
 
 
+def test_cli_output_files_that_cannot_be_written_fail_before_training(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    a = _write_config(tmp_path / "a.toml", "bc.csv", "diagnosis")  # bc.csv does not exist: nothing may train
+    (tmp_path / "afile").write_text("")
+    for option, path in [("--json", tmp_path / ("x" * 300 + ".json")), ("--plot", tmp_path / "afile" / "p.png")]:
+        with pytest.raises(SystemExit) as info:
+            main(["compare", str(a), str(a), "--seeds", "2", option, str(path)])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and err.startswith(f"cleanfit: error: {option} "), err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.toml", "afile"]
+
+
 def test_the_module_is_callable_as_compare_whatever_the_import_order() -> None:
     import importlib
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
+
+from cleanfit.errors import ConfigError
 
 
 @click.command("compare")
@@ -48,18 +49,24 @@ def compare(
     verdict: a, b, or tie when the interval contains 0. Exit code 0; with --require X, 1 unless the
     verdict is X; 2 for bad input. Tracking follows A's [tracking] section.
     """
+    from cleanfit._cli.train import _check_writable, _write_json
     from cleanfit.compare import compare as run_compare
 
+    # an output that cannot be written fails now, not after every seed has trained
+    _check_writable(json_path, "--json", make_folder=True)
+    _check_writable(plot_path, "--plot", make_folder=True)
     result = run_compare(
         config_a, config_b, seeds=seeds, metric=metric, split=split_name, vary_split=vary_split,
         overrides=overrides, workers=workers, progress=not quiet,
     )
     click.echo(str(result))
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        _write_json(json_path, result.to_dict())
     if plot_path is not None:
-        result.plot(plot_path)
+        try:
+            result.plot(plot_path)
+        except OSError as exc:
+            raise ConfigError(f"--plot {plot_path}: cannot write it ({exc.strerror})") from None
     if require is not None and result.verdict != require:
         click.echo(f"cleanfit compare: --require {require} failed: the verdict is {result.verdict}", err=True)
         ctx.exit(1)

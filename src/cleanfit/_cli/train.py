@@ -118,20 +118,34 @@ def _gate_failed(exc: Any, json_path: Path | None) -> int:
     return 1
 
 
-def _check_writable(path: Path | None, option: str) -> None:
+def _check_writable(path: Path | None, option: str, *, make_folder: bool = False) -> None:
+    """Fail before any work when ``path`` cannot be written (it is tried: created, then removed again).
+
+    ``make_folder`` creates a missing parent folder (``cleanfit compare`` does); otherwise it must exist.
+    """
     if path is None:
         return
-    if path.is_dir():
-        raise ConfigError(f"{option} {path}: is a directory; name a file such as {path / 'result.json'}")
-    if not path.parent.resolve().is_dir():
-        raise ConfigError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
-
-
-def _write_json(path: Path, value: Any) -> None:
     try:
-        path.write_text(json.dumps(value, indent=2, default=str) + "\n")
+        if path.is_dir():
+            raise ConfigError(f"{option} {path}: is a directory; name a file such as {path / 'result.json'}")
+        if make_folder:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.resolve().is_dir():
+            raise ConfigError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
+        existed = path.exists()
+        with open(path, "a"):  # appends nothing: an existing file is left as it is
+            pass
+        if not existed:
+            path.unlink()
     except OSError as exc:
-        raise ConfigError(f"--json {path}: cannot write it ({exc.strerror})") from None
+        raise ConfigError(f"{option} {path}: cannot write it ({exc.strerror}); choose another path") from None
+
+
+def _write_json(path: Path, value: Any, option: str = "--json") -> None:
+    try:
+        path.write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot write it ({exc.strerror})") from None
 
 
 __all__ = ["train", "repro", "demo"]
