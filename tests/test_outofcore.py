@@ -213,6 +213,9 @@ def test_source_mistakes_are_caught_when_the_source_is_made_not_mid_epoch(tmp_pa
     for bad in (0, 2.5, True):
         with pytest.raises(cf.DataError, match="buffer_blocks must be an integer"):
             ParquetSource(tmp_path / "p1.parquet", buffer_blocks=bad)
+    for empty in (dict(columns=[]), dict(features=[], target="y")):
+        with pytest.raises(cf.DataError, match="no columns to read"):
+            ParquetSource(tmp_path / "p1.parquet", **empty)
     np.save(tmp_path / "x.npy", np.arange(30).reshape(10, 3))
     with pytest.raises(cf.DataError, match="block_rows must be an integer"):
         NpySource(tmp_path / "x.npy", block_rows=0)

@@ -125,6 +125,8 @@ class ParquetSource(_BlockSource):
                 raise DataError("give both features= and target= (or neither, and columns=)")
             columns = [*features, target]
         self.columns = list(columns) if columns is not None else names
+        if not self.columns or (features is not None and not list(features)):
+            raise DataError(f"ParquetSource({paths[0]}): no columns to read; name at least one (columns= or features=)")
         for p, pf in zip(paths, self._files):  # every file: a missing column would fail mid-epoch
             schema = pf.schema_arrow
             missing = [c for c in self.columns if c not in schema.names]
