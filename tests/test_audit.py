@@ -444,3 +444,22 @@ def test_one_shared_group_reads_in_the_singular():
     (f,) = audit(X, y, parts, groups=groups, checks=["group"]).findings
     assert f.message.startswith("1 group of 30 in 'groups' appears in more than one part; 1 held-out row ")
     assert "row (9.1% of val+test) belongs to a group" in f.message, f.message
+
+
+def test_a_time_split_of_a_trending_series_is_drift_not_a_split_to_redo():
+    rng = np.random.default_rng(0)
+    n = 1000
+    t = np.arange(n)
+    X = pd.DataFrame({"a": rng.normal(size=n), "t": t})
+    by_time = split(X, by="time", time="t")
+    for y in (t * 0.1 + rng.normal(size=n), (t > 500).astype(int)):
+        report = audit(X, y, by_time, time="t")
+        assert not [f for f in report.findings if f.severity != "info"], str(report)
+        text = " ".join(f.message for f in report.findings)
+        assert "Split at random" not in text and "by='stratify'" not in text
+        assert "keep the time split" in text
+    # the same shift under a random-looking manual split keeps its warning and its advice
+    y = (t > 500).astype(int)
+    parts = Parts(np.arange(0, 700), np.array([], dtype=int), np.arange(700, 1000))
+    (f,) = audit(X.drop(columns="t"), y, parts, checks=["split-shift"]).findings
+    assert f.severity == "warning" and "split(by='stratify'" in f.message

@@ -55,11 +55,15 @@ def _by_label(data: AuditData) -> list[Finding]:
         how = "sorted by label" if sorted_ else "blocked by label"
         details = {"label_changes": changes, "expected_if_shuffled": round(expected, 1),
                    "single_class_batches": round(pure, 4), "batch_size": _BATCH}
-        return [Finding("label-order", "warning", (
-            f"Rows are {how}: the label changes {changes:,} times between neighbouring rows where a "
+        in_time_order = data.time is not None and _monotone(data.time)
+        advice = ("The rows are in time order, so the labels follow time: keep the split by time, and "
+                  "shuffle=True in Batches for training." if in_time_order else
+                  "Keep shuffle=True in Batches and never split by position (use split(by='stratify')).")
+        times = "time" if changes == 1 else "times"
+        return [Finding("label-order", "info" if in_time_order else "warning", (
+            f"Rows are {how}: the label changes {changes:,} {times} between neighbouring rows where a "
             f"shuffled order gives about {expected:,.0f}; {pure:.0%} of batches of {_BATCH} rows in stored "
-            f"order hold a single class (shuffled: {pure_chance:.0%}). Keep shuffle=True in Batches and "
-            "never split by position (use split(by='stratify'))."), details)]
+            f"order hold a single class (shuffled: {pure_chance:.0%}). {advice}"), details)]
     if data.time is not None and _monotone(data.time):
         return []  # a time series: its target follows time, not the other way round
     rho = float(stats.spearmanr(np.arange(n), y).statistic)
@@ -99,10 +103,25 @@ def check_split_shift(data: AuditData) -> list[Finding]:
     return findings
 
 
+def _split_in_time_order(data: AuditData) -> bool:
+    """Whether the split is a time split: made by time, or every held-out row at or after train's last time."""
+    if getattr(data.splits, "by", None) == "time":
+        return True
+    if data.time is None or data.part is None:
+        return False
+    train, later = data.part == TRAIN, data.part > TRAIN
+    return bool(later.any()) and float(data.time[later].min()) >= float(data.time[train].max())
+
+
+_DRIFT = ("The split is in time order, so this is drift over time that the model will meet after "
+          "training; keep the time split (a random split would hide it by mixing in the future).")
+
+
 def _label_shift(data: AuditData) -> list[Finding]:
     assert data.y is not None and data.part is not None
     train = data.part == TRAIN
     findings = []
+    drift = _split_in_time_order(data)
     if data.task == "classification":
         codes, classes = pd.factorize(data.y)
         k = len(classes)
@@ -117,19 +136,22 @@ def _label_shift(data: AuditData) -> list[Finding]:
                 n_unseen = int(counts[unseen].sum())
                 share = n_unseen / int(rows.sum())
                 labels = [str(v) for v in np.asarray(classes)[unseen][:10]]
+                fix = ("New labels appear over time: gather train examples of them, or move the time "
+                       "boundary so train covers them." if drift else
+                       "Split with split(by='stratify', y=...) or gather train examples of these labels.")
                 findings.append(Finding("split-shift", "critical" if share >= _UNSEEN_CRITICAL else "warning", (
                     f"{plural(n_unseen, PART_NAMES[p] + ' row')} ({share:.1%}) have labels train never "
-                    f"shows ({', '.join(labels)}): the model cannot predict them. Split with "
-                    "split(by='stratify', y=...) or gather train examples of these labels."),
+                    f"shows ({', '.join(labels)}): the model cannot predict them. {fix}"),
                     {"part": PART_NAMES[p], "unseen_labels": labels, "rows": n_unseen}))
             tv = 0.5 * float(np.abs(counts / counts.sum() - train_counts / train_counts.sum()).sum())
             seen = (train_counts + counts) > 0
             pval = float(stats.chi2_contingency(np.vstack([train_counts[seen], counts[seen]]))[1]) if seen.sum() > 1 else 1.0
             if tv >= _SHIFT_TV and pval < _SHIFT_P:
-                findings.append(Finding("split-shift", "warning", (
+                fix = _DRIFT if drift else "Split with split(by='stratify', y=...) unless the shift is intended."
+                findings.append(Finding("split-shift", "info" if drift else "warning", (
                     f"The label mix of {PART_NAMES[p]} differs from train's (total variation {tv:.2f}, "
                     f"chi-square p = {pval:.1g}): scores there will not reflect the train distribution. "
-                    "Split with split(by='stratify', y=...) unless the shift is intended."),
+                    f"{fix}"),
                     {"part": PART_NAMES[p], "total_variation": round(tv, 4), "p_value": pval}))
         return findings
     y = data.y.astype(np.float64)
@@ -139,10 +161,11 @@ def _label_shift(data: AuditData) -> list[Finding]:
             continue
         ks = stats.ks_2samp(y[train], y[rows])
         if ks.statistic >= 2 * _SHIFT_TV and ks.pvalue < _SHIFT_P:
-            findings.append(Finding("split-shift", "warning", (
+            fix = _DRIFT if drift else "Split at random unless the shift is intended."
+            findings.append(Finding("split-shift", "info" if drift else "warning", (
                 f"The target distribution of {PART_NAMES[p]} differs from train's (KS statistic "
                 f"{ks.statistic:.2f}, p = {ks.pvalue:.1g}; train median {np.median(y[train]):.3g}, "
-                f"{PART_NAMES[p]} median {np.median(y[rows]):.3g}). Split at random unless the shift is intended."),
+                f"{PART_NAMES[p]} median {np.median(y[rows]):.3g}). {fix}"),
                 {"part": PART_NAMES[p], "ks": round(float(ks.statistic), 4), "p_value": float(ks.pvalue)}))
     return findings
 
