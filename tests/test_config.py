@@ -151,3 +151,9 @@ def test_a_dotted_key_inside_the_wrong_section_names_its_own_line(tmp_path: Path
     path = write(tmp_path, '[data]\npath = "d.csv"\ntarget = "y"\ntrain.lr = 0.1\n')
     with pytest.raises(ConfigError, match=r"run\.toml line 4: unknown key 'data\.train'"):
         load_config(path)
+
+
+def test_a_config_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "bom.toml"
+    path.write_bytes('\ufeff[data]\npath = "d.csv"\ntarget = "y"\n'.encode())  # as Windows Notepad saves it
+    assert load_config(path).data.target == "y"

@@ -268,7 +268,7 @@ def load_config(source: str | Path | Mapping[str, Any], overrides: Sequence[str]
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # -sig: editors on Windows start the file with a BOM
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; check the path") from None
     except IsADirectoryError:
