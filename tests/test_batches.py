@@ -302,3 +302,20 @@ def test_a_state_restored_from_a_checkpoint_with_tensor_integers_loads():
 def test_set_epoch_refuses_a_bool():
     with pytest.raises(cf.DataError):
         Batches(np.arange(10), 3).set_epoch(True)
+
+
+def test_a_map_style_dataset_gives_an_empty_batch_of_the_right_shape_to_a_rank_with_no_rows():
+    class Named(Dataset):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return {"x": torch.tensor([float(i), 0.0]), "y": i, "name": f"n{i}"}
+
+    per_rank = [list(Batches(Named(), 1, rank=r, world_size=4)) for r in range(4)]
+    assert [len(batches) for batches in per_rank] == [1, 1, 1, 1]  # the same count on every rank
+    (empty,) = per_rank[3]
+    assert empty["x"].shape == (0, 2) and empty["y"].shape == (0,) and empty["name"] == []
+    assert batch_len(empty) == 0
+    (pair,) = Batches(TensorDataset(torch.arange(3.0), torch.arange(3)), 1, rank=3, world_size=4)
+    assert [t.shape[0] for t in pair] == [0, 0]

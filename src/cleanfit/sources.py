@@ -93,7 +93,7 @@ class _DictSource:
 class _DatasetSource:
     """A map-style torch ``Dataset``: one batched ``__getitems__`` call when it has one."""
 
-    __slots__ = ("dataset", "collate", "_batched")
+    __slots__ = ("dataset", "collate", "_batched", "_empty")
 
     def __init__(self, dataset: Any) -> None:
         from torch.utils.data import default_collate
@@ -101,17 +101,36 @@ class _DatasetSource:
         self.dataset = dataset
         self.collate = default_collate
         self._batched = callable(getattr(dataset, "__getitems__", None))
+        self._empty: Any = None
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def take(self, indices: np.ndarray) -> Any:
+        if len(indices) == 0:  # a rank's share of a last, small global batch: same structure, 0 rows
+            if self._empty is None:
+                self._empty = _no_rows(self.collate([self.dataset[0]]))
+            return self._empty
         index_list = indices.tolist()
         if self._batched:
             items = self.dataset.__getitems__(index_list)
         else:
             items = [self.dataset[i] for i in index_list]
         return self.collate(items)
+
+
+def _no_rows(batch: Any) -> Any:
+    """``batch`` with every leaf cut to zero rows (tensors and arrays ``[:0]``, lists of values ``[]``)."""
+    if isinstance(batch, (torch.Tensor, np.ndarray)):
+        return batch[:0]
+    if isinstance(batch, Mapping):
+        return type(batch)({key: _no_rows(value) for key, value in batch.items()})
+    if isinstance(batch, (list, tuple)):
+        if all(isinstance(value, _SCALARS) for value in batch):  # a collated column of strings
+            return type(batch)()
+        parts = [_no_rows(value) for value in batch]
+        return type(batch)(*parts) if hasattr(batch, "_fields") else type(batch)(parts)
+    return batch
 
 
 class _IndexedSource:
