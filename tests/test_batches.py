@@ -319,3 +319,9 @@ def test_a_map_style_dataset_gives_an_empty_batch_of_the_right_shape_to_a_rank_w
     assert batch_len(empty) == 0
     (pair,) = Batches(TensorDataset(torch.arange(3.0), torch.arange(3)), 1, rank=3, world_size=4)
     assert [t.shape[0] for t in pair] == [0, 0]
+
+
+def test_batch_len_counts_a_collated_column_of_strings():
+    assert batch_len({"name": ["a", "b", "c"], "x": torch.zeros(3, 2)}) == 3
+    assert batch_len({"name": [], "x": torch.zeros(0, 2)}) == 0
+    assert batch_len((np.zeros((4, 2)), np.zeros(4))) == 4

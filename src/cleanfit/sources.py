@@ -230,5 +230,7 @@ def batch_len(batch: Any) -> int:
     if isinstance(batch, Mapping):
         return batch_len(next(iter(batch.values())))
     if isinstance(batch, Sequence) and not isinstance(batch, (str, bytes)):
+        if not batch or all(isinstance(value, _SCALARS) for value in batch):  # a column of values
+            return len(batch)
         return batch_len(batch[0])
     raise DataError(f"cannot tell the number of examples in a batch of type {type(batch).__name__}")
