@@ -88,6 +88,8 @@ def test_the_command_makes_a_time_split(table: Path):
         (["--target", "label", "--time", "dya"], "--time 'dya'"),
         (["--target", "label", "--checks", "duplicate"], "unknown check 'duplicate'"),
         (["--target", "label", "--split-col", "a"], "not one of 'train', 'val', 'test'"),
+        (["--target", "label", "--by", "group"], "--by group needs --group COLUMN"),
+        (["--target", "label", "--by", "time"], "--by time needs --time COLUMN"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(table: Path, args: list[str], needle: str):

@@ -63,6 +63,9 @@ def _make_split(frame: pd.DataFrame, y: pd.Series, *, by: str | None, test: floa
     classification = task_of(y.to_numpy()) == "classification"  # the audit's own rule
     if by is None:
         by = "time" if time else "group" if group else "stratify" if classification else "random"
+    for needed, column, option in (("group", group, "--group"), ("time", time, "--time")):
+        if by == needed and column is None:
+            raise DataError(f"--by {needed} needs {option} COLUMN (the column to split by), or --split-col for a split you already have")
     return split(frame, test=test, val=val, by=by, y=y.to_numpy(), groups=group, time=time, seed=seed)
 
 
