@@ -89,6 +89,7 @@ def test_the_command_makes_a_time_split(table: Path):
         (["--target", "label", "--checks", "duplicate"], "unknown check 'duplicate'"),
         (["--target", "label", "--split-col", "a"], "not one of 'train', 'val', 'test'"),
         (["--target", "label", "--by", "group"], "--by group needs --group COLUMN"),
+        (["--target", "label", "--time", "part"], "--time 'part' holds"),
         (["--target", "label", "--by", "time"], "--by time needs --time COLUMN"),
     ],
 )

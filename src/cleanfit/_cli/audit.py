@@ -66,7 +66,14 @@ def _make_split(frame: pd.DataFrame, y: pd.Series, *, by: str | None, test: floa
     for needed, column, option in (("group", group, "--group"), ("time", time, "--time")):
         if by == needed and column is None:
             raise DataError(f"--by {needed} needs {option} COLUMN (the column to split by), or --split-col for a split you already have")
-    return split(frame, test=test, val=val, by=by, y=y.to_numpy(), groups=group, time=time, seed=seed)
+    try:
+        return split(frame, test=test, val=val, by=by, y=y.to_numpy(), groups=group, time=time, seed=seed)
+    except DataError as exc:  # speak the command line's language: the options, not split()'s arguments
+        text = str(exc)
+        for argument, option in (("time", f"--time {time!r}"), ("groups", f"--group {group!r}"),
+                                 ("y", f"--target {y.name!r}"), ("test", "--test"), ("val", "--val")):
+            text = text.replace(f"split({argument}=...)", option)
+        raise DataError(text) from exc
 
 
 @click.command("audit")
