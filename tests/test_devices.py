@@ -18,10 +18,10 @@ def test_pick_device_auto_is_cpu_here_or_an_accelerator():
 
 
 def test_pick_device_errors():
-    with pytest.raises(cf.DataError, match="not a device"):
+    with pytest.raises(cf.ConfigError, match="not a device"):
         cf.pick_device("gpu-please")
     if not torch.cuda.is_available():
-        with pytest.raises(cf.DataError, match="CUDA is not available"):
+        with pytest.raises(cf.ConfigError, match="CUDA is not available"):
             cf.pick_device("cuda")
 
 
@@ -52,12 +52,12 @@ def test_a_cuda_index_beyond_the_devices_present_is_named(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert cf.pick_device("cuda:0") == torch.device("cuda:0")
-    with pytest.raises(cf.DataError, match="has 1 CUDA device .*cuda:0 .. cuda:0"):
+    with pytest.raises(cf.ConfigError, match="has 1 CUDA device .*cuda:0 .. cuda:0"):
         cf.pick_device("cuda:5")
 
 
 def test_to_device_names_a_bad_device_and_keeps_a_defaultdict():
-    with pytest.raises(cf.DataError, match="not a device"):
+    with pytest.raises(cf.ConfigError, match="not a device"):
         cf.to_device(torch.zeros(2), "gpu-please")
     batch = collections.defaultdict(list, {"x": np.zeros(2, dtype=np.float32)})
     out = cf.to_device(batch, "cpu")

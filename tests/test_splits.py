@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,7 @@ def test_random_split_covers_every_row_once_with_the_documented_sizes(n, test, v
 @FAST
 @given(n=st.integers(10, 300), seed=st.integers(0, 1000), by=st.sampled_from(["random", "group"]))
 def test_same_seed_same_split_and_val_leaves_test_unchanged(n, seed, by):
-    groups = np.arange(n) // 3
+    groups = np.arange(n) // 3 if by == "group" else None
     a = cf.split(n, test=0.2, val=0.2, by=by, groups=groups, seed=seed)
     b = cf.split(n, test=0.2, val=0.2, by=by, groups=groups, seed=seed)
     assert a == b and a.fingerprint == b.fingerprint
@@ -488,3 +489,14 @@ def test_a_column_name_or_scalar_where_data_belongs_is_named(call):
     s = cf.Splits([0, 1, 2], test=[3, 4])
     with pytest.raises(DataError, match="where data belongs"):
         call(s, X)
+
+
+@pytest.mark.parametrize("by", ["random", "stratify"])
+def test_groups_given_to_a_split_that_ignores_them_warn_of_the_leak(by):
+    groups = np.repeat(np.arange(10), 4)
+    y = np.tile([0, 1], 20)
+    with pytest.warns(cf.errors.LeakWarning, match="by='group'"):
+        cf.split(40, by=by, y=y, groups=groups, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cf.split(40, by="group", groups=groups, seed=0)  # used: no warning

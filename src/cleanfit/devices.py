@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cleanfit.errors import DataError
+from cleanfit.errors import ConfigError
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
@@ -34,17 +34,17 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise DataError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'") from exc
+        raise ConfigError(f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'") from exc
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise DataError(f"device={device!r} was asked for but CUDA is not available here; use device='auto' or 'cpu'")
+        raise ConfigError(f"device={device!r} was asked for but CUDA is not available here; use device='auto' or 'cpu'")
     if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
         count = torch.cuda.device_count()
-        raise DataError(
+        raise ConfigError(
             f"device={device!r} was asked for but this machine has {count} CUDA device{'s' * (count != 1)} "
             f"(cuda:0 .. cuda:{count - 1}); use one of those or device='auto'"
         )
     if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise DataError(f"device={device!r} was asked for but MPS is not available here; use device='auto' or 'cpu'")
+        raise ConfigError(f"device={device!r} was asked for but MPS is not available here; use device='auto' or 'cpu'")
     return resolved
 
 
@@ -59,7 +59,7 @@ def to_device(batch: Any, device: str | torch.device, *, non_blocking: bool | No
         try:
             device = torch.device(device)
         except (RuntimeError, TypeError) as exc:
-            raise DataError(f"device={device!r} is not a device; use 'cpu', 'cuda', 'cuda:1' or 'mps'") from exc
+            raise ConfigError(f"device={device!r} is not a device; use 'cpu', 'cuda', 'cuda:1' or 'mps'") from exc
     return _move(batch, device, non_blocking)
 
 

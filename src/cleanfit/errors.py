@@ -28,4 +28,8 @@ class TrainingError(CleanfitError, RuntimeError):
     """Training cannot go on (a non-finite loss, a model that does not fit the batch, ...)."""
 
 
-__all__ = ["CleanfitError", "DataError", "ConfigError", "CheckpointError", "TrainingError"]
+class LeakWarning(UserWarning):
+    """A setting that lets information cross the split (e.g. groups given but not used by the split)."""
+
+
+__all__ = ["CleanfitError", "DataError", "ConfigError", "CheckpointError", "TrainingError", "LeakWarning"]

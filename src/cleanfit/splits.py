@@ -13,6 +13,7 @@ a transformer on the train rows only and marks it so that the audit can prove it
 from __future__ import annotations
 
 import hashlib
+import warnings
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -20,7 +21,7 @@ import pandas as pd
 
 from cleanfit import _split_args as args
 from cleanfit import _splitters
-from cleanfit.errors import DataError
+from cleanfit.errors import DataError, LeakWarning
 
 PART_NAMES: tuple[str, str, str] = ("train", "val", "test")
 Part = Literal["train", "val", "test"]
@@ -340,6 +341,13 @@ def split(
     seed = args.check_seed(seed)
     gap = args.check_gap(gap, gap_time, by)
     data = n_or_data if isinstance(n_or_data, pd.DataFrame) else None
+    if groups is not None and by in ("random", "stratify"):
+        warnings.warn(
+            f"split(by={by!r}) ignores groups=: rows of one entity can land in two parts, which leaks; "
+            "use by='group' to keep each entity in one part",
+            LeakWarning,
+            stacklevel=2,
+        )
     if by == "random":
         n_train, n_val, n_test = _splitters.part_sizes(n, test, val)
         parts = _splitters.random_split(n, n_val, n_test, seed)
