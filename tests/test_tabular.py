@@ -206,3 +206,28 @@ def load_config_text(text: str, folder: Path):
     path = folder / "from_text.toml"
     path.write_text(text)
     return load_config(path)
+
+
+def test_a_tracking_store_that_cannot_be_opened_does_not_fail_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training goes on; final metrics, tags and artifacts go to the unlogged file beside the run."""
+    import json
+
+    from cleanfit.tracking import TrackingWarning
+
+    (tmp_path / "a-file").write_text("")
+    store = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"  # a folder that is a file: the store cannot open
+    config = load_config({"data": {"path": str(wine_csv(tmp_path / "wine.csv")), "target": "cultivar"}},
+                         [*FAST[:-1], f'tracking.uri="{store}"'])
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    with pytest.warns(TrackingWarning, match="could not open the run"):
+        run = train_config(config, out=tmp_path / "out", quiet=True)  # used to raise "run None is finished"
+    assert run.run_id is None and run.metrics["test_accuracy"] > 0.5
+    assert run.unlogged_path is not None and run.unlogged_path.parent == (tmp_path / "out").resolve()
+    records = [json.loads(line) for line in run.unlogged_path.read_text().splitlines()]
+    assert {"test_accuracy", "val_loss", "train_loss"} <= {r["key"] for r in records if r["kind"] == "metric"}
+    assert {"kind": "status", "value": "FINISHED"}.items() <= records[-1].items()
+    assert run.to_dict()["mlflow"]["unlogged"] == str(run.unlogged_path)
+    assert list((tmp_path / "cwd").iterdir()) == []  # nothing written into the working directory

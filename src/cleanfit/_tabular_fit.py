@@ -46,7 +46,7 @@ def fit_prepared(
     batches = {part: _batches(Batches, data, part) for part in ("train", "val", "test")}
 
     previous = _read_run_file(out) if resume else {}
-    tracker = _make_tracker(data) if (main and track) else None
+    tracker = _make_tracker(data, out) if (main and track) else None
     run_id = tracker.start(run_id=previous.get("run_id")) if tracker is not None else None
     if main:
         out.mkdir(parents=True, exist_ok=True)
@@ -66,7 +66,7 @@ def fit_prepared(
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=config.checkpoint.every or None,
         keep_last=config.checkpoint.keep_last,
-        tracker=tracker if tracker is not None else _Untracked(),
+        tracker=_CallerOwned(tracker) if tracker is not None else _Untracked(),
         seed=config.train.seed,
         early_stopping=_early_stopping(EarlyStopping, config.train.early_stopping),
         progress=not quiet and main,
@@ -125,6 +125,7 @@ def _finish(result: TabularRun, data: PreparedData, identity: str, tracker: Any,
     )
     result.report_path = written["report"]
     result.metrics_path = out / METRICS_FILE
+    result.unlogged_path = _unlogged_path(tracker)
     _write_json(result.metrics_path, result.to_dict())
     _write_json(out / RUN_FILE, _run_record(data, identity, result.run_id, status="finished"))
     if tracker is not None:
@@ -133,6 +134,7 @@ def _finish(result: TabularRun, data: PreparedData, identity: str, tracker: Any,
         tracker.set_tags({"cleanfit.task": data.task, "cleanfit.run": identity})
         tracker.log_artifact(result.metrics_path)
         tracker.finish("FINISHED")
+        result.unlogged_path = _unlogged_path(tracker)
     if not quiet:
         _print_summary(result, seconds)
 
@@ -184,13 +186,58 @@ class _Untracked:
     def finish(self, status: str = "FINISHED") -> None: ...
 
 
-def _make_tracker(data: PreparedData) -> Any:
+class _CallerOwned:
+    """The run's tracker as the Trainer sees it: started and finished here, never by the Trainer.
+
+    A Trainer finishes a tracker whose ``run_id`` is None, taking it for one it started itself. When the
+    store could not open the run, ``run_id`` stays None; this wrapper still reports it as the caller's
+    (``""``), so the final metrics, tags and report can follow (into the unlogged file) after ``fit``.
+    """
+
+    def __init__(self, tracker: Any) -> None:
+        self.tracker = tracker
+
+    @property
+    def run_id(self) -> str | None:
+        return self.tracker.run_id if self.tracker.run_id is not None else ""
+
+    def start(self, *, run_id: str | None = None) -> str | None:
+        return self.tracker.start(run_id=run_id)
+
+    def log_params(self, params: Any) -> None:
+        self.tracker.log_params(params)
+
+    def log_metrics(self, metrics: Any, step: int) -> None:
+        self.tracker.log_metrics(metrics, step)
+
+    def log_artifact(self, path: Any, artifact_path: str | None = None) -> None:
+        self.tracker.log_artifact(path, artifact_path)
+
+    def set_tags(self, tags: Any) -> None:
+        self.tracker.set_tags(tags)
+
+    def flush(self) -> None:
+        self.tracker.flush()
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.tracker.finish(status)
+
+
+def _make_tracker(data: PreparedData, out: Path) -> Any:
     settings = data.config.tracking
     if settings.backend == "none":
         return None
     from cleanfit.tracking import MLflowTracker
 
-    return MLflowTracker(experiment=settings.experiment or "cleanfit", tracking_uri=settings.uri)
+    # what the store does not take is written beside the run, not into the working directory
+    return MLflowTracker(experiment=settings.experiment or "cleanfit", tracking_uri=settings.uri, unlogged_dir=out)
+
+
+def _unlogged_path(tracker: Any) -> Path | None:
+    """The tracker's fallback file when the store failed (read after ``fit`` and again at the end)."""
+    if tracker is None or getattr(tracker, "failure_", None) is None:
+        return None
+    return getattr(tracker, "unlogged_path_", None)
 
 
 def _tracking_uri(tracker: Any) -> str | None:
@@ -227,7 +274,9 @@ def _print_summary(result: TabularRun, seconds: float) -> None:
     lines.append(f"  report:      {result.report_path}")
     lines.append(f"  metrics:     {result.metrics_path}")
     lines.append(f"  checkpoints: {result.checkpoint_dir}")
-    if result.run_id is not None:
+    if result.unlogged_path is not None:
+        lines.append(f"  MLflow:      tracking failed (see the warning above); what it missed is in {result.unlogged_path}")
+    elif result.run_id is not None:
         lines.append(f"  MLflow run:  {result.run_id} in {result.tracking_uri}")
         lines.append(f"  open it:     mlflow ui --backend-store-uri {result.tracking_uri}")
     print("\n".join(lines), flush=True)

@@ -99,6 +99,7 @@ class TabularRun:
     metrics_path: Path | None = None
     checkpoint_dir: Path | None = None
     tracking_uri: str | None = None
+    unlogged_path: Path | None = None  # where tracking put what the store did not take, if it failed
 
     def to_dict(self) -> dict[str, Any]:
         """The run as JSON-friendly values (what ``cleanfit train --json`` writes)."""
@@ -112,7 +113,11 @@ class TabularRun:
             "out": str(self.out),
             "report": None if self.report_path is None else str(self.report_path),
             "checkpoints": None if self.checkpoint_dir is None else str(self.checkpoint_dir),
-            "mlflow": {"run_id": self.run_id, "tracking_uri": self.tracking_uri},
+            "mlflow": {
+                "run_id": self.run_id,
+                "tracking_uri": self.tracking_uri,
+                "unlogged": None if self.unlogged_path is None else str(self.unlogged_path),
+            },
             "config": self.config.model_dump(mode="json"),
         }
 
