@@ -292,3 +292,14 @@ def test_fuzzed_configs_and_tables_never_crash(
     assert "Traceback" not in err
     if code == 2:
         assert len(err.strip().splitlines()) == 1, err
+
+
+def test_a_failed_tracking_store_is_reported_once_and_the_run_succeeds(tmp_path: Path, cancer: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    store = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"  # cannot be opened: its folder is a file
+    proc = cleanfit("train", str(cancer), "--out", str(tmp_path / "out"), "--set", f'tracking.uri="{store}"',
+                    "--set", "train.epochs=1", "--set", "model.hidden=[4]", cwd=tmp_path)  # real warning filters
+    code, out, err = proc.returncode, proc.stdout, proc.stderr
+    assert code == 0, err
+    assert err.count("MLflow tracking failed") == 1 and "TrackingWarning" not in err, err
+    assert "tracking failed (see the warning above); what it missed is in " + str(tmp_path / "out") in out

@@ -6,10 +6,13 @@ a failed audit gate or a run that does not reproduce returns exit code 1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +37,8 @@ def train(config: str, resume: bool, overrides: tuple[str, ...], out: Path | Non
     _check_writable(json_path, "--json")
     _show_progress()
     try:
-        run = train_config(config, out=out, overrides=overrides, resume=resume)
+        with _tracking_failure_said_once():
+            run = train_config(config, out=out, overrides=overrides, resume=resume)
     except AuditGateError as exc:
         return _gate_failed(exc, json_path)
     if json_path is not None and rank() == 0:
@@ -80,7 +84,8 @@ def demo(out: Path) -> int:
     from cleanfit.demo import run_demo
 
     _show_progress()
-    run_demo(out)
+    with _tracking_failure_said_once():
+        run_demo(out)
     return 0
 
 
@@ -107,6 +112,17 @@ def _show_progress() -> None:
         logger.addHandler(handler)
         if logger.level == logging.NOTSET or logger.level > logging.INFO:
             logger.setLevel(logging.INFO)
+
+
+@contextlib.contextmanager
+def _tracking_failure_said_once() -> Iterator[None]:
+    """A failed tracking store is logged as one line (logger ``cleanfit``, shown by :func:`_show_progress`);
+    its TrackingWarning would print the same text again, with a source line."""
+    from cleanfit.tracking import TrackingWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrackingWarning)
+        yield
 
 
 def _gate_failed(exc: Any, json_path: Path | None) -> int:
