@@ -350,3 +350,34 @@ def test_fingerprint_of_frames_and_of_big_arrays(monkeypatch):
     changed[500] = -1.0  # a sampled row
     assert data_fingerprint(changed) != data_fingerprint(big)
     assert data_fingerprint(big[:-1]) != data_fingerprint(big)
+
+
+def test_a_run_the_store_never_opened_does_not_wait_on_the_sender_at_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An HTTP store that hangs on "open": training must not wait flush_timeout again at every flush."""
+    from cleanfit import tracking
+    from cleanfit._tracking_worker import StoreError
+
+    class HangingLink:
+        dead = None
+        barriers = 0
+
+        def call(self, request, uri, args, timeout):
+            raise StoreError(f"the store did not answer {request!r} within {timeout} s")
+
+        def barrier(self, timeout):
+            HangingLink.barriers += 1
+            return False  # as if the sender were still stuck in "open"
+
+    link = HangingLink()
+    monkeypatch.setattr(tracking, "_LINK", link)
+    monkeypatch.setattr(tracking, "_link", lambda: link)
+    tracker = MLflowTracker(tracking_uri="http://127.0.0.1:1", unlogged_dir=tmp_path)
+    with pytest.warns(TrackingWarning, match="could not open the run"):
+        assert tracker.start() is None
+        tracker.log_metrics({"loss": 1.0}, step=1)
+        tracker.flush()
+        tracker.finish()
+    assert HangingLink.barriers == 0
+    assert '"key": "loss"' in tracker.unlogged_path_.read_text()

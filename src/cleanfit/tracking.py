@@ -171,6 +171,7 @@ class MLflowTracker:
         self._names_ok: set[str] = set()
         self._params_sent: dict[str, str] = {}
         self._reported = False
+        self._opened = False  # the store answered "open": only then can it hold requests of this run
 
     def __repr__(self) -> str:
         shown = f"experiment={self.experiment!r}"
@@ -189,6 +190,7 @@ class MLflowTracker:
                 )
             return self.run_id
         self.failure_, self._reported, self._floor, self._params_sent = None, False, {}, {}  # a new run
+        self._opened = False
         self.tracking_uri_ = _absolute(
             self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
         )
@@ -210,6 +212,7 @@ class MLflowTracker:
                 "logged before the resume are in the other store)", TrackingWarning, stacklevel=2,
             )
         self.run_id = opened["run_id"]
+        self._opened = True
         self._floor, self._params_sent = opened["floor"], opened["params"]
         self.unlogged_path_ = directory / f"cleanfit-unlogged-{self.run_id}.jsonl"
         return self.run_id
@@ -275,7 +278,9 @@ class MLflowTracker:
             return
         self._ship()
         link = _LINK  # chunks shipped before a failure are still answered: wait for them too
-        if link is not None and not link.barrier(self.flush_timeout):
+        # A run that never opened shipped nothing; its "open" may still hang in the sender (an HTTP store
+        # retrying): waiting for that again at every flush would stall training flush_timeout each time.
+        if link is not None and self._opened and not link.barrier(self.flush_timeout):
             self._fail(f"the store did not answer within flush_timeout={self.flush_timeout} s")
         self._report()
 
