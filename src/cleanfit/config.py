@@ -306,8 +306,12 @@ def _explain(
         return f"{origin}: {what}; {fix}"
     if kind == "missing":
         return f"{origin}: missing required key '{key}'; add it, e.g. [{loc[0]}] {loc[-1]} = ..."
-    if not loc:  # a cross-field rule
-        return f"{origin}: {error['msg'].removeprefix('Value error, ')}"
+    if not loc:  # a cross-field rule: name the --set that took part in it, if one did
+        message = error["msg"].removeprefix("Value error, ")
+        sets = [item for key, item in overridden.items() if len(key) == 2 and ".".join(key) in message]
+        if sets:
+            origin = f"{where} with " + ", ".join(f"--set {item}" for item in dict.fromkeys(sets))
+        return f"{origin}: {message}"
     bad = error.get("input")
     message = error["msg"].removeprefix("Value error, ").replace("Input should be", "expected")
     fix = ""
