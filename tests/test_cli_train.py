@@ -156,6 +156,10 @@ def test_demo_runs_the_whole_discipline(mlflow_tracking_uri: str, tmp_path: Path
     assert json.loads((demo / "run" / "metrics.json").read_text())["metrics"]["test_accuracy"] >= 0.9
     assert f"mlflow ui --backend-store-uri sqlite:///{demo}/mlflow.db" in out
     assert list((demo / "mlruns").rglob("report.html"))  # MLflow's artifacts live under the demo folder too
+    # the config it leaves names that store, so the suggested `cleanfit train demo.toml --set ...` shows up there
+    from cleanfit.config import load_config
+
+    assert load_config(demo / "demo.toml").tracking.uri == f"sqlite:///{demo}/mlflow.db"
 
 
 # ---------------------------------------------------------------- bad input: one line, exit 2, nothing written

@@ -91,10 +91,10 @@ def run_demo(out: str | Path = "cleanfit-out", *, echo: Any = print) -> Any:
     clean_csv = write_breast_cancer(data_dir / "breast_cancer.csv")
     leaky_csv = write_breast_cancer(data_dir / "breast_cancer_leaky.csv", leak=True)
     config_path = out / "demo.toml"
-    config_path.write_text(DEMO_CONFIG)
     store = f"sqlite:///{(out / 'mlflow.db').resolve()}"
-    overrides = [f'tracking.uri="{store}"']
-    config = load_config(config_path, overrides)
+    # the store is named in the file, so that the "try a change" run below lands in the same MLflow UI
+    config_path.write_text(DEMO_CONFIG + f"uri = {json.dumps(store)}   # the demo's own store\n")
+    config = load_config(config_path)
 
     echo(f"cleanfit demo: {clean_csv.name}, 569 tumours x 30 measurements -> diagnosis")
     echo("\n1. Split before anything looks at the data")
@@ -109,7 +109,7 @@ def run_demo(out: str | Path = "cleanfit-out", *, echo: Any = print) -> Any:
     clean.audit.to_html(out / "audit_clean.html")
 
     echo("\n3. The same data with a planted leak (lab_flag: the diagnosis as a 0/1 code)")
-    leaky = load_config(config_path, [*overrides, f'data.path="{leaky_csv.resolve()}"'])
+    leaky = load_config(config_path, [f"data.path={json.dumps(str(leaky_csv.resolve()))}"])
     try:
         prepare(leaky)
         raise CleanfitError("the demo's planted leak was not caught by the audit; please report this")
