@@ -185,6 +185,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "typo": (["train", str(write_config(tmp_path / "g.toml", "cancer.csv", extra="[train]\nepoch = 3\n"))], "g.toml line 5: unknown key 'train.epoch'; did you mean 'epochs'?"),
         "bad-set": (["train", str(write_config(tmp_path / "h.toml", "cancer.csv")), "--set", "train.lr=fast"], "--set train.lr=fast"),
         "infinite-lr": (["train", str(write_config(tmp_path / "i.toml", "cancer.csv", extra="[train]\nlr = inf\n"))], "i.toml line 5: train.lr = inf"),
+        "checkpoint-dir": (["train", str(write_config(tmp_path / "k.toml", "cancer.csv")), "--set", f'checkpoint.dir="{tmp_path / "cancer.csv" / "ckpt"}"'], "checkpoint.dir = "),
         # a --json path that cannot be written fails before training, not after it
         "unwritable-json": (["train", str(write_config(tmp_path / "j.toml", "cancer.csv")), "--json", str(tmp_path / ("x" * 300 + ".json"))], "--json"),
     }

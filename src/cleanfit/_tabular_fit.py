@@ -45,6 +45,8 @@ def fit_prepared(
     optimizer = make_optimizer(config, model.parameters())
     batches = {part: _batches(Batches, data, part) for part in ("train", "val", "test")}
 
+    if main:  # the last check that can reject the run; nothing is written before it
+        _check_checkpoint_dir(checkpoint_dir)
     previous = _read_run_file(out) if resume else {}
     tracker = _make_tracker(data, out) if (main and track) else None
     run_id = tracker.start(run_id=previous.get("run_id")) if tracker is not None else None
@@ -137,6 +139,28 @@ def _finish(result: TabularRun, data: PreparedData, identity: str, tracker: Any,
         result.unlogged_path = _unlogged_path(tracker)
     if not quiet:
         _print_summary(result, seconds)
+
+
+def _check_checkpoint_dir(directory: Path) -> None:
+    """A checkpoint folder that cannot be made is a config mistake, found before the run is recorded."""
+    from cleanfit.errors import ConfigError
+
+    missing = directory
+    while not missing.parent.exists() and missing.parent != missing:
+        missing = missing.parent
+    try:
+        if missing.parent.exists() and not missing.parent.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+        if not directory.exists():
+            missing.mkdir()  # tried, then removed: nothing is left behind by a check
+            missing.rmdir()
+        elif not directory.is_dir():
+            raise NotADirectoryError(20, "Not a directory")
+    except OSError as exc:
+        raise ConfigError(
+            f"checkpoint.dir = {str(directory)!r}: cannot create it ({exc.strerror}); set checkpoint.dir "
+            "(or --out) to a folder you can write"
+        ) from None
 
 
 def _batches(Batches: Any, data: PreparedData, part: str) -> Any:
