@@ -183,8 +183,10 @@ class Batches:
         if 0 < num_batches <= self._position:  # the last loop took every batch but never asked for more
             self._epoch, self._position = self._epoch + 1, 0
         order = self.order()
-        if isinstance(order, np.ndarray) and isinstance(getattr(self._source, "tensor", None), torch.Tensor):
-            order = torch.from_numpy(order)  # index tensors directly; no per-batch conversion
+        index_device = getattr(self._source, "index_device", None)
+        if isinstance(order, np.ndarray) and index_device is not None:
+            # all tensors on one device: index them with slices of one index tensor already there
+            order = torch.from_numpy(order).to(index_device)
         take = self._source.take
         for j in range(self._position, num_batches):
             start = j * global_batch

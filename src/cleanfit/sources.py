@@ -49,10 +49,11 @@ class _NumpySource:
 
 
 class _TensorSource:
-    __slots__ = ("tensor",)
+    __slots__ = ("tensor", "index_device")
 
     def __init__(self, tensor: torch.Tensor) -> None:
         self.tensor = tensor
+        self.index_device = tensor.device  # Batches hands over index tensors already on it
 
     def __len__(self) -> int:
         return self.tensor.shape[0]
@@ -63,12 +64,19 @@ class _TensorSource:
         return self.tensor.index_select(0, indices.to(self.tensor.device))
 
 
+def _common_index_device(children: Any) -> torch.device | None:
+    """The device every child takes index tensors on, when they all are tensors on one device."""
+    devices = {getattr(child, "index_device", None) for child in children}
+    return devices.pop() if len(devices) == 1 else None
+
+
 class _SequenceSource:
-    __slots__ = ("children", "rebuild")
+    __slots__ = ("children", "rebuild", "index_device")
 
     def __init__(self, children: list[Any], rebuild: Any) -> None:
         self.children = children
         self.rebuild = rebuild
+        self.index_device = _common_index_device(children)
 
     def __len__(self) -> int:
         return len(self.children[0])
@@ -78,10 +86,11 @@ class _SequenceSource:
 
 
 class _DictSource:
-    __slots__ = ("children",)
+    __slots__ = ("children", "index_device")
 
     def __init__(self, children: dict[Any, Any]) -> None:
         self.children = children
+        self.index_device = _common_index_device(children.values())
 
     def __len__(self) -> int:
         return len(next(iter(self.children.values())))
