@@ -145,6 +145,15 @@ def test_repro_reports_identical_and_finds_where_runs_diverge(tmp_path: Path, ca
     assert re.search(r"they diverge first at step \d+ \(epoch 1\): train_loss", out), out
 
 
+def test_repro_never_writes_into_the_configs_checkpoint_dir(tmp_path: Path, cancer: Path) -> None:
+    # both runs used to share checkpoint.dir: the second refused it ("checkpoints of an unknown run")
+    mine = tmp_path / "my-checkpoints"
+    code, out, err = run_main("repro", str(cancer), "--set", "model.hidden=[4]", "--set", "train.epochs=1",
+                              "--set", f'checkpoint.dir="{mine}"')
+    assert code == 0, err
+    assert "identical" in out and not mine.exists()
+
+
 def test_demo_runs_the_whole_discipline(mlflow_tracking_uri: str, tmp_path: Path) -> None:
     code, out, err = run_main("demo", "--out", str(tmp_path / "demo"))
     assert code == 0, err

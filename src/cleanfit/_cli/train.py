@@ -53,7 +53,8 @@ def train(config: str, resume: bool, overrides: tuple[str, ...], out: Path | Non
 def repro(config: str, overrides: tuple[str, ...], json_path: Path | None) -> int:
     """Train twice with the same seed; exit 0 when the weights and metrics are identical, else 1.
 
-    Both runs are untracked (tracking.backend = "none") and written to a temporary folder.
+    Both runs are untracked (tracking.backend = "none") and written, checkpoints included, to a
+    temporary folder.
     """
     from cleanfit._repro import compare_runs
     from cleanfit.config import load_config
@@ -65,8 +66,11 @@ def repro(config: str, overrides: tuple[str, ...], json_path: Path | None) -> in
     with tempfile.TemporaryDirectory(prefix="cleanfit-repro-") as tmp:
         for attempt in (1, 2):
             click.echo(f"cleanfit repro: training run {attempt} of 2 (seed {settings.train.seed})")
+            run_dir = Path(tmp) / f"run{attempt}"
+            # each run checkpoints into its own temporary folder, whatever checkpoint.dir the config names
+            own_checkpoints = [f"checkpoint.dir={json.dumps(str(run_dir / 'checkpoints'))}"]
             try:
-                runs.append(train_config(settings, out=Path(tmp) / f"run{attempt}", quiet=True))
+                runs.append(train_config(settings, out=run_dir, overrides=own_checkpoints, quiet=True))
             except AuditGateError as exc:
                 return _gate_failed(exc, json_path)
     verdict = compare_runs(runs[0], runs[1])
