@@ -29,7 +29,8 @@ def _trainer(directory=None, precision="auto", seed=0, **kw):
     model = torch.nn.Sequential(torch.nn.Linear(8, 64), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(64, 2))
     trainer = cf.Trainer(model, torch.optim.AdamW(model.parameters(), lr=1e-2), loss=F.cross_entropy,
                          precision=precision, accumulate=2, clip_grad=1.0, schedule=cf.warmup_cosine(),
-                         metrics=["accuracy"], checkpoint_dir=directory, checkpoint_every=3, progress=False, **kw)
+                         metrics=["accuracy"], checkpoint_dir=directory,
+                         checkpoint_every=3 if directory is not None else None, progress=False, **kw)
     trainer._report = False
     return trainer
 
