@@ -63,6 +63,8 @@ def test_a_run_interrupted_and_resumed_is_one_complete_mlflow_run(mlflow_trackin
     assert [m.value for m in sorted(val, key=lambda m: m.step)] == pytest.approx(history.column("val_loss"))
     steps = sorted(m.step for m in client.get_metric_history(run_id, "batch_loss"))
     assert steps == sorted({r["step"] for r in history.steps})
+    lr_steps = sorted(m.step for m in client.get_metric_history(run_id, "lr"))
+    assert lr_steps == steps  # one learning-rate point per logged step, none twice at the epoch ends
     assert {"train_loss", "gap", "val_accuracy", "grad_norm", "skipped_steps", "lr"} <= set(run.data.metrics)
     assert "diagnosis" in run.data.tags
     artifacts = {a.path for a in client.list_artifacts(run_id)}

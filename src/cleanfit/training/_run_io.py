@@ -25,11 +25,13 @@ def make_tracker(tracker: Any) -> Any:
 def format_lr(lr: float) -> str:
     """``3.0e-4`` style.
 
-    >>> format_lr(3e-4), format_lr(1.0), format_lr(0.0)
-    ('3.0e-4', '1.0e0', '0')
+    >>> format_lr(3e-4), format_lr(1.0), format_lr(0.0), format_lr(float("inf"))
+    ('3.0e-4', '1.0e0', '0', 'inf')
     """
     if lr == 0:
         return "0"
+    if not math.isfinite(lr):
+        return str(lr)
     mantissa, exponent = f"{lr:.1e}".split("e")
     return f"{mantissa}e{int(exponent)}"
 
@@ -136,8 +138,9 @@ def resend_history(tracker: Any, history: Any) -> None:
 
 
 def epoch_metrics(row: Mapping[str, Any]) -> dict[str, float]:
-    """The numbers of an epoch row that a tracker plots (the val-train gap included)."""
-    out = {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and k not in ("epoch", "step")}
+    """The numbers of an epoch row that a tracker plots (the val-train gap included). The learning
+    rate is left out: the per-step series already holds it, at the same step."""
+    out = {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and k not in ("epoch", "step", "lr")}
     if row.get("val_loss") is not None and row.get("train_loss") is not None:
         out["gap"] = float(row["val_loss"]) - float(row["train_loss"])
     out["epoch"] = float(row["epoch"])
