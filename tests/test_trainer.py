@@ -250,7 +250,8 @@ def test_tracking_params_metrics_tags_report_and_finish(tmp_path):
     assert [s for _, s in step_logs] == [10, 20]
     epoch_logs = [(m, s) for m, s in tracker.of("metrics") if "val_loss" in m]
     assert [s for _, s in epoch_logs] == [10, 20]
-    assert {"train_loss", "val_loss", "gap", "val_accuracy", "grad_norm", "skipped_steps", "lr"} <= set(epoch_logs[0][0])
+    assert {"train_loss", "val_loss", "gap", "val_accuracy", "grad_norm", "skipped_steps"} <= set(epoch_logs[0][0])
+    assert all("lr" in m for m, _ in step_logs) and not any("lr" in m for m, _ in epoch_logs)  # once per step
     assert any("diagnosis" in tags for tags in tracker.of("tags"))
     assert {p.rsplit("/", 1)[-1] for p in tracker.of("artifact")} >= {"report.html", "loss_curves.png"}
     assert (tmp_path / "report.html").exists()
