@@ -70,7 +70,7 @@ def _deepchecks_mix(train: pd.DataFrame, test: pd.DataFrame, columns: list[str])
 
 
 def speed(n: int) -> None:
-    from cleanfit.audit import audit
+    from cleanfit.auditing import audit
 
     frame, y = _data(n, 50)
     data_mb = (frame.memory_usage(index=False).sum() + y.nbytes) / 2**20
@@ -125,7 +125,7 @@ SEV = {"critical": 2, "warning": 1, "info": 0}
 def quality(seeds: int) -> None:
     import audit_leaks as L
 
-    from cleanfit.audit import audit
+    from cleanfit.auditing import audit
 
     def worst(case: L.Case, check: str, seed: int) -> int:
         r = audit(case.X, case.y, case.splits, checks=[check], seed=seed, **case.kwargs)

@@ -1,4 +1,4 @@
-"""How often does cleanfit.compare's 95% interval cover the true difference?  (A/A calibration)
+"""How often does cleanfit.comparison.compare's 95% interval cover the true difference?  (A/A calibration)
 
 Two equally good candidates (true mean difference 0) with seed-level noise; each repeat compares them
 on fresh seeds. Coverage = share of repeats whose interval contains 0 (verdict "tie"); 1 - coverage is

@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.stats import kendalltau
 
-from cleanfit.batches import Batches
-from cleanfit.outofcore import ParquetSource, prefetch
+from cleanfit.data.batches import Batches
+from cleanfit.data.outofcore import ParquetSource, prefetch
 
 N, D, B, ROW_GROUP = 2_000_000, 16, 256, 65_536
 FEATURES = [f"f{i}" for i in range(D)]

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
-from cleanfit.batches import Batches
+from cleanfit.data.batches import Batches
 from cleanfit.seeding import rng_state, seed_everything, set_rng_state
 from cleanfit.training.checkpoints import CheckpointManager
 

@@ -27,7 +27,7 @@ import time
 import torch
 
 import cleanfit as cf
-from cleanfit.tracking import MLflowTracker, NullTracker
+from cleanfit.tracking.mlflow_tracker import MLflowTracker, NullTracker
 
 
 def _model() -> torch.nn.Module:
@@ -70,7 +70,7 @@ def hand_loop(tracker, *, epochs: int, batches: int, every: int) -> dict[str, fl
 
 def _sender_cpu() -> float:
     """CPU seconds used so far by the tracker's sender process (Linux /proc; 0 where unknown)."""
-    from cleanfit import tracking
+    from cleanfit.tracking import mlflow_tracker as tracking
 
     link = tracking._LINK
     try:

@@ -53,7 +53,7 @@ def main(out: Path = Path("cleanfit-out") / "custom_model") -> dict[str, float]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from cleanfit.demo import write_breast_cancer
+    from cleanfit.pipeline.demo import write_breast_cancer
 
     path = HERE / "data" / "breast_cancer.csv"
     if not path.exists():

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cleanfit.demo import write_breast_cancer
+from cleanfit.pipeline.demo import write_breast_cancer
 
 HERE = Path(__file__).resolve().parent
 

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cleanfit.batches import Batches
-from cleanfit.training import _run_io
+from cleanfit.data.batches import Batches
+from cleanfit.training import run_io
 from cleanfit.training.schedules import warmup_cosine
 from cleanfit.training.trainer import Trainer
 
@@ -84,7 +84,7 @@ def _data() -> tuple[Batches, Batches]:
 def _tracker(args: argparse.Namespace):
     if args.mlflow is None:
         return None
-    from cleanfit.tracking import MLflowTracker
+    from cleanfit.tracking.mlflow_tracker import MLflowTracker
 
     return MLflowTracker(experiment=args.out.name, tracking_uri=args.mlflow, unlogged_dir=args.out)
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         cleanfit.training.trainer.set_rng_state = lambda state: None
 
     # The end-of-run HTML report (matplotlib) is not part of the training state; skip its seconds.
-    _run_io.write_report = lambda **kwargs: None
+    run_io.write_report = lambda **kwargs: None
     torch.set_num_threads(1)
     torch.manual_seed(0)  # the same initial weights in every process
     model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 3))

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from sklearn.preprocessing import StandardScaler
 
 import cleanfit as cf
-from cleanfit.audit import CHECKS, AuditReport, audit
+from cleanfit.auditing import CHECKS, AuditReport, audit
 from cleanfit.errors import DataError
 from cleanfit.findings import Finding
-from cleanfit.splits import Splits, split
+from cleanfit.data.splits import Splits, split
 
 from audit_leaks import Parts, random_parts
 
@@ -268,7 +268,7 @@ def test_splits_object_from_labels():
                                st.integers(-3, 3) | st.just(2**62), st.sampled_from(["a", "b", None])),
                      min_size=1, max_size=40))
 def test_row_keys_are_equal_exactly_for_equal_rows(rows):
-    from cleanfit.audit._overlap import hash_rows
+    from cleanfit.auditing.overlap import hash_rows
 
     frame = pd.DataFrame(rows, columns=["f", "i", "s"])
     keys = hash_rows(frame)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cleanfit.cli import cli, main
+from cleanfit.cli.main import cli, main
 
 
 @pytest.fixture()

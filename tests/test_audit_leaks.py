@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import audit_leaks as L
-from cleanfit.audit import audit
+from cleanfit.auditing import audit
 
 SEV = {"critical": 2, "warning": 1, "info": 0}
 

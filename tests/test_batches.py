@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from torch.utils.data import Dataset, StackDataset, TensorDataset
 
 import cleanfit as cf
-from cleanfit.batches import Batches, batch_len, epoch_order
+from cleanfit.data.batches import Batches, batch_len, epoch_order
 
 
 def _ids(batch):

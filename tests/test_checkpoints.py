@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cleanfit.errors import CheckpointError, ConfigError
-from cleanfit.training import _checkpoint_file
+from cleanfit.training import checkpoint_file
 from cleanfit.training.checkpoints import CheckpointManager, CheckpointWarning, check_compatible
 
 CHILD = Path(__file__).with_name("_checkpoint_child.py")
@@ -118,8 +118,8 @@ def test_temp_files_of_a_live_writer_are_kept_and_of_a_dead_one_removed(tmp_path
 def test_truncation_at_every_byte_offset_is_detected(tmp_path, valid_bytes):
     for size in range(len(valid_bytes)):
         with pytest.raises(CheckpointError, match="truncated|not a cleanfit checkpoint"):
-            _checkpoint_file.verify(valid_bytes[:size], tmp_path / "x.ckpt")
-    _checkpoint_file.verify(valid_bytes, tmp_path / "x.ckpt")
+            checkpoint_file.verify(valid_bytes[:size], tmp_path / "x.ckpt")
+    checkpoint_file.verify(valid_bytes, tmp_path / "x.ckpt")
 
 
 @SETTINGS
@@ -278,7 +278,7 @@ def test_a_checkpoint_crafted_to_run_code_is_refused_and_runs_nothing(tmp_path, 
     directory = tmp_path / "ckpt"
     directory.mkdir()
     path = directory / "step-0000000001.ckpt"
-    path.write_bytes(_checkpoint_file.wrap(payload_for(marker), {"step": 1}))  # a valid checksum
+    path.write_bytes(checkpoint_file.wrap(payload_for(marker), {"step": 1}))  # a valid checksum
     manager = CheckpointManager(directory)
     with pytest.raises(CheckpointError, match="refused to load .*could run code.*weights_only=True"):
         manager.load(path)

@@ -22,8 +22,8 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from cleanfit.cli import main
-from cleanfit.demo import write_breast_cancer
+from cleanfit.cli.main import main
+from cleanfit.pipeline.demo import write_breast_cancer
 
 FAST = ["--set", "model.hidden=[32]", "--set", "train.epochs=10", "--set", "train.batch_size=32", "--set", "train.lr=3e-3"]
 
@@ -34,7 +34,7 @@ def cleanfit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def run_main(*args: str) -> tuple[int, str, str]:
-    """``cleanfit.cli.main`` in this process: (exit code, stdout, stderr)."""
+    """``cleanfit.cli.main.main`` in this process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
@@ -62,7 +62,7 @@ def test_train_killed_then_resumed_ends_as_the_uninterrupted_run_scores_and_is_t
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    from cleanfit.tabular import train_config
+    from cleanfit.pipeline.run import train_config
 
     settings = [a for a in FAST if a != "--set"]
     reference = train_config(cancer, out=tmp_path / "reference", quiet=True, overrides=[*settings, "tracking.backend=none"])
@@ -166,7 +166,7 @@ def test_demo_runs_the_whole_discipline(mlflow_tracking_uri: str, tmp_path: Path
     assert f"mlflow ui --backend-store-uri sqlite:///{demo}/mlflow.db" in out
     assert list((demo / "mlruns").rglob("report.html"))  # MLflow's artifacts live under the demo folder too
     # the config it leaves names that store, so the suggested `cleanfit train demo.toml --set ...` shows up there
-    from cleanfit.config import load_config
+    from cleanfit.pipeline.config import load_config
 
     assert load_config(demo / "demo.toml").tracking.uri == f"sqlite:///{demo}/mlflow.db"
 

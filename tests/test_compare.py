@@ -1,4 +1,4 @@
-"""cleanfit.compare / cleanfit compare: paired seeds, the bootstrap interval, the verdict, the gate."""
+"""cleanfit.comparison.compare / cleanfit compare: paired seeds, the bootstrap interval, the verdict, the gate."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cleanfit as cf
-from cleanfit import _stats
-from cleanfit.cli import cli, main
+from cleanfit.comparison import stats as _stats
+from cleanfit.cli.main import cli, main
 
 # ------------------------------------------------------------------ cheap noisy candidates
 # Module level, so that worker processes can unpickle them.
@@ -278,11 +278,20 @@ def test_cli_output_files_that_cannot_be_written_fail_before_training(tmp_path: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.toml", "afile"]
 
 
-def test_the_module_is_callable_as_compare_whatever_the_import_order() -> None:
-    import importlib
+def test_cf_compare_and_cf_audit_stay_plain_functions_whatever_the_import_order() -> None:
+    import subprocess
+    import sys
 
-    module = importlib.import_module("cleanfit.compare")  # a submodule import can shadow cf.compare
-    assert module(noisy, noisy, seeds=2).verdict == "tie"
+    code = (
+        "import importlib, inspect, pkgutil, cleanfit\n"
+        "for m in pkgutil.walk_packages(cleanfit.__path__, 'cleanfit.'): importlib.import_module(m.name)\n"
+        "import cleanfit as cf\n"
+        "assert inspect.isfunction(cf.compare) and inspect.isfunction(cf.audit), (cf.compare, cf.audit)\n"
+        "print(cf.compare(lambda seed: 0.5, lambda seed: 0.5, seeds=2).verdict)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "tie"
 
 
 # ------------------------------------------------------------------ configs, end to end
@@ -304,7 +313,7 @@ def bad_and_good(tmp_path: Path) -> tuple[Path, Path]:
     """Two configs on 200 rows of the bundled breast cancer data: lr 1e-6 for 1 epoch, and a sane one."""
     import pandas as pd
 
-    from cleanfit.demo import write_breast_cancer
+    from cleanfit.pipeline.demo import write_breast_cancer
 
     csv = write_breast_cancer(tmp_path / "bc.csv")
     pd.read_csv(csv).sample(n=200, random_state=0).to_csv(csv, index=False)

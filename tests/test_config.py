@@ -1,4 +1,4 @@
-"""Tests for cleanfit.config: defaults, overrides, and errors that name the file, key, line and fix."""
+"""Tests for cleanfit.pipeline.config: defaults, overrides, and errors that name the file, key, line and fix."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cleanfit.config import Config, load_config, parse_override
+from cleanfit.pipeline.config import Config, load_config, parse_override
 from cleanfit.errors import ConfigError
 
 MINIMAL = {"data": {"path": "d.csv", "target": "y"}}

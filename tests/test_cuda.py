@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import cleanfit as cf
-from cleanfit.devices import pin
-from cleanfit.outofcore import prefetch
+from cleanfit.data.devices import pin
+from cleanfit.data.outofcore import prefetch
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none here")
 

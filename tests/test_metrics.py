@@ -1,4 +1,4 @@
-"""cleanfit.metrics: values against scikit-learn on the full evaluation set, and EarlyStopping's rules."""
+"""cleanfit.training.metrics: values against scikit-learn on the full evaluation set, and EarlyStopping's rules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 import cleanfit as cf
-from cleanfit import metrics
+from cleanfit.training import metrics
 
 
 @settings(max_examples=30, deadline=None)

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cleanfit as cf
-from cleanfit._orders import BlockOrder, FeistelOrder
-from cleanfit.batches import Batches
-from cleanfit.outofcore import NpySource, ParquetSource, prefetch
+from cleanfit.data.orders import BlockOrder, FeistelOrder
+from cleanfit.data.batches import Batches
+from cleanfit.data.outofcore import NpySource, ParquetSource, prefetch
 
 
 @settings(max_examples=80, deadline=None)
@@ -150,8 +150,8 @@ def test_dataset_four_times_larger_than_the_memory_allowed(tmp_path):
     script = textwrap.dedent(
         f"""
         import numpy as np
-        from cleanfit.batches import Batches
-        from cleanfit.outofcore import NpySource
+        from cleanfit.data.batches import Batches
+        from cleanfit.data.outofcore import NpySource
 
         def rss_kb():  # current resident set size, sampled during the loop
             with open("/proc/self/status") as f:

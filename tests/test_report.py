@@ -13,10 +13,10 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from cleanfit.report import (
+from cleanfit.report.run_report import (
     LR_COLOR, TRAIN_COLOR, TURN_COLOR, VAL_COLOR, log_run_artifacts, plot_history, write_run_report,
 )
-from cleanfit.tracking import MLflowTracker, NullTracker
+from cleanfit.tracking.mlflow_tracker import MLflowTracker, NullTracker
 from cleanfit.training.history import History
 
 
@@ -59,7 +59,7 @@ def test_plot_without_validation_or_steps(tmp_path):
 
 
 def _audit_report():
-    from cleanfit.audit import AuditReport
+    from cleanfit.auditing import AuditReport
     from cleanfit.findings import Finding
 
     return AuditReport(

@@ -24,7 +24,7 @@ import pytest
 import torch
 from torch import nn
 
-from cleanfit.batches import Batches
+from cleanfit.data.batches import Batches
 from cleanfit.errors import CheckpointError
 from cleanfit.training.checkpoints import CheckpointManager
 from cleanfit.training.trainer import Trainer
@@ -184,9 +184,9 @@ def _assert_identical(actual, expected, where: str = "result") -> None:
 @pytest.fixture
 def no_report(monkeypatch):
     """The end-of-run HTML report (matplotlib) is not what these tests are about; skip its seconds."""
-    from cleanfit.training import _run_io
+    from cleanfit.training import run_io
 
-    monkeypatch.setattr(_run_io, "write_report", lambda **kwargs: None)
+    monkeypatch.setattr(run_io, "write_report", lambda **kwargs: None)
 
 
 def _fit(directory: Path, *, seed: int = 0, n: int = 48, hidden: int = 8, resume: bool = False) -> None:

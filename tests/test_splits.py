@@ -21,7 +21,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import cleanfit as cf
 from cleanfit.errors import DataError
-from cleanfit.splits import rows_fingerprint
+from cleanfit.data.splits import rows_fingerprint
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 fractions = st.sampled_from([0.0, 0.01, 0.1, 0.15, 0.2, 0.25, 0.3, 1 / 3, 0.5, 0.7, 0.9])

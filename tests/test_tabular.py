@@ -1,4 +1,4 @@
-"""Tests for cleanfit.tabular: reading and checking tables, fit-on-train preprocessing, the whole run."""
+"""Tests for cleanfit.pipeline.run: reading and checking tables, fit-on-train preprocessing, the whole run."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cleanfit._tabular_data import encode_target, feature_frame, infer_task
-from cleanfit._tables import read_table
-from cleanfit._tabular_model import MLP, build_model
-from cleanfit.config import load_config
+from cleanfit.pipeline.prepare import encode_target, feature_frame, infer_task
+from cleanfit.data.tables import read_table
+from cleanfit.pipeline.model import MLP, build_model
+from cleanfit.pipeline.config import load_config
 from cleanfit.errors import ConfigError, DataError
-from cleanfit.tabular import AuditGateError, prepare, split_method, train_config
+from cleanfit.pipeline.run import AuditGateError, prepare, split_method, train_config
 
 FAST = ["train.epochs=3", "model.hidden=[16]", "train.batch_size=32", "tracking.backend=none"]
 
@@ -189,7 +189,7 @@ def test_examples_validate_pass_their_audits_and_train(tmp_path: Path) -> None:
     make_data = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_data)
     make_data.write_energy_load(tmp_path / "data" / "energy_load.csv")
-    from cleanfit.demo import DEMO_CONFIG, write_breast_cancer
+    from cleanfit.pipeline.demo import DEMO_CONFIG, write_breast_cancer
 
     write_breast_cancer(tmp_path / "data" / "breast_cancer.csv")
     # examples/demo.toml is the config `cleanfit demo` trains
@@ -214,7 +214,7 @@ def test_a_tracking_store_that_cannot_be_opened_does_not_fail_the_run(
     """Training goes on; final metrics, tags and artifacts go to the unlogged file beside the run."""
     import json
 
-    from cleanfit.tracking import TrackingWarning
+    from cleanfit.tracking.mlflow_tracker import TrackingWarning
 
     (tmp_path / "a-file").write_text("")
     store = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"  # a folder that is a file: the store cannot open

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
 
 import cleanfit as cf
-from cleanfit import _tracking_env
+from cleanfit.tracking import environment as _tracking_env
 from cleanfit.errors import ConfigError
-from cleanfit.tracking import (
+from cleanfit.tracking.mlflow_tracker import (
     MLflowTracker, NullTracker, Tracker, TrackingWarning, data_fingerprint, environment_params, make_tracker,
     replay_unlogged,
 )
@@ -155,7 +155,7 @@ def test_bad_metric_name_and_logging_after_finish_are_config_errors(mlflow_track
 # -- several processes, exit paths ---------------------------------------------------------------
 _CHILD = textwrap.dedent("""
     import sys
-    from cleanfit.tracking import MLflowTracker
+    from cleanfit.tracking.mlflow_tracker import MLflowTracker
     name, steps, finish = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "finish"
     tracker = MLflowTracker(run_name=name)
     tracker.start()
@@ -356,8 +356,8 @@ def test_a_run_the_store_never_opened_does_not_wait_on_the_sender_at_flush(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An HTTP store that hangs on "open": training must not wait flush_timeout again at every flush."""
-    from cleanfit import tracking
-    from cleanfit._tracking_worker import StoreError
+    from cleanfit.tracking import mlflow_tracker as tracking
+    from cleanfit.tracking.worker import StoreError
 
     class HangingLink:
         dead = None

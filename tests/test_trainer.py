@@ -12,7 +12,8 @@ import torch
 from torch.nn import functional as F
 
 import cleanfit as cf
-from cleanfit.tracking import NullTracker
+from cleanfit.tracking.mlflow_tracker import NullTracker
+from cleanfit.training import metrics
 
 
 def _data(n=100, d=4, seed=0):
@@ -89,7 +90,7 @@ def test_training_learns_and_evaluate_is_an_exact_mean_over_examples():
         outputs = trainer.model(torch.from_numpy(X))
         expected = F.cross_entropy(outputs, torch.from_numpy(y)).item()
     assert result["loss"] == pytest.approx(expected, rel=1e-6)
-    assert result["accuracy"] == cf.metrics.accuracy(outputs, torch.from_numpy(y)) > 0.9
+    assert result["accuracy"] == metrics.accuracy(outputs, torch.from_numpy(y)) > 0.9
     assert trainer.model.training  # back in train mode
 
 
@@ -282,7 +283,7 @@ def test_argument_errors_of_early_stopping_schedules_and_metrics_are_config_erro
             make()
     # one metric by name or as a function is that metric, not the letters of its name
     assert list(_trainer(metrics="accuracy").metrics) == ["accuracy"]
-    assert list(_trainer(metrics=cf.metrics.rmse).metrics) == ["rmse"]
+    assert list(_trainer(metrics=metrics.rmse).metrics) == ["rmse"]
 
 
 def test_an_early_stopping_monitor_the_rows_will_not_have_is_refused_before_training():

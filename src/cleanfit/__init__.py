@@ -27,14 +27,14 @@ _EXPORTS: dict[str, str] = {
     "rng_state": "seeding",
     "set_rng_state": "seeding",
     # data
-    "Batches": "batches",
-    "pick_device": "devices",
-    "to_device": "devices",
-    "split": "splits",
-    "Splits": "splits",
+    "Batches": "data.batches",
+    "pick_device": "data.devices",
+    "to_device": "data.devices",
+    "split": "data.splits",
+    "Splits": "data.splits",
     # audit
-    "audit": "audit",
-    "AuditReport": "audit",
+    "audit": "auditing",
+    "AuditReport": "auditing",
     # training
     "Trainer": "training",
     "History": "training",
@@ -46,8 +46,8 @@ _EXPORTS: dict[str, str] = {
     "Tracker": "tracking",
     "MLflowTracker": "tracking",
     "NullTracker": "tracking",
-    "compare": "compare",
-    "Comparison": "compare",
+    "compare": "comparison",
+    "Comparison": "comparison",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -67,13 +67,13 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from cleanfit.audit import AuditReport, audit
-    from cleanfit.batches import Batches
-    from cleanfit.compare import Comparison, compare
-    from cleanfit.devices import pick_device, to_device
+    from cleanfit.auditing import AuditReport, audit
+    from cleanfit.data.batches import Batches
+    from cleanfit.comparison.compare import Comparison, compare
+    from cleanfit.data.devices import pick_device, to_device
     from cleanfit.errors import CheckpointError, CleanfitError, ConfigError, DataError, TrainingError
     from cleanfit.findings import Finding
     from cleanfit.seeding import rng_state, seed_everything, set_rng_state
-    from cleanfit.splits import Splits, split
-    from cleanfit.tracking import MLflowTracker, NullTracker, Tracker
+    from cleanfit.data.splits import Splits, split
+    from cleanfit.tracking.mlflow_tracker import MLflowTracker, NullTracker, Tracker
     from cleanfit.training import EarlyStopping, History, Trainer, constant, warmup_cosine, warmup_linear

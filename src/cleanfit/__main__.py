@@ -1,6 +1,6 @@
 """``python -m cleanfit`` (and ``torchrun -m cleanfit``) runs the command line."""
 
-from cleanfit.cli import main
+from cleanfit.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -37,13 +37,13 @@ from typing import Any
 import torch
 
 from cleanfit.errors import CheckpointError, ConfigError
-from cleanfit.training import _checkpoint_file as _file
+from cleanfit.training import checkpoint_file as _file
 
 __all__ = ["CheckpointManager", "CheckpointWarning", "check_compatible"]
 
 _NAME = re.compile(r"^step-(\d+)\.ckpt$")
 _BEST = "best.json"
-_TEMP = re.compile(r"^\.(?:step-\d+\.ckpt|best\.json)\.(\d+)\.tmp$")  # see _checkpoint_file.write_atomic
+_TEMP = re.compile(r"^\.(?:step-\d+\.ckpt|best\.json)\.(\d+)\.tmp$")  # see checkpoint_file.write_atomic
 _PROBE = ".cleanfit-write-probe"
 
 

@@ -11,10 +11,10 @@ from typing import Any, Callable
 
 import torch
 
-from cleanfit.batches import batch_len
-from cleanfit.devices import to_device
+from cleanfit.data.batches import batch_len
+from cleanfit.data.devices import to_device
 from cleanfit.errors import CleanfitError, DataError, TrainingError
-from cleanfit.training._batch import compute_loss, describe, inputs
+from cleanfit.training.batch import compute_loss, describe, inputs
 from cleanfit.training.distributed import Distributed
 from cleanfit.training.precision import Precision
 

@@ -63,7 +63,7 @@ class TrainState:
     optimizer: torch.optim.Optimizer
     scheduler: Any  # torch.optim.lr_scheduler.LRScheduler, or None for the optimizer's own learning rate
     precision: Precision
-    train: Any  # cleanfit.batches.Batches
+    train: Any  # cleanfit.data.batches.Batches
     identity: dict[str, Any]
     device: torch.device
     early_stopping: EarlyStopping | None = None

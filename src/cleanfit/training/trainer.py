@@ -34,20 +34,20 @@ from typing import Any, Callable
 
 import torch
 
-from cleanfit.batches import Batches
-from cleanfit.devices import pick_device, to_device
+from cleanfit.data.batches import Batches
+from cleanfit.data.devices import pick_device, to_device
 from cleanfit.errors import ConfigError, DataError, TrainingError
-from cleanfit.metrics import resolve_metrics
+from cleanfit.training.metrics import resolve_metrics
 from cleanfit.seeding import rng_state, seed_everything, set_rng_state
-from cleanfit.training import _run_io as io
+from cleanfit.training import run_io as io
 from cleanfit.training import distributed
-from cleanfit.training._batch import compute_loss, count, global_examples, needs_move, windows
-from cleanfit.training._checks import check_arguments as _check_arguments
-from cleanfit.training._checks import check_batches as _check_batches
-from cleanfit.training._checks import check_complete as _check_complete
-from cleanfit.training._checks import check_monitor as _check_monitor
-from cleanfit.training._checks import open_checkpoints as _open_checkpoints
-from cleanfit.training._checks import check_sharding as _check_sharding
+from cleanfit.training.batch import compute_loss, count, global_examples, needs_move, windows
+from cleanfit.training.arguments import check_arguments as _check_arguments
+from cleanfit.training.arguments import check_batches as _check_batches
+from cleanfit.training.arguments import check_complete as _check_complete
+from cleanfit.training.arguments import check_monitor as _check_monitor
+from cleanfit.training.arguments import open_checkpoints as _open_checkpoints
+from cleanfit.training.arguments import check_sharding as _check_sharding
 from cleanfit.training.early_stopping import EarlyStopping
 from cleanfit.training.evaluation import evaluate as _evaluate
 from cleanfit.training.evaluation import predict as _predict
@@ -70,7 +70,7 @@ def _weighted_sum(losses: list[torch.Tensor], weights: list[float]) -> torch.Ten
 
 
 class Trainer:
-    """Train ``model`` with ``optimizer`` on :class:`~cleanfit.batches.Batches`.
+    """Train ``model`` with ``optimizer`` on :class:`~cleanfit.data.batches.Batches`.
 
     See the project's DESIGN.md ("Training") for the contract. ``loss(outputs, targets)`` is for
     ``(x, y)`` batches; ``step(model, batch) -> loss`` for anything else. Both must return the mean

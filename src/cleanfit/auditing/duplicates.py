@@ -1,0 +1,272 @@
+"""Checks ``duplicates`` and ``near-duplicates``: the same example on both sides of the split.
+
+Exact duplicates are found by hashing rows; near-duplicates by locality-sensitive hashing (rows
+projected on a few random directions and snapped to a grid; a bucket's candidates are then verified
+by their actual normalised distance). Both are compared with the overlap a random split of the same
+data would produce by chance, so natural collisions (low-cardinality data, repeated measurements) are
+reported as information, not as leakage.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from cleanfit.auditing.inputs import PART_NAMES, TRAIN, AuditData, numeric_columns, plural
+from cleanfit.auditing.overlap import (
+    Overlap,
+    chance_overlap,
+    combine,
+    hash_column,
+    hash_rows,
+    observed_overlap,
+    p_value,
+    part_pairs,
+)
+from cleanfit.findings import Finding
+
+# near-duplicates: rows whose root-mean-square difference, in standard deviations per column, is at most this
+NEAR = 0.02
+_CELL = 4 * NEAR
+_TABLES = 4
+_PROJECTIONS = 8
+_PERMUTATIONS = 3
+_CHUNK = 100_000
+
+
+def exact_keys(data: AuditData) -> tuple[np.ndarray, int]:
+    """``(inverse, n_keys)``: each row's exact-duplicate key id over the feature columns (cached)."""
+    if "exact" not in data.cache:
+        h = hash_rows(data.X, data.features)
+        _, inv = np.unique(h, return_inverse=True)
+        data.cache["exact"] = (inv.astype(np.int64), int(inv.max()) + 1)
+        data.cache["exact_hash"] = h
+    return data.cache["exact"]
+
+
+def check_duplicates(data: AuditData) -> list[Finding]:
+    assert data.part is not None
+    if not data.features:
+        return []
+    inv, n_keys = exact_keys(data)
+    overlaps = []
+    conflicts = 0
+    for early, late in part_pairs(data.part):
+        mask = observed_overlap(inv, data.part, early, late, n_keys)
+        mean, var = chance_overlap(inv, data.part, early, late, n_keys)
+        obs = int(mask.sum())
+        overlaps.append(Overlap(PART_NAMES[early], PART_NAMES[late], obs, mean, p_value(obs, mean, var), int(np.sum(data.part == late))))
+        if data.y is not None and early == TRAIN and obs:
+            conflicts += _conflicting_labels(data, mask)
+    shared = [o for o in overlaps if o.observed]
+    if not shared:
+        return []
+    worst = max(shared, key=lambda o: (o.critical, o.significant, o.excess))
+    details = {"overlaps": [o.as_dict() for o in overlaps], "conflicting_labels": conflicts}
+    pairs = "; ".join(f"{plural(o.observed, o.late + ' row')} also in {o.early} (chance: {o.expected:.1f})" for o in shared)
+    where = f"exact duplicate rows across the split: {pairs}"
+    if any(o.critical for o in shared) or (conflicts and worst.significant):
+        extra = f" {plural(conflicts, 'held-out row')} repeat a train row's features with a different label." if conflicts else ""
+        return [Finding("duplicates", "critical", (
+            f"{where.capitalize()}, far above what a random split gives.{extra} The model is scored on rows it "
+            "trained on; drop duplicates before splitting (e.g. X.drop_duplicates()) or split by a key "
+            "that keeps copies together (split(by='group'))."), details)]
+    if any(o.significant for o in shared):
+        return [Finding("duplicates", "warning", (
+            f"{where.capitalize()}: above chance but a small share of the held-out rows. Drop duplicates "
+            "before splitting so held-out scores are not inflated."), details)]
+    details["natural_collisions"] = natural = _natural(data)
+    if not natural:
+        observed, expected = sum(o.observed for o in shared), sum(o.expected for o in shared)
+        how_many = "About as many as" if observed <= 1.5 * expected + 1 else "More than"
+        return [Finding("duplicates", "warning", (
+            f"{where.capitalize()}. {how_many} a random split of this data gives, and these rows are copies "
+            "(the columns are too fine-grained to collide by chance), so the model is scored on examples it "
+            "trained on. Drop duplicates before splitting (X.drop_duplicates())."), details)]
+    if conflicts:
+        return [Finding("duplicates", "warning", (
+            f"{where.capitalize()}, about what chance gives for data with this few distinct rows, but "
+            f"{plural(conflicts, 'held-out row')} repeat a train row's features with a different label: "
+            "the features cannot separate them; check for label noise or a missing feature."), details)]
+    return [Finding("duplicates", "info", (
+        f"{where.capitalize()}: as many as a random split of this data gives by chance (its values are "
+        "coarse, so rows repeat naturally); not leakage by itself."), details)]
+
+
+def _natural(data: AuditData) -> bool:
+    """Whether rows collide naturally: independent columns would repeat rows at least a tenth as often
+    as the data does (otherwise repeated rows are copies).
+
+    A column's chance that two rows share a value is estimated from a row sample without bias
+    (pairs within the sample), so a fine-grained column counts as fine-grained however large the
+    data, and one with a frequent value (a missing value, a zero) counts as coarse as it is.
+    """
+    inv, n_keys = exact_keys(data)
+    mult = np.bincount(inv, minlength=n_keys).astype(np.float64)
+    pairs = float(np.sum(mult * (mult - 1) / 2))
+    m = min(data.n, 20_000)
+    rows = np.sort(np.random.default_rng(data.seed).choice(data.n, m, replace=False))
+    sample = data.X.iloc[rows]
+    q = 1.0
+    for c in data.features:
+        counts = sample[c].value_counts(dropna=False).to_numpy().astype(np.float64)
+        q *= float(np.sum(counts * (counts - 1))) / (m * (m - 1))
+        if q == 0.0:
+            return False
+    chance_pairs = data.n * (data.n - 1) / 2 * q
+    return chance_pairs >= 0.1 * pairs
+
+
+def _conflicting_labels(data: AuditData, mask: np.ndarray) -> int:
+    """Held-out rows (in ``mask``) whose features match a train row but whose (features, label) do not."""
+    assert data.y is not None and data.part is not None
+    h = data.cache["exact_hash"]
+    with_label = combine(h, hash_column(pd.Series(data.y)))
+    train_pairs = np.unique(with_label[data.part == TRAIN])
+    return int(np.sum(~np.isin(with_label[mask], train_pairs, assume_unique=False)))
+
+
+def check_near_duplicates(data: AuditData) -> list[Finding]:
+    assert data.part is not None
+    cols = [c for c in numeric_columns(data) if data.X[c].dtype.kind != "b"]
+    if not cols:
+        return []
+    mean, scale = _moments(data, cols)
+    keep = scale > 0
+    cols = [c for c, k in zip(cols, keep) if k]
+    mean, scale = mean[keep], scale[keep]
+    if not cols:
+        return []
+    positions = np.array([data.X.columns.get_loc(c) for c in cols])
+    other = [c for c in data.features if c not in set(cols) and data.X[c].dtype.kind not in "f"]
+    tables = _lsh_tables(data, positions, mean, scale, other)
+    # only rows that share a bucket with another row can be near-duplicates: work on those alone
+    rows = np.unique(np.concatenate([r for r, _ in tables]))
+    tables = [(np.searchsorted(rows, r), inv) for r, inv in tables]
+    # an exact copy of a row shares every bucket with it, so exact keys are needed for these rows only
+    if "exact" in data.cache:
+        exact_sub = np.unique(data.cache["exact"][0][rows], return_inverse=True)[1]
+    else:
+        exact_sub = np.unique(hash_rows(data.X.iloc[rows], data.features), return_inverse=True)[1]
+    rng = np.random.default_rng(data.seed + 17)
+    assigned = np.flatnonzero(data.part >= 0)
+    overlaps = []
+    wider: dict[tuple[int, int], int] = {}
+    for early, late in part_pairs(data.part):
+        def count(part: np.ndarray, radius: float = NEAR) -> int:
+            sub = part[rows]
+            flagged = np.zeros(len(rows), dtype=bool)
+            for where, inv in tables:
+                flagged[where] |= _verified(data, rows[where], inv, sub[where], early, late, positions, mean, scale, radius)
+            flagged &= ~observed_overlap(exact_sub, sub, early, late, len(rows))
+            return int(flagged.sum())
+
+        obs = count(data.part)
+        if obs:
+            # natural neighbours multiply when the radius doubles (2**dims); copies with small noise do not
+            wider[(early, late)] = count(data.part, 2 * NEAR)
+        chance = []
+        for _ in range(_PERMUTATIONS):
+            shuffled = data.part.copy()
+            shuffled[assigned] = data.part[rng.permutation(assigned)]
+            chance.append(count(shuffled))
+        expected = float(np.mean(chance))
+        var = max(float(np.var(chance, ddof=1)), expected)
+        overlaps.append(Overlap(PART_NAMES[early], PART_NAMES[late], obs, expected, p_value(obs, expected, var), int(np.sum(data.part == late))))
+    shared = [o for o in overlaps if o.observed]
+    if not shared:
+        return []
+    details = {"overlaps": [o.as_dict() for o in overlaps], "columns": [str(c) for c in cols], "max_rms_distance": NEAR}
+    pairs = "; ".join(f"{plural(o.observed, o.late + ' row')} within {NEAR} std of a {o.early} row (chance: {o.expected:.1f})" for o in shared)
+    if any(o.critical for o in shared):
+        return [Finding("near-duplicates", "critical", (
+            f"Near-duplicate rows across the split (not exact copies): {pairs}, far above chance. These are "
+            "likely the same example with tiny noise or rounding (augmented copies, resampled records); "
+            "remove them or split by the key that ties them together (split(by='group'))."), details)]
+    if any(o.significant for o in shared):
+        return [Finding("near-duplicates", "warning", (
+            f"Near-duplicate rows across the split: {pairs}, above chance but a small share of the "
+            "held-out rows. Check whether they are copies of one example."), details)]
+    copies = sum(wider.values()) <= 1.25 * sum(o.observed for o in shared)
+    details["within_twice_the_distance"] = int(sum(wider.values()))
+    if copies and any(o.observed >= max(3, 0.01 * o.late_rows) for o in shared):
+        return [Finding("near-duplicates", "warning", (
+            f"Near-duplicate rows across the split: {pairs}. A random split of this data gives as many, but "
+            "they sit much closer than the data's natural neighbours (few more appear at twice the distance), "
+            "so they look like copies with small noise (augmented or resampled rows); check them and split by "
+            "the key that ties them together."), details)]
+    return [Finding("near-duplicates", "info", (
+        f"Near-duplicate rows across the split: {pairs}, about what a random split of this data gives; "
+        "not leakage by itself."), details)]
+
+
+def _moments(data: AuditData, cols: list) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations from a row sample (NaN ignored)."""
+    rng = np.random.default_rng(data.seed)
+    rows = np.sort(rng.choice(data.n, min(data.n, 20_000), replace=False))
+    sample = data.X.iloc[rows][cols].to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():  # an all-missing column has no moments
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nan_to_num(np.nanmean(sample, axis=0))
+        scale = np.nan_to_num(np.nanstd(sample, axis=0))
+    return mean, scale
+
+
+def _standardised(data: AuditData, rows: np.ndarray | slice, positions: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    block = data.X.iloc[rows, positions].to_numpy(dtype=np.float64, na_value=np.nan)
+    z = (block - mean) / scale
+    return np.nan_to_num(z, nan=0.0)
+
+
+def _lsh_tables(data: AuditData, positions: np.ndarray, mean: np.ndarray, scale: np.ndarray, other: list) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per hash table (random projections snapped to a grid): the rows that share a bucket with
+    another row, and their bucket ids ``0 .. k - 1``."""
+    d = len(positions)
+    rng = np.random.default_rng(data.seed + 1)
+    k = min(d, _PROJECTIONS)
+    if d <= _PROJECTIONS:
+        proj = np.concatenate([np.eye(d)] * _TABLES, axis=1)
+    else:
+        proj = rng.standard_normal((d, k * _TABLES))
+        proj /= np.linalg.norm(proj, axis=0)
+    offsets = rng.uniform(0, _CELL, size=k * _TABLES)
+    hashes = np.empty((_TABLES, data.n), dtype=np.uint64)
+    base = hash_rows(data.X, other) if other else None
+    for start in range(0, data.n, _CHUNK):
+        stop = min(start + _CHUNK, data.n)
+        z = _standardised(data, slice(start, stop), positions, mean, scale)
+        cells = np.floor((z @ proj + offsets) / _CELL).astype(np.int64).view(np.uint64)
+        for t in range(_TABLES):
+            h = None if base is None else base[start:stop]
+            for j in range(t * k, (t + 1) * k):
+                h = combine(h, cells[:, j])
+            hashes[t, start:stop] = h
+    tables = []
+    for t in range(_TABLES):
+        _, inv, counts = np.unique(hashes[t], return_inverse=True, return_counts=True)
+        shared = np.flatnonzero(counts[inv] > 1)
+        tables.append((shared, np.unique(inv[shared], return_inverse=True)[1].astype(np.int64)))
+    return tables
+
+
+def _verified(data: AuditData, rows: np.ndarray, inv: np.ndarray, part: np.ndarray, early: int, late: int,
+              positions: np.ndarray, mean: np.ndarray, scale: np.ndarray, radius: float = NEAR) -> np.ndarray:
+    """Over ``rows`` (bucket ids ``inv``, parts ``part``): those of ``late`` within :data:`NEAR` of
+    a row of ``early`` in the same bucket."""
+    n_keys = int(inv.max()) + 1 if len(inv) else 0
+    rep = np.full(n_keys, -1, dtype=np.int64)
+    early_at = np.flatnonzero(part == early)
+    rep[inv[early_at]] = early_at
+    late_at = np.flatnonzero(part == late)
+    partner = rep[inv[late_at]]
+    cand = partner >= 0
+    late_at, partner = late_at[cand], partner[cand]
+    flagged = np.zeros(len(rows), dtype=bool)
+    for start in range(0, len(late_at), _CHUNK):
+        a = _standardised(data, rows[late_at[start:start + _CHUNK]], positions, mean, scale)
+        b = _standardised(data, rows[partner[start:start + _CHUNK]], positions, mean, scale)
+        rms = np.sqrt(np.mean((a - b) ** 2, axis=1))
+        flagged[late_at[start:start + _CHUNK][rms <= radius]] = True
+    return flagged

@@ -1,0 +1,101 @@
+"""``audit()``: check the data and the split for leakage, one family of checks per module."""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from cleanfit.auditing.inputs import AuditData, prepare
+from cleanfit.auditing.distribution import check_label_order, check_split_shift
+from cleanfit.auditing.duplicates import check_duplicates, check_near_duplicates
+from cleanfit.auditing.groups import check_group
+from cleanfit.auditing.preprocessing import check_preprocessing
+from cleanfit.auditing.report import AuditReport
+from cleanfit.auditing.target import check_identifier, check_target_leakage
+from cleanfit.auditing.temporal import check_temporal
+from cleanfit.errors import DataError
+from cleanfit.findings import Finding
+
+Check = Callable[[AuditData], list[Finding]]
+
+
+def _needs(data: AuditData, *what: str) -> str | None:
+    """The reason a check cannot run (``"needs splits"``), or None."""
+    missing = [w for w in what if getattr(data, {"splits": "part"}.get(w, w)) is None]
+    return f"needs {' and '.join(missing)}" if missing else None
+
+
+# check id -> (function, why it cannot run on these inputs or None); the order is the report's order
+CHECKS: dict[str, tuple[Check, Callable[[AuditData], str | None]]] = {
+    "duplicates": (check_duplicates, lambda d: _needs(d, "splits")),
+    "near-duplicates": (check_near_duplicates, lambda d: _needs(d, "splits")),
+    "target-leakage": (check_target_leakage, lambda d: _needs(d, "y")),
+    "identifier": (check_identifier, lambda d: None),
+    "temporal": (check_temporal, lambda d: _needs(d, "time", "splits")),
+    "group": (check_group, lambda d: None),
+    "preprocessing": (check_preprocessing, lambda d: "no transformers given" if not d.transformers else _needs(d, "splits")),
+    "label-order": (check_label_order, lambda d: None if d.y is not None or d.time is not None else "needs y or time"),
+    "split-shift": (check_split_shift, lambda d: _needs(d, "splits")),
+}
+
+
+def _requested(checks: str | Iterable[str]) -> tuple[str, ...]:
+    if isinstance(checks, str):
+        checks = list(CHECKS) if checks == "all" else [checks]
+    chosen = list(checks)
+    unknown = [c for c in chosen if c not in CHECKS]
+    if unknown:
+        raise DataError(
+            f"audit(checks=...): unknown check {', '.join(map(repr, unknown))}; the checks are "
+            f"{', '.join(CHECKS)} (or 'all')"
+        )
+    if not chosen:
+        raise DataError(f"audit(checks=[]) runs nothing: pass 'all' or some of {', '.join(CHECKS)}")
+    return tuple(c for c in CHECKS if c in chosen)
+
+
+def audit(
+    X: Any,
+    y: Any = None,
+    splits: Any = None,
+    *,
+    time: Any = None,
+    groups: Any = None,
+    transformers: Sequence[Any] = (),
+    checks: str | Iterable[str] = "all",
+    seed: int = 0,
+) -> AuditReport:
+    """Audit data and a split for the ways a model fools you; returns an :class:`AuditReport`.
+
+    ``X`` is a DataFrame (findings name its columns) or a 2-D array (columns ``x0, x1, ...``);
+    ``y`` the target (an array, or a column name of X); ``splits`` any object with ``.train``,
+    ``.val`` and ``.test`` row index arrays (a :class:`cleanfit.Splits`); ``time`` and ``groups`` a
+    column name or one value per row; ``transformers`` fitted scikit-learn transformers to verify;
+    ``checks`` ``"all"`` or a list of check ids. Checks that need something not given (a split, a
+    label, a time column) are listed in ``report.skipped``. ``seed`` fixes the row samples.
+
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(200, 3)); y = (X[:, 0] > 0).astype(int)
+    >>> class Parts:  # any object with train/val/test index arrays
+    ...     train, val, test = np.arange(0, 160), np.arange(0), np.arange(160, 200)
+    >>> leaky = np.vstack([X[:160], X[:40]])  # the "test" rows copy train rows
+    >>> report = audit(leaky, y, Parts(), checks=["duplicates"])
+    >>> report.passed, report.findings[0].severity, report.findings[0].details["overlaps"][0]["observed_rows"]
+    (False, 'critical', 40)
+    """
+    started = _time.perf_counter()
+    requested = _requested(checks)
+    data = prepare(X, y, splits, time=time, groups=groups, transformers=transformers, seed=seed, requested=requested)
+    findings: list[Finding] = []
+    ran, skipped = [], {}
+    for name in requested:
+        run, blocker = CHECKS[name]
+        reason = blocker(data)
+        if reason:
+            skipped[name] = reason
+            continue
+        findings += run(data)
+        ran.append(name)
+    return AuditReport(findings, checks=ran, skipped=skipped, n_rows=data.n, n_features=len(data.features),
+                       seconds=_time.perf_counter() - started)

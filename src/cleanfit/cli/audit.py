@@ -1,0 +1,129 @@
+"""``cleanfit audit DATA --target COL ...``: audit a CSV/Parquet file for leakage, as a CI gate.
+
+Exit codes: 0 the gate passed, 1 it failed (``--fail-on``), 2 bad input (raised as DataError).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pandas as pd
+
+from cleanfit.data.tables import read_table
+from cleanfit.errors import DataError
+
+_PART_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+def _column(frame: pd.DataFrame, name: str | None, option: str, path: Path) -> str | None:
+    if name is None or name in frame.columns:
+        return name
+    names = [str(c) for c in frame.columns]
+    near = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+    shown = ", ".join(map(repr, names[:15])) + (", ..." if len(names) > 15 else "")
+    raise DataError(f"{option} {name!r}: no such column in {path}{hint} (columns: {shown})")
+
+
+def _write(path: Path, option: str, text: str) -> None:
+    """Write an output file, creating its folder; an unwritable path is the user's to fix."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"{option} {str(path)!r}: cannot write the file ({exc.strerror or exc}); give a writable path") from exc
+
+
+class _LabelledParts:
+    """Train/val/test row indices read from a column of part names."""
+
+    def __init__(self, labels: pd.Series, column: str) -> None:
+        normal = labels.astype(str).str.strip().str.lower().map(_PART_NAMES)
+        bad = labels[normal.isna()]
+        if len(bad):
+            raise DataError(
+                f"--split-col {column!r}: {len(bad)} rows hold {bad.astype(str).unique()[:5].tolist()}, not "
+                f"one of 'train', 'val', 'test'"
+            )
+        self.train = np.flatnonzero(normal.to_numpy() == "train")
+        self.val = np.flatnonzero(normal.to_numpy() == "val")
+        self.test = np.flatnonzero(normal.to_numpy() == "test")
+
+
+def _make_split(frame: pd.DataFrame, y: pd.Series, *, by: str | None, test: float, val: float,
+                time: str | None, group: str | None, seed: int) -> Any:
+    from cleanfit.auditing.inputs import task_of
+    from cleanfit.data.splits import split  # the split module is only needed when the CLI makes a split
+
+    classification = task_of(y.to_numpy()) == "classification"  # the audit's own rule
+    if by is None:
+        by = "time" if time else "group" if group else "stratify" if classification else "random"
+    for needed, column, option in (("group", group, "--group"), ("time", time, "--time")):
+        if by == needed and column is None:
+            raise DataError(f"--by {needed} needs {option} COLUMN (the column to split by), or --split-col for a split you already have")
+    try:
+        return split(frame, test=test, val=val, by=by, y=y.to_numpy(), groups=group, time=time, seed=seed)
+    except DataError as exc:  # speak the command line's language: the options, not split()'s arguments
+        text = str(exc)
+        for argument, option in (("time", f"--time {time!r}"), ("groups", f"--group {group!r}"),
+                                 ("y", f"--target {y.name!r}"), ("test", "--test"), ("val", "--val")):
+            text = text.replace(f"split({argument}=...)", option)
+        raise DataError(text) from exc
+
+
+@click.command("audit")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--target", required=True, help="The label column.")
+@click.option("--time", "time_col", default=None, help="Time column (for the temporal checks and by=time).")
+@click.option("--group", "group_col", default=None, help="Entity column (patient, user, ...): no entity in two parts.")
+@click.option("--split-col", default=None, help="Column of train/val/test labels: audit this existing split.")
+@click.option("--test", default=0.2, show_default=True, type=float, help="Test fraction when the command makes the split.")
+@click.option("--val", default=0.0, show_default=True, type=float, help="Validation fraction when the command makes the split.")
+@click.option("--by", type=click.Choice(["random", "stratify", "group", "time"]), default=None,
+              help="How to split [default: time with --time, group with --group, else stratify/random].")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the split and the row samples.")
+@click.option("--checks", default="all", show_default=True, help="Comma-separated check ids, or 'all'.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the findings as JSON.")
+@click.option("--html", "html_path", type=click.Path(path_type=Path), default=None, help="Write an HTML report.")
+@click.option("--fail-on", type=click.Choice(["critical", "warning", "never"]), default="critical", show_default=True,
+              help="Exit 1 when a finding is at least this severe.")
+@click.pass_context
+def audit(ctx: click.Context, data: Path, target: str, time_col: str | None, group_col: str | None,
+          split_col: str | None, test: float, val: float, by: str | None, seed: int, checks: str,
+          json_path: Path | None, html_path: Path | None, fail_on: str) -> int:
+    """Audit DATA (.csv or .parquet) for leakage; exit 1 when the --fail-on gate fails."""
+    from cleanfit.auditing import audit as run_audit
+
+    frame = read_table(data)
+    for name, option in ((target, "--target"), (time_col, "--time"), (group_col, "--group"), (split_col, "--split-col")):
+        _column(frame, name, option, data)
+    for name, option in ((time_col, "--time"), (group_col, "--group"), (split_col, "--split-col")):
+        if name == target:
+            raise DataError(f"{option} {name!r} is also the --target column; give {option} a different column of {data}")
+    y = frame[target]
+    if y.isna().all() or y.nunique(dropna=True) < 2:
+        raise DataError(f"--target {target!r} in {data} has a single value: there is nothing to predict; pick the label column")
+    if y.isna().any():
+        raise DataError(f"--target {target!r} in {data} has {int(y.isna().sum())} empty rows; drop them or fill them first")
+    if split_col is not None:
+        parts: Any = _LabelledParts(frame[split_col], split_col)
+        features = frame.drop(columns=[target, split_col])
+    else:
+        parts = _make_split(frame, y, by=by, test=test, val=val, time=time_col, group=group_col, seed=seed)
+        features = frame.drop(columns=[target])
+    wanted = "all" if checks.strip() == "all" else [c.strip() for c in checks.split(",") if c.strip()]
+    report = run_audit(features, y.to_numpy(), parts, time=time_col, groups=group_col, checks=wanted, seed=seed)
+    click.echo(str(report))
+    if json_path is not None:
+        payload = {"data": str(data), "target": target, "fail_on": fail_on, "gate_failed": report.failed(fail_on), **report.to_dict()}
+        _write(json_path, "--json", json.dumps(payload, indent=2) + "\n")
+    if html_path is not None:
+        _write(html_path, "--html", report.to_html())
+    code = 1 if report.failed(fail_on) else 0
+    ctx.exit(code)
+    return code

@@ -1,0 +1,171 @@
+"""``cleanfit train``, ``cleanfit repro`` and ``cleanfit demo``.
+
+Bad input raises :class:`~cleanfit.errors.CleanfitError` (``cleanfit.cli.main`` prints one line, exit 2);
+a failed audit gate or a run that does not reproduce returns exit code 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cleanfit.errors import ConfigError
+
+_SET_HELP = "Override a config field, e.g. --set train.lr=3e-4 (repeatable)."
+
+
+@click.command("train")
+@click.argument("config", metavar="CONFIG.toml")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its latest checkpoint.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=_SET_HELP)
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder [default: ./cleanfit-out/<data file stem>].")
+@click.option("--json", "json_path", type=click.Path(path_type=Path),
+              help="Write the run's metrics (with the test scores) as JSON.")
+def train(config: str, resume: bool, overrides: tuple[str, ...], out: Path | None, json_path: Path | None) -> int:
+    """Train from a TOML config: split, audit, preprocess on train, train, test once, track, report."""
+    from cleanfit.pipeline.run import AuditGateError, rank, train_config
+
+    _check_writable(json_path, "--json")
+    _show_progress()
+    try:
+        with _tracking_failure_said_once():
+            run = train_config(config, out=out, overrides=overrides, resume=resume)
+    except AuditGateError as exc:
+        return _gate_failed(exc, json_path)
+    if json_path is not None and rank() == 0:
+        _write_json(json_path, run.to_dict())
+    return 0
+
+
+@click.command("repro")
+@click.argument("config", metavar="CONFIG.toml")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=_SET_HELP)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the comparison as JSON.")
+def repro(config: str, overrides: tuple[str, ...], json_path: Path | None) -> int:
+    """Train twice with the same seed; exit 0 when the weights and metrics are identical, else 1.
+
+    Both runs are untracked (tracking.backend = "none") and written, checkpoints included, to a
+    temporary folder.
+    """
+    from cleanfit.pipeline.repro import compare_runs
+    from cleanfit.pipeline.config import load_config
+    from cleanfit.pipeline.run import AuditGateError, train_config
+
+    _check_writable(json_path, "--json")
+    settings = load_config(config, [*overrides, 'tracking.backend="none"'])
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="cleanfit-repro-") as tmp:
+        for attempt in (1, 2):
+            click.echo(f"cleanfit repro: training run {attempt} of 2 (seed {settings.train.seed})")
+            run_dir = Path(tmp) / f"run{attempt}"
+            # each run checkpoints into its own temporary folder, whatever checkpoint.dir the config names
+            own_checkpoints = [f"checkpoint.dir={json.dumps(str(run_dir / 'checkpoints'))}"]
+            try:
+                runs.append(train_config(settings, out=run_dir, overrides=own_checkpoints, quiet=True))
+            except AuditGateError as exc:
+                return _gate_failed(exc, json_path)
+    verdict = compare_runs(runs[0], runs[1])
+    click.echo(verdict.describe())
+    if json_path is not None:
+        _write_json(json_path, verdict.to_dict())
+    return 0 if verdict.identical else 1
+
+
+@click.command("demo")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("cleanfit-out"), show_default=True,
+              help="Where the demo writes its data, report, checkpoints and MLflow store.")
+def demo(out: Path) -> int:
+    """The whole discipline on scikit-learn's breast cancer data, in under a minute on a CPU."""
+    from cleanfit.pipeline.demo import run_demo
+
+    _show_progress()
+    with _tracking_failure_said_once():
+        run_demo(out)
+    return 0
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (tests and notebooks swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _show_progress() -> None:
+    """Print the Trainer's epoch lines (logger ``cleanfit``) to stderr, on rank 0, once."""
+    from cleanfit.pipeline.run import rank
+
+    logger = logging.getLogger("cleanfit")
+    if rank() == 0 and not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET or logger.level > logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
+@contextlib.contextmanager
+def _tracking_failure_said_once() -> Iterator[None]:
+    """A failed tracking store is logged as one line (logger ``cleanfit``, shown by :func:`_show_progress`);
+    its TrackingWarning would print the same text again, with a source line."""
+    from cleanfit.tracking.mlflow_tracker import TrackingWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrackingWarning)
+        yield
+
+
+def _gate_failed(exc: Any, json_path: Path | None) -> int:
+    report = exc.report
+    click.echo(str(report), err=True)
+    click.echo(f"cleanfit: audit gate failed: {' '.join(str(exc).split())}", err=True)
+    if json_path is not None:
+        _write_json(json_path, {"passed": False, "audit": report.to_dict()})
+    return 1
+
+
+def _check_writable(path: Path | None, option: str, *, make_folder: bool = False) -> None:
+    """Fail before any work when ``path`` cannot be written (it is tried: created, then removed again).
+
+    ``make_folder`` creates a missing parent folder (``cleanfit compare`` does); otherwise it must exist.
+    """
+    if path is None:
+        return
+    try:
+        if path.is_dir():
+            raise ConfigError(f"{option} {path}: is a directory; name a file such as {path / 'result.json'}")
+        if make_folder:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.resolve().is_dir():
+            raise ConfigError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
+        existed = path.exists()
+        with open(path, "a"):  # appends nothing: an existing file is left as it is
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot write it ({exc.strerror}); choose another path") from None
+
+
+def _write_json(path: Path, value: Any, option: str = "--json") -> None:
+    try:
+        path.write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot write it ({exc.strerror})") from None
+
+
+__all__ = ["train", "repro", "demo"]

@@ -1,0 +1,351 @@
+"""Honest multi-seed comparison: did model B really win, or was its seed luckier?
+
+:func:`compare` trains (or calls) candidates A and B on the same seeds, pairs their scores seed by
+seed and asks whether the mean paired difference ``b - a`` is distinguishable from 0 with a 95%
+bootstrap interval. Pairing removes the noise both candidates share (the same split, the same data
+order, the same initial draw of the RNG), so far fewer seeds tell the two apart than comparing two
+unpaired means would need.
+
+>>> import random
+>>> def base(seed):       # a noisy score: the same noise for a given seed
+...     return 0.80 + random.Random(seed).gauss(0, 0.02)
+>>> def better(seed):
+...     return base(seed) + 0.01 + random.Random(1000 + seed).gauss(0, 0.002)
+>>> result = compare(base, better, seeds=5)
+>>> result.verdict
+'b'
+>>> compare(base, base, seeds=5).verdict
+'tie'
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import numbers
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+from cleanfit.comparison.mlflow_log import ComparisonLog, resolve_target
+from cleanfit.comparison.result import Comparison, Verdict
+from cleanfit.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from cleanfit.pipeline.config import Config, DataConfig
+
+__all__ = ["compare", "Comparison", "Candidate", "Verdict"]
+
+Candidate = Union[str, Path, Mapping[str, Any], Callable[[int], float]]
+"""A TOML config path, a config mapping, or a callable ``candidate(seed) -> score``."""
+
+# the main metric of each task, and which way it is better
+_DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
+_LOWER_IS_BETTER = ("loss", "rmse", "mse", "mae", "error", "perplexity")
+
+
+def compare(
+    a: Candidate,
+    b: Candidate,
+    *,
+    seeds: int | Sequence[int] = 5,
+    higher_is_better: bool | None = None,
+    metric: str | None = None,
+    split: str = "val",
+    vary_split: bool = False,
+    overrides: Sequence[str] = (),
+    workers: int = 1,
+    tracker: Any = "auto",
+    progress: bool = False,
+) -> Comparison:
+    """Run A and B on the same seeds and compare their scores pair by pair.
+
+    Args:
+        a, b: each a config (a TOML path or a dict, trained as ``cleanfit train`` would, with
+            ``train.seed`` set to the seed) or a callable ``candidate(seed) -> float``.
+        seeds: how many seeds (``0 .. seeds-1``) or the seeds themselves; at least 2.
+        higher_is_better: the direction of the metric. None (the default) reads it from the
+            metric's name: losses and errors (``loss``, ``rmse``, ``mae`` ...) are lower-is-better,
+            everything else, and any callable's score, is higher-is-better.
+        metric: for configs, the metric to compare, e.g. ``"val_auc"`` or just ``"auc"`` (prefixed
+            with ``split``). Default: the task's main metric, accuracy for classification and RMSE
+            for regression. For callables it only names the score.
+        split: ``"val"`` (default) or ``"test"``: which part of the data the metric is measured on.
+            Choose models on validation scores; look at the test score once, at the end.
+        vary_split: also set ``split.seed`` to the seed, so the comparison includes the (often
+            larger) noise of which rows land in which part. Both candidates still share each split.
+        overrides: ``"section.key=value"`` settings applied to both configs (the CLI's ``--set``).
+        workers: run seeds in this many processes (spawned; callables must be picklable, i.e.
+            defined at module level).
+        tracker: where to record one MLflow parent run for the comparison and one child run per
+            candidate and seed. ``"auto"`` (default) follows the ``[tracking]`` section of A's config,
+            as ``cleanfit train`` does (callables alone are not tracked); None turns tracking off;
+            ``"mlflow"`` or a :class:`cleanfit.MLflowTracker` picks the store. The single training runs
+            themselves are not tracked separately.
+        progress: print one line per finished run to stderr.
+
+    Returns:
+        A :class:`Comparison` with per-seed scores, the paired differences ``b - a``, their 95%
+        bootstrap interval and ``verdict`` (``"a"``, ``"b"`` or ``"tie"`` when the interval contains 0).
+
+    Raises:
+        ConfigError: fewer than 2 seeds; configs that predict different targets, tasks or data files;
+            a metric the runs do not have; a callable that cannot go to a worker process.
+        DataError: a callable returned something that is not a finite number.
+    """
+    seed_list = _seed_list(seeds)
+    if split not in ("val", "test"):
+        raise ConfigError(f"compare(split={split!r}): expected 'val' or 'test'")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"compare(workers={workers!r}): expected a whole number of processes, 1 or more")
+    cand_a, cand_b = _candidate("a", a, overrides), _candidate("b", b, overrides)
+    if cand_a.config is not None and cand_b.config is not None:
+        _check_same_problem(cand_a, cand_b)
+    if workers > 1:
+        for cand in (cand_a, cand_b):
+            _check_picklable(cand, workers)
+
+    target = resolve_target(tracker, cand_a.config or cand_b.config)
+    log = ComparisonLog(*target) if target else None
+    if log:
+        log.start(f"compare {cand_a.name} vs {cand_b.name}", {
+            "candidate_a": cand_a.name, "candidate_b": cand_b.name, "seeds": list(seed_list),
+            "metric": metric or "default", "split": split, "vary_split": vary_split,
+            "overrides": list(overrides), "workers": workers,
+        })
+
+    comparison: Comparison | None = None
+    try:
+        outcomes: dict[tuple[str, int], _Outcome] = {}
+        picked: dict[tuple[str, int], tuple[str, float]] = {}
+        for cand, seed, outcome in _run_all((cand_a, cand_b), seed_list, vary_split, workers):
+            name, value = _score(cand, seed, outcome, metric, split)
+            outcomes[cand.label, seed] = outcome
+            picked[cand.label, seed] = name, value
+            if progress:
+                print(f"compare: {cand.label} ({cand.name}) seed {seed}: {name} = {value:.6g}", file=sys.stderr)
+            if log:
+                params = {**cand.params, "train.seed": seed, **({"split.seed": seed} if vary_split else {})}
+                log.child(cand.label, cand.name, seed, {**outcome.metrics, name: value},
+                          params if cand.config is not None else {})
+        _check_same_task(cand_a, cand_b, outcomes)
+        metric_name = picked["a", seed_list[0]][0]
+        if higher_is_better is None:
+            higher_is_better = not any(word in metric_name.lower() for word in _LOWER_IS_BETTER)
+        comparison = Comparison(
+            seed_list,
+            [picked["a", s][1] for s in seed_list],
+            [picked["b", s][1] for s in seed_list],
+            metric=metric_name,
+            higher_is_better=bool(higher_is_better),
+            names=(cand_a.name, cand_b.name),
+            vary_split=vary_split,
+            run_id=log.run_id if log else None,
+        )
+    finally:
+        if log:
+            log.finish(comparison)
+    return comparison
+
+
+# ---------------------------------------------------------------------------------- candidates
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    label: str  # "a" or "b"
+    name: str  # what the table shows
+    fn: Callable[[int], Any] | None = None
+    config: Config | None = None  # validated, with user overrides; picklable
+    params: dict[str, Any] = field(default_factory=dict)  # for the MLflow child runs
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    value: Any  # a callable's return value (checked in the calling process)
+    metrics: dict[str, float] = field(default_factory=dict)
+    task: str | None = None
+
+
+def _seed_list(seeds: int | Sequence[int]) -> tuple[int, ...]:
+    if isinstance(seeds, bool):
+        raise ConfigError(f"compare(seeds={seeds!r}): expected a number of seeds (2 or more) or a list of seeds")
+    if isinstance(seeds, numbers.Integral):
+        out = tuple(range(int(seeds)))
+    elif isinstance(seeds, Sequence) and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in seeds):
+        out = tuple(int(s) for s in seeds)
+        if len(set(out)) != len(out):
+            raise ConfigError(f"compare(seeds={list(seeds)!r}): seeds repeat; give distinct seeds")
+    else:
+        raise ConfigError(f"compare(seeds={seeds!r}): expected a number of seeds (2 or more) or a list of integer seeds")
+    if len(out) < 2:
+        raise ConfigError(
+            f"compare(seeds={seeds!r}): a comparison needs at least 2 seeds to see seed-to-seed noise; "
+            "use 5 or more (--seeds N)"
+        )
+    return out
+
+
+def _candidate(label: str, source: Any, overrides: Sequence[str]) -> _Candidate:
+    if isinstance(source, (str, Path, Mapping)):
+        from cleanfit.pipeline.config import load_config
+
+        try:
+            config = load_config(source, overrides)
+        except ConfigError as exc:
+            if isinstance(source, Mapping):
+                raise ConfigError(f"candidate {label}: {exc}") from None
+            raise
+        name = Path(source).name if not isinstance(source, Mapping) else f"config {label}"
+        return _Candidate(label, name, config=config, params=config.flat())
+    if callable(source):
+        return _Candidate(label, _callable_name(source), fn=source)
+    raise ConfigError(
+        f"compare: candidate {label} is a {type(source).__name__}; expected a TOML config path, "
+        "a config dict or a callable candidate(seed) -> score"
+    )
+
+
+def _callable_name(fn: Callable[..., Any]) -> str:
+    while isinstance(fn, partial):
+        fn = fn.func
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _check_same_problem(a: _Candidate, b: _Candidate) -> None:
+    da, db = a.config.data, b.config.data  # type: ignore[union-attr]
+    tasks = {da.task, db.task} - {"auto"}
+    if Path(da.path).resolve() != Path(db.path).resolve() or da.target != db.target or len(tasks) > 1:
+        def what(c: _Candidate, d: DataConfig) -> str:
+            task = "" if d.task == "auto" else f" ({d.task})"
+            return f"{c.label} ({c.name}) predicts {d.target!r}{task} from {d.path}"
+        raise ConfigError(
+            f"cannot compare: {what(a, da)} but {what(b, db)}; a comparison needs both configs to "
+            "predict the same target of the same data file; fix [data] in one of them"
+        )
+
+
+def _check_same_task(a: _Candidate, b: _Candidate, outcomes: Mapping[tuple[str, int], _Outcome]) -> None:
+    tasks = {label: out.task for (label, _), out in outcomes.items()}
+    if a.config is not None and b.config is not None and tasks["a"] != tasks["b"]:
+        raise ConfigError(
+            f"cannot compare: a ({a.name}) trains a {tasks['a']} model but b ({b.name}) a {tasks['b']} "
+            "one; set the same data.task in both configs"
+        )
+
+
+def _check_picklable(cand: _Candidate, workers: int) -> None:
+    if cand.fn is None:
+        return
+    try:
+        pickle.dumps(cand.fn)
+    except Exception as exc:  # pickling raises several types (PicklingError, AttributeError, TypeError)
+        raise ConfigError(
+            f"compare(workers={workers}): candidate {cand.label} ({cand.name}) cannot be sent to a worker "
+            f"process ({type(exc).__name__}: {exc}); define it at module level (not a lambda or a local "
+            "function), or use workers=1"
+        ) from None
+
+
+def _score(cand: _Candidate, seed: int, outcome: _Outcome, metric: str | None, split: str) -> tuple[str, float]:
+    """The (metric name, score) of one run; raises for a bad callable result or a missing metric."""
+    if cand.fn is not None:
+        return metric or "score", _as_score(cand, seed, outcome.value)
+    name = metric or f"{split}_{_DEFAULT_METRIC.get(outcome.task or '', 'loss')}"
+    for key in (name, f"{split}_{name}"):
+        if key in outcome.metrics:
+            value = outcome.metrics[key]
+            if not math.isfinite(value):
+                raise DataError(f"candidate {cand.label} ({cand.name}), seed {seed}: {key} is {value}; "
+                                "the run did not produce a usable score (see its training log)")
+            return key, value
+    hint = " (set split.val > 0 in the config for validation metrics)" if split == "val" else ""
+    raise ConfigError(
+        f"compare(metric={name!r}): candidate {cand.label} ({cand.name}) has no such metric; "
+        f"it has {', '.join(sorted(outcome.metrics)) or 'none'}{hint}"
+    )
+
+
+def _as_score(cand: _Candidate, seed: int, value: Any) -> float:
+    where = f"candidate {cand.label} ({cand.name}) returned {value!r} for seed {seed}"
+    if isinstance(value, (bool, str, bytes)) or not (isinstance(value, numbers.Real) or hasattr(value, "__float__")):
+        raise DataError(f"{where}; a candidate must return one number (its score) per seed")
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}; a candidate must return one number (its score) per seed") from None
+    if not math.isfinite(score):
+        raise DataError(f"{where}; a score must be finite (a diverged run has no score: fix the run)")
+    return score
+
+
+# ---------------------------------------------------------------------------------- running
+
+
+def _run_all(cands: Sequence[_Candidate], seeds: Sequence[int], vary_split: bool,
+             workers: int) -> Iterator[tuple[_Candidate, int, _Outcome]]:
+    jobs = [(cand, seed) for seed in seeds for cand in cands]
+    if workers == 1:
+        for cand, seed in jobs:
+            with _noted(cand, seed):
+                outcome = _run_one(cand, seed, vary_split)
+            yield cand, seed, outcome
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(threads,))
+    try:
+        pending = {pool.submit(_run_one, cand, seed, vary_split): (cand, seed) for cand, seed in jobs}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                cand, seed = pending.pop(future)
+                with _noted(cand, seed):
+                    outcome = future.result()
+                yield cand, seed, outcome
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def _noted(cand: _Candidate, seed: int) -> Iterator[None]:
+    """Adds "while running candidate X at seed S" to an exception passing through."""
+    try:
+        yield
+    except Exception as exc:
+        exc.add_note(f"(while running compare candidate {cand.label} ({cand.name}) at seed {seed})")
+        raise
+
+
+def _init_worker(threads: int) -> None:
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(threads))
+
+
+def _run_one(cand: _Candidate, seed: int, vary_split: bool) -> _Outcome:
+    """One candidate at one seed (in this process or a worker)."""
+    if cand.fn is not None:
+        return _Outcome(cand.fn(seed))
+    from cleanfit.pipeline.run import train_config
+
+    out = tempfile.mkdtemp(prefix=f"cleanfit-compare-{cand.label}-{seed}-")
+    try:
+        overrides = [f"train.seed={seed}", "tracking.backend=none", f"checkpoint.dir={out}/checkpoints"]
+        if vary_split:
+            overrides.append(f"split.seed={seed}")
+        run = train_config(cand.config, out=out, overrides=overrides, quiet=True)
+        metrics = {k: float(v) for k, v in run.metrics.items() if isinstance(v, numbers.Real)}
+        return _Outcome(None, metrics, run.task)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
