@@ -9,7 +9,7 @@ beside the data's size, and the duplicate check beside the pandas groupby approa
 TrainTestSamplesMix uses (group train and test by all columns, concatenate the unique frames, group
 again), on the same data in the same process.
 
-quality: every planted leak of tests/audit_leaks.py at every strength on every dataset and seed:
+quality: every planted leak of tests/auditing/audit_leaks.py at every strength on every dataset and seed:
 recall (share of cases the check reports at warning or above, and at critical), and false alarms on
 the clean counterparts (share with a warning or critical finding of that check).
 """
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "auditing"))
 
 
 def _rss_mb() -> float:

@@ -1,6 +1,6 @@
 """One rank (or the single process) of the DDP tests in tests/test_ddp.py.
 
-    python tests/_ddp_worker.py OUT --batch B [--checkpoint-every K] [--resume PATH] [--kill-at-step S]
+    python tests/training/_ddp_worker.py OUT --batch B [--checkpoint-every K] [--resume PATH] [--kill-at-step S]
 
 or, for the single-process runs, ``main([OUT, "--batch", "10"])`` inside the test process.
 

@@ -1,7 +1,7 @@
 """A child process for test_checkpoints.py: real kills and real write failures during a save.
 
-    python tests/_checkpoint_child.py kill-fsync DIR N      SIGKILL itself at the N-th os.fsync of a save
-    python tests/_checkpoint_child.py fsize-limit DIR BYTES save once, cap the file size, save a larger state
+    python tests/training/_checkpoint_child.py kill-fsync DIR N      SIGKILL itself at the N-th os.fsync of a save
+    python tests/training/_checkpoint_child.py fsize-limit DIR BYTES save once, cap the file size, save a larger state
 
 Every mode first saves ``step 1`` (a small state) so there is a previous checkpoint to protect, then
 does the risky second save of ``step 2`` and prints one JSON line with what happened.

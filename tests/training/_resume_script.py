@@ -1,8 +1,8 @@
 """A training run for test_resume.py, killed for real (SIGKILL) at a chosen point, and resumed.
 
-    python tests/_resume_script.py OUT --precision fp32|bf16 [--resume] [--kill-train-loss N]
+    python tests/training/_resume_script.py OUT --precision fp32|bf16 [--resume] [--kill-train-loss N]
                                    [--kill-eval-loss N] [--kill-fsync N]
-    python tests/_resume_script.py --serve     # fork a fresh child per JSON argument list on stdin
+    python tests/training/_resume_script.py --serve     # fork a fresh child per JSON argument list on stdin
 
 A tiny MLP with dropout, shuffled Batches, accumulate=3 (with a partial last window and a partial
 last batch), clipping, warmup+cosine, a checkpoint every 2 optimizer steps, validation each epoch.

@@ -1,6 +1,6 @@
 """Kill-and-resume: a run SIGKILLed anywhere and resumed ends bit-identical to an uninterrupted run.
 
-Every run is a real child process (tests/_resume_script.py): a tiny MLP with dropout, shuffled
+Every run is a real child process (tests/training/_resume_script.py): a tiny MLP with dropout, shuffled
 Batches, accumulate=3 with a partial last window, clipping, warmup+cosine, a checkpoint every 2
 optimizer steps and validation each epoch; 13 batches and 5 optimizer steps per epoch, 3 epochs.
 The script kills itself with a real SIGKILL at an exact point (a loss call, an ``os.fsync``);

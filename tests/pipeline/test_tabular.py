@@ -182,7 +182,7 @@ def test_examples_validate_pass_their_audits_and_train(tmp_path: Path) -> None:
     import importlib.util
     import shutil
 
-    examples = Path(__file__).resolve().parent.parent / "examples"
+    examples = Path(__file__).resolve().parents[2] / "examples"
     for name in ("demo.toml", "time_split.toml", "custom_model.toml", "custom_model.py"):
         shutil.copy(examples / name, tmp_path / name)
     spec = importlib.util.spec_from_file_location("make_data", examples / "make_data.py")
