@@ -10,6 +10,7 @@ reported as information, not as leakage.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -130,15 +131,49 @@ def _conflicting_labels(data: AuditData, mask: np.ndarray) -> int:
 
 def check_near_duplicates(data: AuditData) -> list[Finding]:
     assert data.part is not None
+    space = _near_space(data)
+    if space is None:
+        return []
+    overlaps, wider = _near_overlaps(space)
+    return _near_finding(overlaps, wider, space.cols)
+
+
+@dataclass(frozen=True)
+class _NearSpace:
+    """The standardised numeric columns of the rows that share an LSH bucket with another row:
+    only those can be near-duplicates, so every count works on them alone."""
+
+    data: AuditData
+    cols: list  # the numeric, non-constant columns compared by distance
+    positions: np.ndarray  # their positions in ``data.X``
+    mean: np.ndarray
+    scale: np.ndarray
+    rows: np.ndarray  # the rows in some shared bucket (sorted)
+    tables: list[tuple[np.ndarray, np.ndarray]]  # per table: positions in ``rows``, bucket ids
+    exact_sub: np.ndarray  # exact-duplicate key of each of ``rows``
+
+    def count(self, part: np.ndarray, early: int, late: int, radius: float = NEAR) -> int:
+        """Rows of ``late`` within ``radius`` of a row of ``early`` (under the parts ``part``), exact copies excluded."""
+        sub = part[self.rows]
+        flagged = np.zeros(len(self.rows), dtype=bool)
+        for where, inv in self.tables:
+            flagged[where] |= _verified(self.data, self.rows[where], inv, sub[where], early, late,
+                                        self.positions, self.mean, self.scale, radius)
+        flagged &= ~observed_overlap(self.exact_sub, sub, early, late, len(self.rows))
+        return int(flagged.sum())
+
+
+def _near_space(data: AuditData) -> _NearSpace | None:
+    """The space near-duplicates are searched in; None when no numeric column varies."""
     cols = [c for c in numeric_columns(data) if data.X[c].dtype.kind != "b"]
     if not cols:
-        return []
+        return None
     mean, scale = _moments(data, cols)
     keep = scale > 0
     cols = [c for c, k in zip(cols, keep) if k]
     mean, scale = mean[keep], scale[keep]
     if not cols:
-        return []
+        return None
     positions = np.array([data.X.columns.get_loc(c) for c in cols])
     other = [c for c in data.features if c not in set(cols) and data.X[c].dtype.kind not in "f"]
     tables = _lsh_tables(data, positions, mean, scale, other)
@@ -150,31 +185,36 @@ def check_near_duplicates(data: AuditData) -> list[Finding]:
         exact_sub = np.unique(data.cache["exact"][0][rows], return_inverse=True)[1]
     else:
         exact_sub = np.unique(hash_rows(data.X.iloc[rows], data.features), return_inverse=True)[1]
+    return _NearSpace(data, cols, positions, mean, scale, rows, tables, exact_sub)
+
+
+def _near_overlaps(space: _NearSpace) -> tuple[list[Overlap], dict[tuple[int, int], int]]:
+    """Per pair of parts: the observed near-duplicates against a few random re-splits, and (where
+    there are any) how many lie within twice the distance."""
+    data = space.data
+    assert data.part is not None
     rng = np.random.default_rng(data.seed + 17)
     assigned = np.flatnonzero(data.part >= 0)
     overlaps = []
     wider: dict[tuple[int, int], int] = {}
     for early, late in part_pairs(data.part):
-        def count(part: np.ndarray, radius: float = NEAR) -> int:
-            sub = part[rows]
-            flagged = np.zeros(len(rows), dtype=bool)
-            for where, inv in tables:
-                flagged[where] |= _verified(data, rows[where], inv, sub[where], early, late, positions, mean, scale, radius)
-            flagged &= ~observed_overlap(exact_sub, sub, early, late, len(rows))
-            return int(flagged.sum())
-
-        obs = count(data.part)
+        obs = space.count(data.part, early, late)
         if obs:
             # natural neighbours multiply when the radius doubles (2**dims); copies with small noise do not
-            wider[(early, late)] = count(data.part, 2 * NEAR)
+            wider[(early, late)] = space.count(data.part, early, late, 2 * NEAR)
         chance = []
         for _ in range(_PERMUTATIONS):
             shuffled = data.part.copy()
             shuffled[assigned] = data.part[rng.permutation(assigned)]
-            chance.append(count(shuffled))
+            chance.append(space.count(shuffled, early, late))
         expected = float(np.mean(chance))
         var = max(float(np.var(chance, ddof=1)), expected)
         overlaps.append(Overlap(PART_NAMES[early], PART_NAMES[late], obs, expected, p_value(obs, expected, var), int(np.sum(data.part == late))))
+    return overlaps, wider
+
+
+def _near_finding(overlaps: list[Overlap], wider: dict[tuple[int, int], int], cols: list) -> list[Finding]:
+    """The ``near-duplicates`` finding (if any) the overlaps call for."""
     shared = [o for o in overlaps if o.observed]
     if not shared:
         return []
