@@ -34,14 +34,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 
 from cleanfit.comparison.mlflow_log import ComparisonLog, resolve_target
 from cleanfit.comparison.result import Comparison, Verdict
 from cleanfit.errors import ConfigError, DataError
-
-if TYPE_CHECKING:
-    from cleanfit.pipeline.config import Config, DataConfig
+from cleanfit.pipeline.config import Config, DataConfig, load_config
+from cleanfit.pipeline.run import train_config
 
 __all__ = ["compare", "Comparison", "Candidate", "Verdict"]
 
@@ -103,58 +102,87 @@ def compare(
         DataError: a callable returned something that is not a finite number.
     """
     seed_list = _seed_list(seeds)
-    if split not in ("val", "test"):
-        raise ConfigError(f"compare(split={split!r}): expected 'val' or 'test'")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"compare(workers={workers!r}): expected a whole number of processes, 1 or more")
+    _check_options(split, workers)
     cand_a, cand_b = _candidate("a", a, overrides), _candidate("b", b, overrides)
-    if cand_a.config is not None and cand_b.config is not None:
-        _check_same_problem(cand_a, cand_b)
-    if workers > 1:
-        for cand in (cand_a, cand_b):
-            _check_picklable(cand, workers)
-
-    target = resolve_target(tracker, cand_a.config or cand_b.config)
-    log = ComparisonLog(*target) if target else None
-    if log:
-        log.start(f"compare {cand_a.name} vs {cand_b.name}", {
-            "candidate_a": cand_a.name, "candidate_b": cand_b.name, "seeds": list(seed_list),
-            "metric": metric or "default", "split": split, "vary_split": vary_split,
-            "overrides": list(overrides), "workers": workers,
-        })
-
+    _check_candidates(cand_a, cand_b, workers)
+    log = _start_log(tracker, cand_a, cand_b, {
+        "candidate_a": cand_a.name, "candidate_b": cand_b.name, "seeds": list(seed_list),
+        "metric": metric or "default", "split": split, "vary_split": vary_split,
+        "overrides": list(overrides), "workers": workers,
+    })
     comparison: Comparison | None = None
     try:
-        outcomes: dict[tuple[str, int], _Outcome] = {}
-        picked: dict[tuple[str, int], tuple[str, float]] = {}
-        for cand, seed, outcome in _run_all((cand_a, cand_b), seed_list, vary_split, workers):
-            name, value = _score(cand, seed, outcome, metric, split)
-            outcomes[cand.label, seed] = outcome
-            picked[cand.label, seed] = name, value
-            if progress:
-                print(f"compare: {cand.label} ({cand.name}) seed {seed}: {name} = {value:.6g}", file=sys.stderr)
-            if log:
-                params = {**cand.params, "train.seed": seed, **({"split.seed": seed} if vary_split else {})}
-                log.child(cand.label, cand.name, seed, {**outcome.metrics, name: value},
-                          params if cand.config is not None else {})
-        _check_same_task(cand_a, cand_b, outcomes)
-        metric_name = picked["a", seed_list[0]][0]
-        if higher_is_better is None:
-            higher_is_better = not any(word in metric_name.lower() for word in _LOWER_IS_BETTER)
-        comparison = Comparison(
-            seed_list,
-            [picked["a", s][1] for s in seed_list],
-            [picked["b", s][1] for s in seed_list],
-            metric=metric_name,
-            higher_is_better=bool(higher_is_better),
-            names=(cand_a.name, cand_b.name),
-            vary_split=vary_split,
-            run_id=log.run_id if log else None,
-        )
+        picked = _run_and_score((cand_a, cand_b), seed_list, metric, split, vary_split, workers, progress, log)
+        comparison = _comparison(cand_a, cand_b, seed_list, picked, higher_is_better, vary_split, log)
     finally:
         if log:
             log.finish(comparison)
     return comparison
+
+
+def _check_options(split: str, workers: int) -> None:
+    if split not in ("val", "test"):
+        raise ConfigError(f"compare(split={split!r}): expected 'val' or 'test'")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"compare(workers={workers!r}): expected a whole number of processes, 1 or more")
+
+
+def _check_candidates(a: _Candidate, b: _Candidate, workers: int) -> None:
+    """Raise before anything runs: two configs for different problems, or a callable no worker can receive."""
+    if a.config is not None and b.config is not None:
+        _check_same_problem(a, b)
+    if workers > 1:
+        for cand in (a, b):
+            _check_picklable(cand, workers)
+
+
+def _start_log(tracker: Any, a: _Candidate, b: _Candidate, settings: dict[str, Any]) -> ComparisonLog | None:
+    """The MLflow parent run of this comparison, started; None when it is not tracked."""
+    target = resolve_target(tracker, a.config or b.config)
+    if not target:
+        return None
+    log = ComparisonLog(*target)
+    log.start(f"compare {a.name} vs {b.name}", settings)
+    return log
+
+
+def _run_and_score(cands: tuple[_Candidate, _Candidate], seeds: Sequence[int], metric: str | None, split: str,
+                   vary_split: bool, workers: int, progress: bool,
+                   log: ComparisonLog | None) -> dict[tuple[str, int], tuple[str, float]]:
+    """Run every candidate at every seed; ``(label, seed) -> (metric name, score)``. Each finished run
+    is printed (with ``progress``) and logged as a child run as it comes in."""
+    outcomes: dict[tuple[str, int], _Outcome] = {}
+    picked: dict[tuple[str, int], tuple[str, float]] = {}
+    for cand, seed, outcome in _run_all(cands, seeds, vary_split, workers):
+        name, value = _score(cand, seed, outcome, metric, split)
+        outcomes[cand.label, seed] = outcome
+        picked[cand.label, seed] = name, value
+        if progress:
+            print(f"compare: {cand.label} ({cand.name}) seed {seed}: {name} = {value:.6g}", file=sys.stderr)
+        if log:
+            params = {**cand.params, "train.seed": seed, **({"split.seed": seed} if vary_split else {})}
+            log.child(cand.label, cand.name, seed, {**outcome.metrics, name: value},
+                      params if cand.config is not None else {})
+    _check_same_task(*cands, outcomes)
+    return picked
+
+
+def _comparison(a: _Candidate, b: _Candidate, seeds: Sequence[int], picked: Mapping[tuple[str, int], tuple[str, float]],
+                higher_is_better: bool | None, vary_split: bool, log: ComparisonLog | None) -> Comparison:
+    """The :class:`Comparison` of the picked scores; the metric's name gives the direction unless told."""
+    metric_name = picked["a", seeds[0]][0]
+    if higher_is_better is None:
+        higher_is_better = not any(word in metric_name.lower() for word in _LOWER_IS_BETTER)
+    return Comparison(
+        tuple(seeds),
+        [picked["a", s][1] for s in seeds],
+        [picked["b", s][1] for s in seeds],
+        metric=metric_name,
+        higher_is_better=bool(higher_is_better),
+        names=(a.name, b.name),
+        vary_split=vary_split,
+        run_id=log.run_id if log else None,
+    )
 
 
 # ---------------------------------------------------------------------------------- candidates
@@ -197,8 +225,6 @@ def _seed_list(seeds: int | Sequence[int]) -> tuple[int, ...]:
 
 def _candidate(label: str, source: Any, overrides: Sequence[str]) -> _Candidate:
     if isinstance(source, (str, Path, Mapping)):
-        from cleanfit.pipeline.config import load_config
-
         try:
             config = load_config(source, overrides)
         except ConfigError as exc:
@@ -335,8 +361,6 @@ def _run_one(cand: _Candidate, seed: int, vary_split: bool) -> _Outcome:
     """One candidate at one seed (in this process or a worker)."""
     if cand.fn is not None:
         return _Outcome(cand.fn(seed))
-    from cleanfit.pipeline.run import train_config
-
     out = tempfile.mkdtemp(prefix=f"cleanfit-compare-{cand.label}-{seed}-")
     try:
         overrides = [f"train.seed={seed}", "tracking.backend=none", f"checkpoint.dir={out}/checkpoints"]
