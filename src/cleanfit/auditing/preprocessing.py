@@ -18,6 +18,11 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+try:
+    from sklearn.utils import get_tags
+except ImportError:  # scikit-learn < 1.6: no get_tags; _needs_y falls back to the class name
+    get_tags = None
+
 from cleanfit.auditing.inputs import TRAIN, VAL, AuditData
 from cleanfit.findings import Finding
 from cleanfit.data.splits import rows_fingerprint
@@ -92,11 +97,11 @@ def _check_one(data: AuditData, t: Any, name: str, train: np.ndarray) -> Finding
 
 
 def _needs_y(t: Any) -> bool:
+    if get_tags is None:
+        return type(t).__name__ == "TargetEncoder"
     try:
-        from sklearn.utils import get_tags
-
         return bool(get_tags(t).target_tags.required)
-    except Exception:  # noqa: BLE001 - older scikit-learn or a non-sklearn object
+    except Exception:  # noqa: BLE001 - a non-sklearn object
         return type(t).__name__ == "TargetEncoder"
 
 

@@ -27,6 +27,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 10_000
@@ -44,12 +45,10 @@ def expanded_level(n: int, confidence: float = CONFIDENCE) -> float:
     >>> round(expanded_level(10), 4)
     0.9829
     """
-    from scipy import stats
-
     alpha = 1.0 - confidence
-    t = stats.t.ppf(1.0 - alpha / 2.0, n - 1)
+    t = scipy_stats.t.ppf(1.0 - alpha / 2.0, n - 1)
     z = math.sqrt(n / (n - 1)) * t
-    return float(min(1.0 - 2.0 * stats.norm.sf(z), 1.0 - 1e-12))
+    return float(min(1.0 - 2.0 * scipy_stats.norm.sf(z), 1.0 - 1e-12))
 
 
 def bootstrap_interval(
@@ -63,14 +62,12 @@ def bootstrap_interval(
 
     Resampling whole differences keeps each seed's pair together (a paired bootstrap).
     """
-    from scipy import stats
-
     d = np.asarray(differences, dtype=np.float64)
     if d.ndim != 1 or d.size < 2:
         raise ValueError(f"need at least 2 differences, got shape {d.shape}")
     if np.all(d == d[0]):  # no spread: every resample has the same mean
         return float(d[0]), float(d[0])
-    result = stats.bootstrap(
+    result = scipy_stats.bootstrap(
         (d,),
         np.mean,
         n_resamples=n_resamples,
@@ -85,12 +82,10 @@ def bootstrap_interval(
 
 def paired_t_power(n: int, effect: float, *, alpha: float = ALPHA) -> float:
     """Power of a two-sided paired t-test with ``n`` pairs at standardised effect ``mean / sd``."""
-    from scipy import stats
-
     df = n - 1
-    t_crit = stats.t.ppf(1.0 - alpha / 2.0, df)
+    t_crit = scipy_stats.t.ppf(1.0 - alpha / 2.0, df)
     nc = abs(effect) * math.sqrt(n)
-    return float(stats.nct.sf(t_crit, df, nc) + stats.nct.cdf(-t_crit, df, nc))
+    return float(scipy_stats.nct.sf(t_crit, df, nc) + scipy_stats.nct.cdf(-t_crit, df, nc))
 
 
 def seeds_needed(
@@ -102,14 +97,12 @@ def seeds_needed(
     None when ``mean`` is 0 (no number of seeds resolves a difference that is not there).
     A difference with no spread at all (``sd == 0``) needs the minimum, 2.
     """
-    from scipy import stats
-
     if not math.isfinite(mean) or mean == 0.0:
         return None
     if sd == 0.0:
         return 2
     effect = abs(mean) / sd
-    z = stats.norm.ppf(1.0 - alpha / 2.0) + stats.norm.ppf(power)
+    z = scipy_stats.norm.ppf(1.0 - alpha / 2.0) + scipy_stats.norm.ppf(power)
     guess = (z / effect) ** 2
     if guess > 1e6:  # t and normal agree to far below one seed here
         return math.ceil(guess)

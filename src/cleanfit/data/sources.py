@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from torch.utils.data import default_collate
 
 from cleanfit.errors import DataError
 
@@ -105,8 +106,6 @@ class _DatasetSource:
     __slots__ = ("dataset", "collate", "_batched", "_empty")
 
     def __init__(self, dataset: Any) -> None:
-        from torch.utils.data import default_collate
-
         self.dataset = dataset
         self.collate = default_collate
         self._batched = callable(getattr(dataset, "__getitems__", None))

@@ -290,7 +290,7 @@ def _take(X: Any, rows: np.ndarray) -> Any:
     if isinstance(X, (list, tuple)):
         return [X[i] for i in rows]
     if type(X).__module__.startswith("torch"):
-        import torch
+        import torch  # already loaded (X is a torch object); split() and the audit never load it for other data
 
         return X[torch.from_numpy(rows.copy())]
     return X[rows]

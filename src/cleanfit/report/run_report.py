@@ -23,6 +23,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from cleanfit._util import html as _html
 from cleanfit.findings import Finding
 
@@ -103,8 +106,6 @@ def _step_to_epoch(epochs: list[dict[str, Any]]) -> Any:
             if row.get("step") is not None and row.get("epoch") is not None]
     if not ends:
         return None
-    import numpy as np
-
     xp = np.array([0.0] + [s for _, s in ends])
     fp = np.array([ends[0][0] - 1] + [e for e, _ in ends])
     if np.any(np.diff(xp) <= 0):
@@ -242,8 +243,6 @@ def log_run_artifacts(
     if config is not None:
         written["config"] = _write_json(out / "config.json", dict(config))
     if model is not None:
-        import torch
-
         written["model"] = out / "model.pt"
         torch.save(model.state_dict(), written["model"])
     for file in written.values():
