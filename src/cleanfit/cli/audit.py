@@ -14,6 +14,9 @@ import click
 import numpy as np
 import pandas as pd
 
+from cleanfit.auditing import audit as run_audit
+from cleanfit.auditing.inputs import task_of
+from cleanfit.data.splits import split
 from cleanfit.data.tables import read_table
 from cleanfit.errors import DataError
 
@@ -57,9 +60,6 @@ class _LabelledParts:
 
 def _make_split(frame: pd.DataFrame, y: pd.Series, *, by: str | None, test: float, val: float,
                 time: str | None, group: str | None, seed: int) -> Any:
-    from cleanfit.auditing.inputs import task_of
-    from cleanfit.data.splits import split  # the split module is only needed when the CLI makes a split
-
     classification = task_of(y.to_numpy()) == "classification"  # the audit's own rule
     if by is None:
         by = "time" if time else "group" if group else "stratify" if classification else "random"
@@ -97,8 +97,6 @@ def audit(ctx: click.Context, data: Path, target: str, time_col: str | None, gro
           split_col: str | None, test: float, val: float, by: str | None, seed: int, checks: str,
           json_path: Path | None, html_path: Path | None, fail_on: str) -> int:
     """Audit DATA (.csv or .parquet) for leakage; exit 1 when the --fail-on gate fails."""
-    from cleanfit.auditing import audit as run_audit
-
     frame = read_table(data)
     for name, option in ((target, "--target"), (time_col, "--time"), (group_col, "--group"), (split_col, "--split-col")):
         _column(frame, name, option, data)

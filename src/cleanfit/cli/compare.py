@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from cleanfit.cli.train import _check_writable, _write_json
+from cleanfit.comparison.compare import compare as run_compare
 from cleanfit.errors import ConfigError
 
 
@@ -49,9 +51,6 @@ def compare(
     verdict: a, b, or tie when the interval contains 0. Exit code 0; with --require X, 1 unless the
     verdict is X; 2 for bad input. Tracking follows A's [tracking] section.
     """
-    from cleanfit.cli.train import _check_writable, _write_json
-    from cleanfit.comparison.compare import compare as run_compare
-
     # an output that cannot be written fails now, not after every seed has trained
     _check_writable(json_path, "--json", make_folder=True)
     _check_writable(plot_path, "--plot", make_folder=True)

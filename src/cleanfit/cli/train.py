@@ -19,6 +19,11 @@ from typing import Any
 import click
 
 from cleanfit.errors import ConfigError
+from cleanfit.pipeline.config import load_config
+from cleanfit.pipeline.demo import run_demo
+from cleanfit.pipeline.repro import compare_runs
+from cleanfit.pipeline.run import AuditGateError, rank, train_config
+from cleanfit.tracking.mlflow_tracker import TrackingWarning
 
 _SET_HELP = "Override a config field, e.g. --set train.lr=3e-4 (repeatable)."
 
@@ -32,8 +37,6 @@ _SET_HELP = "Override a config field, e.g. --set train.lr=3e-4 (repeatable)."
               help="Write the run's metrics (with the test scores) as JSON.")
 def train(config: str, resume: bool, overrides: tuple[str, ...], out: Path | None, json_path: Path | None) -> int:
     """Train from a TOML config: split, audit, preprocess on train, train, test once, track, report."""
-    from cleanfit.pipeline.run import AuditGateError, rank, train_config
-
     _check_writable(json_path, "--json")
     _show_progress()
     try:
@@ -56,10 +59,6 @@ def repro(config: str, overrides: tuple[str, ...], json_path: Path | None) -> in
     Both runs are untracked (tracking.backend = "none") and written, checkpoints included, to a
     temporary folder.
     """
-    from cleanfit.pipeline.repro import compare_runs
-    from cleanfit.pipeline.config import load_config
-    from cleanfit.pipeline.run import AuditGateError, train_config
-
     _check_writable(json_path, "--json")
     settings = load_config(config, [*overrides, 'tracking.backend="none"'])
     runs = []
@@ -85,8 +84,6 @@ def repro(config: str, overrides: tuple[str, ...], json_path: Path | None) -> in
               help="Where the demo writes its data, report, checkpoints and MLflow store.")
 def demo(out: Path) -> int:
     """The whole discipline on scikit-learn's breast cancer data, in under a minute on a CPU."""
-    from cleanfit.pipeline.demo import run_demo
-
     _show_progress()
     with _tracking_failure_said_once():
         run_demo(out)
@@ -107,8 +104,6 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def _show_progress() -> None:
     """Print the Trainer's epoch lines (logger ``cleanfit``) to stderr, on rank 0, once."""
-    from cleanfit.pipeline.run import rank
-
     logger = logging.getLogger("cleanfit")
     if rank() == 0 and not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
@@ -122,8 +117,6 @@ def _show_progress() -> None:
 def _tracking_failure_said_once() -> Iterator[None]:
     """A failed tracking store is logged as one line (logger ``cleanfit``, shown by :func:`_show_progress`);
     its TrackingWarning would print the same text again, with a source line."""
-    from cleanfit.tracking.mlflow_tracker import TrackingWarning
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TrackingWarning)
         yield
