@@ -349,27 +349,17 @@ def split(
             stacklevel=2,
         )
     if by == "random":
-        n_train, n_val, n_test = _splitters.part_sizes(n, test, val)
-        parts = _splitters.random_split(n, n_val, n_test, seed)
+        parts = _splitters.random_parts(n, test, val, seed)
     elif by == "stratify":
         codes, classes = args.codes(args.column(y, "y", data, n, by), "y")
-        n_train, n_val, n_test = _splitters.part_sizes(n, test, val)
-        parts = _splitters.stratified_split(codes, classes, n_val, n_test, seed)
+        parts = _splitters.stratified_parts(codes, classes, test, val, seed)
     elif by == "group":
         codes, uniques = args.codes(args.column(groups, "groups", data, n, by), "groups")
-        needed = 1 + (test > 0) + (val > 0)
-        if len(uniques) < needed:
-            raise DataError(
-                f"split(by='group') got {len(uniques)} distinct group{'s' * (len(uniques) != 1)} "
-                f"but needs at least {needed}, one per part: use more groups or fewer parts"
-            )
-        _, g_val, g_test = _splitters.part_sizes(len(uniques), test, val, unit="groups")
-        parts = _splitters.group_split(codes, len(uniques), g_val, g_test, seed)
+        parts = _splitters.group_parts(codes, len(uniques), test, val, seed)
     else:
         t = args.time_values(args.column(time, "time", data, n, by))
         gap_time = args.gap_time_value(gap_time, t)
-        n_train, n_val, n_test = _splitters.part_sizes(n, test, val)
-        parts = _splitters.time_split(t, n_val, n_test, gap, gap_time)
+        parts = _splitters.time_parts(t, test, val, gap, gap_time)
     made = Splits(*parts)
     made.by, made.seed, made.n_rows = by, seed, n
     made.test_fraction, made.val_fraction = test, val

@@ -207,3 +207,33 @@ def _nearest_cut(cuts: np.ndarray, target: int, end: int, name: str, n: int) -> 
     i = int(np.searchsorted(options, target))
     near = options[max(i - 1, 0) : i + 1][::-1]  # the cut at or after target first: it wins ties
     return int(near[np.argmin(np.abs(near - target))])
+
+
+# ------------------------------------------------------------------ from the fractions split() takes
+
+
+def random_parts(n: int, test: float, val: float, seed: int) -> Parts:
+    _, n_val, n_test = part_sizes(n, test, val)
+    return random_split(n, n_val, n_test, seed)
+
+
+def stratified_parts(codes: np.ndarray, classes: np.ndarray, test: float, val: float, seed: int) -> Parts:
+    _, n_val, n_test = part_sizes(len(codes), test, val)
+    return stratified_split(codes, classes, n_val, n_test, seed)
+
+
+def group_parts(codes: np.ndarray, n_groups: int, test: float, val: float, seed: int) -> Parts:
+    """Whole groups per part; the fractions count groups, and every part asked for needs one."""
+    needed = 1 + (test > 0) + (val > 0)
+    if n_groups < needed:
+        raise DataError(
+            f"split(by='group') got {n_groups} distinct group{'s' * (n_groups != 1)} "
+            f"but needs at least {needed}, one per part: use more groups or fewer parts"
+        )
+    _, g_val, g_test = part_sizes(n_groups, test, val, unit="groups")
+    return group_split(codes, n_groups, g_val, g_test, seed)
+
+
+def time_parts(t: np.ndarray, test: float, val: float, gap: int, gap_time: Any) -> Parts:
+    _, n_val, n_test = part_sizes(len(t), test, val)
+    return time_split(t, n_val, n_test, gap, gap_time)
