@@ -141,33 +141,12 @@ def _no_rows(batch: Any) -> Any:
     return batch
 
 
-class _IndexedSource:
-    """Wrap a source so that it sees only some of its rows (``Subset``-like, no copy)."""
-
-    __slots__ = ("source", "rows")
-
-    def __init__(self, source: Any, rows: np.ndarray) -> None:
-        self.source = source
-        self.rows = rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def take(self, indices: np.ndarray) -> Any:
-        return self.source.take(self.rows[indices])
-
-
 def as_source(data: Any) -> Any:
     """Adapt user data to a source; raise :class:`DataError` naming what does not fit."""
     source = _adapt(data, "data")
     if len(source) == 0:
         raise DataError("data is empty (0 examples); Batches needs at least one example")
     return source
-
-
-def subset(data: Any, rows: np.ndarray) -> Any:
-    """A source over ``data`` restricted to ``rows`` (e.g. the train rows of a split), without a copy."""
-    return _IndexedSource(_adapt(data, "data"), np.asarray(rows, dtype=np.int64))
 
 
 def _adapt(data: Any, where: str) -> Any:
