@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from cleanfit.cli.main import main
 from cleanfit.pipeline.demo import write_breast_cancer
 
+KILLED_CLI = Path(__file__).with_name("_killed_cli.py")  # the real command, SIGKILLed at a chosen checkpoint
 FAST = ["--set", "model.hidden=[32]", "--set", "train.epochs=10", "--set", "train.batch_size=32", "--set", "train.lr=3e-3"]
 
 
@@ -67,17 +68,12 @@ def test_train_killed_then_resumed_ends_as_the_uninterrupted_run_scores_and_is_t
     settings = [a for a in FAST if a != "--set"]
     reference = train_config(cancer, out=tmp_path / "reference", quiet=True, overrides=[*settings, "tracking.backend=none"])
 
-    # The real command, killed hard once its first checkpoint is on disk (checkpoints every 3 steps).
+    # The real command, killed hard right after its first checkpoint is on disk (checkpoints every
+    # 3 steps): _killed_cli.py SIGKILLs itself at that point, so no timing decides where it dies.
     out, args = tmp_path / "out", ["train", str(cancer), "--out", "out", *FAST, "--set", "checkpoint.every=3"]
-    proc = subprocess.Popen([sys.executable, "-m", "cleanfit", *args], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while not list((out / "checkpoints").glob("*.ckpt")) and proc.poll() is None:
-            time.sleep(0.02)  # polling for the first checkpoint, not waiting for an outcome
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    killed = subprocess.run([sys.executable, str(KILLED_CLI), "1", *args], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (out / "metrics.json").exists()
     killed_run = json.loads((out / "run.json").read_text())["run_id"]
 
