@@ -1,6 +1,6 @@
 """The ``cleanfit`` command.
 
-Each subcommand lives in its own module under ``cleanfit._cli`` and is imported only when it runs.
+Each subcommand lives in its own module under ``cleanfit.cli`` and is imported only when it runs.
 User mistakes (any :class:`~cleanfit.errors.CleanfitError`, or a usage error) print one line to
 stderr and exit with code 2; never a traceback. Exit code 1 is reserved for a gate that failed
 (an audit with critical findings, a comparison that did not go the required way).
