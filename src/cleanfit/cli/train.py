@@ -18,7 +18,8 @@ from typing import Any
 
 import click
 
-from cleanfit.errors import ConfigError
+from cleanfit._util.files import check_writable, write_json_output
+from cleanfit._util.ranks import rank
 
 _SET_HELP = "Override a config field, e.g. --set train.lr=3e-4 (repeatable)."
 
@@ -32,9 +33,9 @@ _SET_HELP = "Override a config field, e.g. --set train.lr=3e-4 (repeatable)."
               help="Write the run's metrics (with the test scores) as JSON.")
 def train(config: str, resume: bool, overrides: tuple[str, ...], out: Path | None, json_path: Path | None) -> int:
     """Train from a TOML config: split, audit, preprocess on train, train, test once, track, report."""
-    from cleanfit.pipeline.run import AuditGateError, rank, train_config
+    from cleanfit.pipeline.run import AuditGateError, train_config
 
-    _check_writable(json_path, "--json")
+    check_writable(json_path, "--json")
     _show_progress()
     try:
         with _tracking_failure_said_once():
@@ -42,7 +43,7 @@ def train(config: str, resume: bool, overrides: tuple[str, ...], out: Path | Non
     except AuditGateError as exc:
         return _gate_failed(exc, json_path)
     if json_path is not None and rank() == 0:
-        _write_json(json_path, run.to_dict())
+        write_json_output(json_path, run.to_dict())
     return 0
 
 
@@ -60,7 +61,7 @@ def repro(config: str, overrides: tuple[str, ...], json_path: Path | None) -> in
     from cleanfit.pipeline.config import load_config
     from cleanfit.pipeline.run import AuditGateError, train_config
 
-    _check_writable(json_path, "--json")
+    check_writable(json_path, "--json")
     settings = load_config(config, [*overrides, 'tracking.backend="none"'])
     runs = []
     with tempfile.TemporaryDirectory(prefix="cleanfit-repro-") as tmp:
@@ -76,7 +77,7 @@ def repro(config: str, overrides: tuple[str, ...], json_path: Path | None) -> in
     verdict = compare_runs(runs[0], runs[1])
     click.echo(verdict.describe())
     if json_path is not None:
-        _write_json(json_path, verdict.to_dict())
+        write_json_output(json_path, verdict.to_dict())
     return 0 if verdict.identical else 1
 
 
@@ -107,8 +108,6 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def _show_progress() -> None:
     """Print the Trainer's epoch lines (logger ``cleanfit``) to stderr, on rank 0, once."""
-    from cleanfit.pipeline.run import rank
-
     logger = logging.getLogger("cleanfit")
     if rank() == 0 and not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
@@ -134,38 +133,8 @@ def _gate_failed(exc: Any, json_path: Path | None) -> int:
     click.echo(str(report), err=True)
     click.echo(f"cleanfit: audit gate failed: {' '.join(str(exc).split())}", err=True)
     if json_path is not None:
-        _write_json(json_path, {"passed": False, "audit": report.to_dict()})
+        write_json_output(json_path, {"passed": False, "audit": report.to_dict()})
     return 1
-
-
-def _check_writable(path: Path | None, option: str, *, make_folder: bool = False) -> None:
-    """Fail before any work when ``path`` cannot be written (it is tried: created, then removed again).
-
-    ``make_folder`` creates a missing parent folder (``cleanfit compare`` does); otherwise it must exist.
-    """
-    if path is None:
-        return
-    try:
-        if path.is_dir():
-            raise ConfigError(f"{option} {path}: is a directory; name a file such as {path / 'result.json'}")
-        if make_folder:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.parent.resolve().is_dir():
-            raise ConfigError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
-        existed = path.exists()
-        with open(path, "a"):  # appends nothing: an existing file is left as it is
-            pass
-        if not existed:
-            path.unlink()
-    except OSError as exc:
-        raise ConfigError(f"{option} {path}: cannot write it ({exc.strerror}); choose another path") from None
-
-
-def _write_json(path: Path, value: Any, option: str = "--json") -> None:
-    try:
-        path.write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{option} {path}: cannot write it ({exc.strerror})") from None
 
 
 __all__ = ["train", "repro", "demo"]
