@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cleanfit._util.args import check_seed
 from cleanfit.errors import DataError
 
 _CUBLAS_WORKSPACE = ":4096:8"
@@ -29,9 +30,7 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
     determinism (and no cuDNN benchmarking) and the cuBLAS workspace setting that deterministic
     CUDA matrix products need. Returns the seed.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise DataError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-    seed = int(seed)
+    seed = check_seed(seed, "seed_everything")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device

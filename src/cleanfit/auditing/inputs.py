@@ -7,20 +7,21 @@ column) into one :class:`AuditData`; the checks trust it. Every user mistake bec
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cleanfit._util.args import check_seed
+from cleanfit._util.columns import did_you_mean, shown
+from cleanfit.data.splits import Splits
+from cleanfit.data.tables import infer_task, parse_time
 from cleanfit.errors import DataError
 
 PART_NAMES = ("train", "val", "test")
 TRAIN, VAL, TEST = 0, 1, 2
 UNASSIGNED = -1
-# classification when the target has at most this many distinct values (or is not numeric)
-_MAX_CLASSES = 50
 
 
 @dataclass
@@ -33,6 +34,7 @@ class AuditData:
     task: str | None = None  # "classification" | "regression"
     part: np.ndarray | None = None
     splits: Any = None
+    split: dict[str, str] | None = None  # {"method", "fingerprint"} of the split audited
     time: np.ndarray | None = None  # int64 or float64, sortable
     time_is_datetime: bool = False  # datetimes or durations, as int64 nanoseconds
     time_format: str = "number"  # "number" | "datetime" | "datetime-utc" (was time-zone aware) | "timedelta"
@@ -65,11 +67,8 @@ class AuditData:
 
 def close_matches(name: Any, options: list[Any]) -> str:
     """``"; did you mean 'x'? the columns are ..."`` for an unknown column name."""
-    text = [str(o) for o in options]
-    near = difflib.get_close_matches(str(name), text, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ";"
-    shown = ", ".join(map(repr, text[:12])) + (", ..." if len(text) > 12 else "")
-    return f"{hint} the columns are {shown}"
+    near = did_you_mean(name, options)
+    return f"{'; ' + near if near else ';'} the columns are {shown(options, 12)}"
 
 
 def prepare(
@@ -83,8 +82,7 @@ def prepare(
     seed: int,
     requested: tuple[str, ...],
 ) -> AuditData:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise DataError(f"audit(seed={seed!r}): the seed must be an int in [0, 2**32)")
+    seed = check_seed(seed, "audit")
     frame = _frame(X)
     n = len(frame)
     if n < 2:
@@ -106,9 +104,10 @@ def prepare(
     if splits is not None:
         data.part = _parts(splits, n)
         data.splits = splits
+        data.split = split_identity(splits)
     if time_values is not None:
-        data.time, data.time_is_datetime = _time(time_values)
-        data.time_format = _time_format(time_values, data.time_is_datetime)
+        data.time, data.time_format = _time(time_values)
+        data.time_is_datetime = data.time_format != "number"
         data.time_name = str(time_name) if time_name is not None else "time"
     if group_values is not None:
         codes, _ = pd.factorize(pd.Series(group_values), use_na_sentinel=True)
@@ -176,26 +175,24 @@ def _target(values: np.ndarray) -> tuple[np.ndarray, str]:
     missing = int(series.isna().sum())
     if missing:
         raise DataError(f"audit(y=...) has {missing} missing labels: drop those rows or fill them before auditing")
-    kind = series.dtype.kind
-    uniques = series.nunique()
-    if uniques < 2:
+    if series.nunique() < 2:
         raise DataError(
             f"audit(y=...) has a single value ({series.iloc[0]!r}) in all {len(series)} rows: there is "
             f"nothing to predict; check that the target column is the right one"
         )
-    if kind in "f":
-        integral = bool(np.all(np.mod(series.to_numpy(), 1) == 0))
-        if integral and uniques <= _MAX_CLASSES:
-            return series.to_numpy(), "classification"
-        return series.to_numpy(dtype=np.float64), "regression"
-    if kind in "iu" and uniques > _MAX_CLASSES and uniques > 0.05 * len(series):
-        return series.to_numpy(dtype=np.float64), "regression"
-    return series.to_numpy(), "classification"
+    task = infer_task(series)  # the one task rule, the one `cleanfit train` splits by
+    return (series.to_numpy(dtype=np.float64) if task == "regression" else series.to_numpy()), task
 
 
-def task_of(values: Any) -> str:
-    """``"classification"`` or ``"regression"`` for a target, by the rule the audit uses."""
-    return _target(values)[1]
+def split_identity(splits: Any) -> dict[str, str]:
+    """``{"method", "fingerprint"}`` of a split: a :class:`~cleanfit.Splits`' own, or, for any object
+    with index arrays, ``"manual"`` (or its ``by``) and the fingerprint a Splits of the same rows has."""
+    if not isinstance(splits, Splits):
+        method = str(getattr(splits, "by", "manual"))
+        splits = Splits(splits.train, splits.val, splits.test)
+    else:
+        method = splits.by
+    return {"method": method, "fingerprint": splits.fingerprint}
 
 
 def _parts(splits: Any, n: int) -> np.ndarray:
@@ -224,52 +221,10 @@ def _parts(splits: Any, n: int) -> np.ndarray:
     return part
 
 
-def _time(values: np.ndarray) -> tuple[np.ndarray, bool]:
-    series = pd.Series(values)
-    if isinstance(series.dtype, pd.PeriodDtype):  # months, quarters ...: their start times
-        series = series.dt.to_timestamp()
-    if series.dtype.kind == "O":
-        try:
-            series = pd.to_datetime(series)
-        except (ValueError, TypeError):
-            try:  # offsets that differ (summer and winter time): the same instants in UTC
-                series = pd.to_datetime(series, utc=True)
-            except (ValueError, TypeError) as exc:
-                raise DataError(
-                    f"audit(time=...) holds {series.dtype} values that are not dates: the time column must "
-                    f"be numbers or datetimes"
-                ) from exc
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
-    kind = series.dtype.kind
-    if series.isna().any():
-        raise DataError(
-            f"audit(time=...) has {int(series.isna().sum())} missing values: every row needs a time; "
-            f"fill or drop those rows"
-        )
-    if kind in "Mm":
-        return series.to_numpy().astype("datetime64[ns]" if kind == "M" else "timedelta64[ns]").view(np.int64), True
-    if kind in "iufb":
-        return series.to_numpy(dtype=np.float64 if kind == "f" else np.int64), False
-    raise DataError(f"audit(time=...) holds {series.dtype} values: the time column must be numbers or datetimes")
-
-
-def _time_format(values: Any, is_datetime: bool) -> str:
-    """How to print a time: a number, a (UTC) datetime or a duration."""
-    if not is_datetime:
-        return "number"
-    series = pd.Series(values)
-    if series.dtype.kind == "m":
-        return "timedelta"
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        return "datetime-utc"
-    if series.dtype.kind == "O":  # text: aware when it parses with an offset
-        try:
-            parsed = pd.to_datetime(series.iloc[:1])
-            return "datetime-utc" if isinstance(parsed.dtype, pd.DatetimeTZDtype) else "datetime"
-        except (ValueError, TypeError):
-            return "datetime-utc"  # offsets that differ: read in UTC
-    return "datetime"
+def _time(values: np.ndarray) -> tuple[np.ndarray, str]:
+    """The time column as sortable numbers (datetimes and durations as int64 nanoseconds), and its format."""
+    times, fmt = parse_time(values, "audit(time=...)")
+    return (times.view(np.int64) if times.dtype.kind in "Mm" else times), fmt
 
 
 def _transformers(transformers: Any) -> tuple[Any, ...]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cleanfit._util.files import write_atomic
 from cleanfit._util.html import badge, esc, page, table
 from cleanfit.errors import DataError
 from cleanfit.findings import SEVERITIES, Finding
@@ -22,6 +23,9 @@ class AuditReport:
 
     ``checks`` lists the checks that ran; ``skipped`` maps each check that could not run to the
     reason (for example ``"needs splits"``). ``passed`` is True when no finding is critical.
+    ``task`` is the task the target was judged as (``"classification"``/``"regression"``, None
+    without a target) and ``split`` the split audited, ``{"method", "fingerprint"}`` (None without
+    one): the same task and split ``cleanfit train`` records for the same data and settings.
 
     >>> r = AuditReport([Finding("label-order", "warning", "Rows are sorted by label.")],
     ...                 checks=["label-order"], n_rows=10, n_features=2)
@@ -40,6 +44,8 @@ class AuditReport:
     n_rows: int = 0
     n_features: int = 0
     seconds: float = 0.0
+    task: str | None = None
+    split: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         self.findings = sorted(self.findings, key=lambda f: _RANK[f.severity])
@@ -67,9 +73,12 @@ class AuditReport:
         return [f for f in self.findings if f.check == check]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict: ``passed``, ``counts``, ``findings``, ``checks``, ``skipped``, sizes."""
+        """A JSON-friendly dict: ``passed``, ``counts``, ``findings``, ``checks``, ``skipped``, sizes,
+        ``task`` and ``split`` (``{"method", "fingerprint"}``)."""
         return {
             "passed": self.passed,
+            "task": self.task,
+            "split": None if self.split is None else dict(self.split),
             "counts": self.counts(),
             "findings": [_jsonable(f.to_dict()) for f in self.findings],
             "checks": list(self.checks),
@@ -83,7 +92,7 @@ class AuditReport:
         """The report as JSON text; also written to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
+            write_atomic(Path(path), text + "\n")
         return text
 
     def summary(self) -> str:
@@ -138,7 +147,7 @@ class AuditReport:
         """A self-contained HTML page (the look of cleanfit's run report); written to ``path`` if given."""
         html = page("Leakage audit", self._body(scope=False), subtitle=self._scope())
         if path is not None:
-            Path(path).write_text(html, encoding="utf-8")
+            write_atomic(Path(path), html)
         return html
 
     def _repr_html_(self) -> str:

@@ -98,4 +98,4 @@ def audit(
         findings += run(data)
         ran.append(name)
     return AuditReport(findings, checks=ran, skipped=skipped, n_rows=data.n, n_features=len(data.features),
-                       seconds=_time.perf_counter() - started)
+                       seconds=_time.perf_counter() - started, task=data.task, split=data.split)

@@ -5,7 +5,6 @@ Exit codes: 0 the gate passed, 1 it failed (``--fail-on``), 2 bad input (raised 
 
 from __future__ import annotations
 
-import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,10 +13,11 @@ import click
 import numpy as np
 import pandas as pd
 
+from cleanfit._util.columns import did_you_mean, shown
+from cleanfit._util.files import write_atomic
 from cleanfit.auditing import audit as run_audit
-from cleanfit.auditing.inputs import task_of
 from cleanfit.data.splits import split
-from cleanfit.data.tables import read_table
+from cleanfit.data.tables import infer_task, read_table
 from cleanfit.errors import DataError
 
 _PART_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -26,24 +26,24 @@ _PART_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "va
 def _column(frame: pd.DataFrame, name: str | None, option: str, path: Path) -> str | None:
     if name is None or name in frame.columns:
         return name
-    names = [str(c) for c in frame.columns]
-    near = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
-    shown = ", ".join(map(repr, names[:15])) + (", ..." if len(names) > 15 else "")
-    raise DataError(f"{option} {name!r}: no such column in {path}{hint} (columns: {shown})")
+    near = did_you_mean(name, frame.columns)
+    raise DataError(f"{option} {name!r}: no such column in {path}{'; ' + near if near else ''} "
+                    f"(columns: {shown(frame.columns, 15)})")
 
 
 def _write(path: Path, option: str, text: str) -> None:
-    """Write an output file, creating its folder; an unwritable path is the user's to fix."""
+    """Write an output file (atomically), creating its folder; an unwritable path is the user's to fix."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_atomic(path, text)
     except OSError as exc:
         raise DataError(f"{option} {str(path)!r}: cannot write the file ({exc.strerror or exc}); give a writable path") from exc
 
 
 class _LabelledParts:
     """Train/val/test row indices read from a column of part names."""
+
+    by = "labels"  # what the audit reports as the split's method (as cf.Splits.from_labels does)
 
     def __init__(self, labels: pd.Series, column: str) -> None:
         normal = labels.astype(str).str.strip().str.lower().map(_PART_NAMES)
@@ -60,7 +60,7 @@ class _LabelledParts:
 
 def _make_split(frame: pd.DataFrame, y: pd.Series, *, by: str | None, test: float, val: float,
                 time: str | None, group: str | None, seed: int) -> Any:
-    classification = task_of(y.to_numpy()) == "classification"  # the audit's own rule
+    classification = infer_task(y) == "classification"  # the one task rule: `cleanfit train` splits by it too
     if by is None:
         by = "time" if time else "group" if group else "stratify" if classification else "random"
     for needed, column, option in (("group", group, "--group"), ("time", time, "--time")):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cleanfit.cli.train import _check_writable, _write_json
+from cleanfit._util.files import check_writable, write_json_output
 from cleanfit.comparison.compare import compare as run_compare
 from cleanfit.errors import ConfigError
 
@@ -52,15 +52,15 @@ def compare(
     verdict is X; 2 for bad input. Tracking follows A's [tracking] section.
     """
     # an output that cannot be written fails now, not after every seed has trained
-    _check_writable(json_path, "--json", make_folder=True)
-    _check_writable(plot_path, "--plot", make_folder=True)
+    check_writable(json_path, "--json", make_folder=True)
+    check_writable(plot_path, "--plot", make_folder=True)
     result = run_compare(
         config_a, config_b, seeds=seeds, metric=metric, split=split_name, vary_split=vary_split,
         overrides=overrides, workers=workers, progress=not quiet,
     )
     click.echo(str(result))
     if json_path is not None:
-        _write_json(json_path, result.to_dict())
+        write_json_output(json_path, result.to_dict())
     if plot_path is not None:
         try:
             result.plot(plot_path)

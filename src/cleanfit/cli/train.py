@@ -18,11 +18,12 @@ from typing import Any
 
 import click
 
-from cleanfit.errors import ConfigError
+from cleanfit._util.files import check_writable, write_json_output
+from cleanfit._util.ranks import rank
 from cleanfit.pipeline.config import load_config
 from cleanfit.pipeline.demo import run_demo
 from cleanfit.pipeline.repro import compare_runs
-from cleanfit.pipeline.run import AuditGateError, rank, train_config
+from cleanfit.pipeline.run import AuditGateError, train_config
 from cleanfit.tracking.mlflow_tracker import TrackingWarning
 
 _SET_HELP = "Override a config field, e.g. --set train.lr=3e-4 (repeatable)."
@@ -37,7 +38,7 @@ _SET_HELP = "Override a config field, e.g. --set train.lr=3e-4 (repeatable)."
               help="Write the run's metrics (with the test scores) as JSON.")
 def train(config: str, resume: bool, overrides: tuple[str, ...], out: Path | None, json_path: Path | None) -> int:
     """Train from a TOML config: split, audit, preprocess on train, train, test once, track, report."""
-    _check_writable(json_path, "--json")
+    check_writable(json_path, "--json")
     _show_progress()
     try:
         with _tracking_failure_said_once():
@@ -45,7 +46,7 @@ def train(config: str, resume: bool, overrides: tuple[str, ...], out: Path | Non
     except AuditGateError as exc:
         return _gate_failed(exc, json_path)
     if json_path is not None and rank() == 0:
-        _write_json(json_path, run.to_dict())
+        write_json_output(json_path, run.to_dict())
     return 0
 
 
@@ -59,7 +60,7 @@ def repro(config: str, overrides: tuple[str, ...], json_path: Path | None) -> in
     Both runs are untracked (tracking.backend = "none") and written, checkpoints included, to a
     temporary folder.
     """
-    _check_writable(json_path, "--json")
+    check_writable(json_path, "--json")
     settings = load_config(config, [*overrides, 'tracking.backend="none"'])
     runs = []
     with tempfile.TemporaryDirectory(prefix="cleanfit-repro-") as tmp:
@@ -75,7 +76,7 @@ def repro(config: str, overrides: tuple[str, ...], json_path: Path | None) -> in
     verdict = compare_runs(runs[0], runs[1])
     click.echo(verdict.describe())
     if json_path is not None:
-        _write_json(json_path, verdict.to_dict())
+        write_json_output(json_path, verdict.to_dict())
     return 0 if verdict.identical else 1
 
 
@@ -127,38 +128,8 @@ def _gate_failed(exc: Any, json_path: Path | None) -> int:
     click.echo(str(report), err=True)
     click.echo(f"cleanfit: audit gate failed: {' '.join(str(exc).split())}", err=True)
     if json_path is not None:
-        _write_json(json_path, {"passed": False, "audit": report.to_dict()})
+        write_json_output(json_path, {"passed": False, "audit": report.to_dict()})
     return 1
-
-
-def _check_writable(path: Path | None, option: str, *, make_folder: bool = False) -> None:
-    """Fail before any work when ``path`` cannot be written (it is tried: created, then removed again).
-
-    ``make_folder`` creates a missing parent folder (``cleanfit compare`` does); otherwise it must exist.
-    """
-    if path is None:
-        return
-    try:
-        if path.is_dir():
-            raise ConfigError(f"{option} {path}: is a directory; name a file such as {path / 'result.json'}")
-        if make_folder:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.parent.resolve().is_dir():
-            raise ConfigError(f"{option} {path}: the folder {path.parent} does not exist; create it first")
-        existed = path.exists()
-        with open(path, "a"):  # appends nothing: an existing file is left as it is
-            pass
-        if not existed:
-            path.unlink()
-    except OSError as exc:
-        raise ConfigError(f"{option} {path}: cannot write it ({exc.strerror}); choose another path") from None
-
-
-def _write_json(path: Path, value: Any, option: str = "--json") -> None:
-    try:
-        path.write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{option} {path}: cannot write it ({exc.strerror})") from None
 
 
 __all__ = ["train", "repro", "demo"]

@@ -36,6 +36,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Union
 
+from cleanfit._util.args import is_int, is_seed
 from cleanfit.comparison.mlflow_log import ComparisonLog, resolve_target
 from cleanfit.comparison.result import Comparison, Verdict
 from cleanfit.errors import ConfigError, DataError
@@ -209,7 +210,10 @@ def _seed_list(seeds: int | Sequence[int]) -> tuple[int, ...]:
         raise ConfigError(f"compare(seeds={seeds!r}): expected a number of seeds (2 or more) or a list of seeds")
     if isinstance(seeds, numbers.Integral):
         out = tuple(range(int(seeds)))
-    elif isinstance(seeds, Sequence) and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in seeds):
+    elif isinstance(seeds, Sequence) and not isinstance(seeds, str) and all(is_int(s) for s in seeds):
+        bad = [s for s in seeds if not is_seed(s)]
+        if bad:
+            raise ConfigError(f"compare(seeds={list(seeds)!r}): seed {bad[0]!r} is not in [0, 2**32); give seeds in that range")
         out = tuple(int(s) for s in seeds)
         if len(set(out)) != len(out):
             raise ConfigError(f"compare(seeds={list(seeds)!r}): seeds repeat; give distinct seeds")

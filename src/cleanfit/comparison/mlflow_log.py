@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cleanfit._util.files import write_json
 from cleanfit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class ComparisonLog:
         self._client.set_tag(self.run_id, "cleanfit.verdict", c.verdict)
         with tempfile.TemporaryDirectory(prefix="cleanfit-compare-") as tmp:
             report = Path(tmp) / "comparison.json"
-            report.write_text(json.dumps(c.to_dict() | {"run_id": self.run_id}, indent=2))
+            write_json(report, c.to_dict() | {"run_id": self.run_id})
             self._client.log_artifact(self.run_id, str(report))
             self._client.log_artifact(self.run_id, str(c.plot(Path(tmp) / "comparison.png")))
         self._client.set_terminated(self.run_id, "FINISHED")

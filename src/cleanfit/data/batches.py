@@ -34,15 +34,17 @@ one slice per rank, so the global sequence does not depend on the number of rank
 
 from __future__ import annotations
 
-import os
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 
+from cleanfit._util.args import check_seed
+from cleanfit._util.args import is_int as _is_int
+from cleanfit._util.ranks import world as _env_world
 from cleanfit.data.orders import BlockOrder, FeistelOrder
-from cleanfit.errors import DataError
 from cleanfit.data.sources import as_source, batch_len
+from cleanfit.errors import DataError
 
 __all__ = ["Batches", "batch_len", "epoch_order"]
 
@@ -86,10 +88,9 @@ class Batches:
         rank: int | None = None,
         world_size: int | None = None,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        if not _is_int(batch_size) or batch_size < 1:
             raise DataError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise DataError(f"seed must be a non-negative integer, got {seed!r}")
+        check_seed(seed, "Batches")
         if world_size is not None and (not _is_int(world_size) or world_size < 1):
             raise DataError(f"world_size must be an integer >= 1, got {world_size!r}")
         if rank is not None:
@@ -242,21 +243,3 @@ class Batches:
 
 
 _SHUFFLES = (True, False, "feistel", "blocks")
-
-
-def _is_int(value: Any) -> bool:
-    """A Python or NumPy integer, or a 0-d integer tensor (as a restored checkpoint holds); not a bool."""
-    if isinstance(value, torch.Tensor):
-        return value.dim() == 0 and not value.is_floating_point() and value.dtype != torch.bool
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _env_world() -> tuple[int, int]:
-    """(rank, world_size) from an initialised process group, else torchrun's environment, else (0, 1)."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    try:
-        return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    except ValueError:
-        return 0, 1

@@ -9,12 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 import numbers
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cleanfit._util.args import check_seed as _check_seed
+from cleanfit._util.args import is_fraction, is_int
+from cleanfit._util.columns import did_you_mean, shown
+from cleanfit.data.tables import parse_time
 from cleanfit.errors import DataError
 
 BY = ("random", "stratify", "group", "time")
@@ -50,8 +53,7 @@ def check_by(by: Any) -> str:
 
 def check_fractions(test: Any, val: Any) -> tuple[float, float]:
     for name, value in (("test", test), ("val", val)):
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if not ok or not (0 <= float(value) < 1):
+        if not is_fraction(value):
             raise DataError(
                 f"split({name}={value!r}): {name} is the fraction of rows to hold out, a number in "
                 f"[0, 1) such as 0.2"
@@ -65,13 +67,11 @@ def check_fractions(test: Any, val: Any) -> tuple[float, float]:
 
 
 def check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
-        raise DataError(f"split(seed={seed!r}): the seed must be an int in [0, 2**32)")
-    return int(seed)
+    return _check_seed(seed, "split")
 
 
 def check_gap(gap: Any, gap_time: Any, by: str) -> int:
-    if isinstance(gap, bool) or not isinstance(gap, numbers.Integral) or gap < 0:
+    if not is_int(gap) or gap < 0:
         raise DataError(f"split(gap={gap!r}): gap is a number of rows, an int >= 0")
     if by != "time" and (gap or gap_time is not None):
         raise DataError(
@@ -92,8 +92,11 @@ def column(arg: Any, name: str, data: Any, n: int, by: str) -> Any:
                 f"pass the values as an array instead"
             )
         if arg not in data.columns:
-            shown = ", ".join(map(repr, list(data.columns)[:10]))
-            raise DataError(f"split({name}={arg!r}): no such column; the columns are {shown}")
+            near = did_you_mean(arg, data.columns)
+            raise DataError(
+                f"split({name}={arg!r}): no such column; {near + ' ' if near else ''}the columns are "
+                f"{shown(data.columns, 10)}"
+            )
         arg = data[arg]
     values = arg if isinstance(arg, pd.Series) else np.asarray(arg)
     if values.ndim != 1:
@@ -120,41 +123,7 @@ def codes(values: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 def time_values(values: Any) -> np.ndarray:
     """The time column as a sortable array: numbers, or datetime64/timedelta64 in nanoseconds."""
-    series = pd.Series(values)
-    missing = int(series.isna().sum())
-    if missing:
-        raise DataError(
-            f"split(time=...) has {missing} missing value{'s' * (missing != 1)}: by='time' must "
-            f"know when each row happened; fill or drop those rows first"
-        )
-    if isinstance(series.dtype, pd.PeriodDtype):  # months, quarters ...: their start times
-        series = series.dt.to_timestamp()
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
-    kind = series.dtype.kind
-    if kind == "M":
-        return series.to_numpy(dtype="datetime64[ns]")
-    if kind == "m":
-        return series.to_numpy(dtype="timedelta64[ns]")
-    if kind in "iuf":
-        return series.to_numpy()
-    if kind == "O":
-        parsed = None
-        with warnings.catch_warnings():  # "could not infer format": fine, it is checked below
-            warnings.simplefilter("ignore", UserWarning)
-            for utc in (False, True):  # utc=True: offsets that differ (summer and winter time)
-                try:
-                    parsed = pd.to_datetime(series, utc=utc)
-                    break
-                except (ValueError, TypeError):
-                    continue
-        if parsed is not None:
-            if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-                parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-            return parsed.to_numpy(dtype="datetime64[ns]")
-    raise DataError(
-        f"split(time=...) holds {series.dtype} values: the time column must be numbers or datetimes"
-    )
+    return parse_time(values, "split(time=...)")[0]
 
 
 def gap_time_value(gap_time: Any, t: np.ndarray) -> Any:

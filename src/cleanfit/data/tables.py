@@ -1,9 +1,20 @@
-"""Reading a CSV or Parquet table, with errors that name the file (and the config field) and the fix."""
+"""Tables: reading a CSV or Parquet file, and the rules every stage reads a table by.
+
+- :func:`read_table`: a CSV/Parquet file as a DataFrame, with errors that name the file (and the
+  config field) and the fix;
+- :func:`infer_task`: the ONE task rule (classification or regression), used by the audit,
+  ``cleanfit audit``, ``cleanfit train`` and :func:`cleanfit.compare`;
+- :func:`parse_time`: the ONE reading of a time column, used by :func:`cleanfit.split`, the audit and
+  a config's ``data.time``.
+"""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cleanfit.errors import DataError
@@ -50,3 +61,88 @@ def read_table(path: str | Path, *, field: str | None = None) -> pd.DataFrame:
         raise DataError(f"{where}: the file has a header but no data rows")
     frame.columns = [str(column) for column in frame.columns]
     return frame
+
+
+# -- the task rule: one for the audit, `cleanfit audit`, `cleanfit train` and compare ---------------------------
+
+MAX_CLASSES = 20  # an integral target with at most this many distinct values is read as classes
+
+
+def infer_task(values: Any) -> str:
+    """``"classification"`` for text, boolean, categorical or few-valued integral targets, else ``"regression"``.
+
+    Integral means whole numbers, as ints or as floats (``1.0``); few means at most :data:`MAX_CLASSES`
+    distinct values. Missing values are ignored.
+
+    >>> infer_task(pd.Series([0, 1, 1, 0])), infer_task(pd.Series(["a", "b"])), infer_task(pd.Series([0.5, 1.25]))
+    ('classification', 'classification', 'regression')
+    >>> infer_task(np.arange(30))  # 30 whole numbers: too many to be classes
+    'regression'
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
+    series = series.dropna()
+    if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return "classification"
+    if pd.api.types.is_complex_dtype(series):
+        return "regression"
+    numbers = series.to_numpy(dtype=float)
+    integral = bool(np.all(np.isfinite(numbers)) and np.all(np.mod(numbers, 1.0) == 0))
+    return "classification" if integral and series.nunique() <= MAX_CLASSES else "regression"
+
+
+# -- time columns: one reading for split(by="time"), the audit and the data.time of a config --------------------
+
+TIME_FORMATS = ("number", "datetime", "datetime-utc", "timedelta")
+
+
+def parse_time(values: Any, where: str) -> tuple[np.ndarray, str]:
+    """A time column as a sortable array, and how to print it.
+
+    Returns ``(times, format)``: ``times`` is int64/float64 for numbers, else datetime64[ns] (naive, in
+    UTC when the values carried a time zone) or timedelta64[ns]; ``format`` is one of
+    :data:`TIME_FORMATS`. Text is parsed as dates (each value on its own; offsets that differ, such
+    as summer and winter time, become the same instants in UTC); periods become their start times.
+    Missing or unreadable values raise a :class:`DataError` that starts with ``where`` (e.g.
+    ``"split(time=...)"``).
+
+    >>> parse_time(["2024-01-02", "2024-01-01"], "time")
+    (array(['2024-01-02T00:00:00.000000000', '2024-01-01T00:00:00.000000000'],
+          dtype='datetime64[ns]'), 'datetime')
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
+    missing = int(series.isna().sum())
+    if missing:
+        raise DataError(
+            f"{where} has {missing} missing value{'s' * (missing != 1)}: every row needs a time; "
+            f"fill or drop those rows first"
+        )
+    if isinstance(series.dtype, pd.PeriodDtype):  # months, quarters ...: their start times
+        series = series.dt.to_timestamp()
+    if series.dtype.kind == "O" or pd.api.types.is_string_dtype(series.dtype):
+        series = _parse_dates(series, where)
+    fmt = "datetime"
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        fmt = "datetime-utc"
+    kind = series.dtype.kind
+    if kind == "M":
+        return series.to_numpy(dtype="datetime64[ns]"), fmt
+    if kind == "m":
+        return series.to_numpy(dtype="timedelta64[ns]"), "timedelta"
+    if kind in "iuf":
+        return series.to_numpy(dtype=np.float64 if kind == "f" else np.int64), "number"
+    raise DataError(f"{where} holds {series.dtype} values: the time column must be numbers or datetimes")
+
+
+def _parse_dates(series: pd.Series, where: str) -> pd.Series:
+    with warnings.catch_warnings():  # "could not infer format": each value is parsed on its own
+        warnings.simplefilter("ignore", UserWarning)
+        for utc in (False, True):  # utc=True: offsets that differ (summer and winter time)
+            try:
+                return pd.to_datetime(series, utc=utc, format="mixed")
+            except (ValueError, TypeError, OverflowError):
+                continue
+    raise DataError(
+        f"{where} holds values such as {series.iloc[0]!r} that are neither numbers nor dates: the time "
+        f"column must be numbers or datetimes (ISO dates such as 2024-01-31)"
+    )

@@ -22,7 +22,6 @@ cleanfit.errors.ConfigError: config: unknown key 'train.batchsize'; did you mean
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -34,6 +33,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from cleanfit._util.args import SEED_LIMIT
+from cleanfit._util.columns import close_names
 from cleanfit.errors import ConfigError
 
 __all__ = [
@@ -78,7 +79,7 @@ class SplitConfig(_Section):
     test: float = Field(0.2, gt=0.0, lt=1.0)
     val: float = Field(0.1, ge=0.0, lt=1.0)
     gap: int = Field(0, ge=0)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT)
 
 
 class PreprocessConfig(_Section):
@@ -111,7 +112,7 @@ class TrainConfig(_Section):
     warmup: float = Field(0.05, ge=0.0, lt=1.0)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     clip_grad: float = Field(1.0, ge=0.0)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=SEED_LIMIT)
     early_stopping: int = Field(0, ge=0)
 
 
@@ -301,7 +302,7 @@ def _explain(
             model = _SECTIONS.get(loc[0])
             known = list(model.model_fields) if model is not None else []
             what = f"unknown key '{key}'"
-        guess = difflib.get_close_matches(loc[-1], known, n=1)
+        guess = close_names(loc[-1], known, n=1)
         fix = f"did you mean '{guess[0]}'?" if guess else f"known: {', '.join(known)}"
         return f"{origin}: {what}; {fix}"
     if kind == "missing":
@@ -317,7 +318,7 @@ def _explain(
     fix = ""
     if kind == "literal_error" and isinstance(bad, str):
         choices = re.findall(r"'([^']*)'", message)
-        guess = difflib.get_close_matches(bad, choices, n=1)
+        guess = close_names(bad, choices, n=1)
         fix = f"; did you mean '{guess[0]}'?" if guess else ""
     elif kind == "string_pattern_mismatch":
         message = 'expected "package.module:factory"'

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from cleanfit._util.files import write_json
 from cleanfit.errors import CleanfitError
 
 __all__ = ["DEMO_CONFIG", "run_demo", "write_breast_cancer"]
@@ -126,7 +127,7 @@ def run_demo(out: str | Path = "cleanfit-out", *, echo: Any = print) -> Any:
         echo(f"   [{finding.severity}] {finding.check}: {finding.message}")
     if any(f.check == "too-good" for f in run.diagnosis):
         echo("   (this table is famously easy, and the audit above found no leak in it: here, near perfect is real)")
-    (out / MARKER).write_text(json.dumps({"run": str(run.out)}))
+    write_json(out / MARKER, {"run": str(run.out)})
 
     echo("\n5. Where to look")
     echo(f"   report:          {run.report_path}")
@@ -152,7 +153,7 @@ def _claim_demo_dir(out: Path) -> Path:
         for name in ("run", "data"):
             shutil.rmtree(out / name, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("{}")
+    write_json(out / MARKER, {})
     return out.resolve()
 
 

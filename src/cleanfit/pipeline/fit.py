@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from cleanfit._util.files import write_json as _write_json
+from cleanfit._util.ranks import rank
 from cleanfit.pipeline.model import build_model, classification_loss, make_optimizer, regression_loss, task_metrics
-from cleanfit.pipeline.run import RUN_FILE, PreparedData, TabularRun, rank, split_method
+from cleanfit.pipeline.run import RUN_FILE, PreparedData, TabularRun, split_method
 
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.json"
@@ -322,12 +324,6 @@ def _read_run_file(out: Path) -> dict[str, Any]:
         return json.loads((out / RUN_FILE).read_text())
     except (OSError, ValueError):
         return {}
-
-
-def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=str))
-    tmp.replace(path)
 
 
 def _unwrap(trainer: Any) -> Any:

@@ -8,7 +8,6 @@ torch.Size([2, 3])
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import math
 import sys
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cleanfit._util.columns import close_names
 from cleanfit.pipeline.config import Config
 from cleanfit.errors import ConfigError
 
@@ -108,7 +108,7 @@ def load_factory(spec: str, base_dir: Path | None = None) -> Callable[[int, int]
     factory = getattr(module, attr, None)
     if not callable(factory):
         names = [n for n in dir(module) if callable(getattr(module, n)) and not n.startswith("_")]
-        close = difflib.get_close_matches(attr, names, n=1)
+        close = close_names(attr, names, n=1)
         hint = f"did you mean '{module_name}:{close[0]}'?" if close else "name a function factory(n_features, n_outputs)"
         raise ConfigError(f"model.module = {spec!r}: {module_name} has no callable {attr!r}; {hint}")
     return factory

@@ -6,7 +6,6 @@ and raised as a :class:`~cleanfit.errors.DataError` that names the file, the col
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cleanfit.pipeline.config import Config, PreprocessConfig
+from cleanfit._util.columns import did_you_mean
+from cleanfit.data.tables import infer_task
 from cleanfit.errors import DataError
+from cleanfit.pipeline.config import Config, PreprocessConfig
 
-MAX_CLASSES = 20  # an integral target with at most this many values is read as classes
+__all__ = ["Target", "infer_task", "check_column", "check_columns", "encode_target", "feature_frame",
+           "column_kinds", "build_preprocessor"]
 
 
 def check_column(frame: pd.DataFrame, name: str, field: str, where: str) -> None:
@@ -26,8 +28,7 @@ def check_column(frame: pd.DataFrame, name: str, field: str, where: str) -> None
     if name in frame.columns:
         return
     columns = list(frame.columns)
-    close = difflib.get_close_matches(name, columns, n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"the columns are {_short(columns)}"
+    hint = did_you_mean(name, columns) or f"the columns are {_short(columns)}"
     raise DataError(f"{field} = {name!r}: no such column in {where}; {hint}")
 
 
@@ -56,22 +57,9 @@ class Target:
     classes: list[Any] | None  # classification: the label of each code
 
 
-def infer_task(y: pd.Series) -> str:
-    """``"classification"`` for text, boolean, categorical or few-valued integral targets, else ``"regression"``.
-
-    >>> infer_task(pd.Series([0, 1, 1, 0])), infer_task(pd.Series(["a", "b"])), infer_task(pd.Series([0.5, 1.25]))
-    ('classification', 'classification', 'regression')
-    """
-    values = y.dropna()
-    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        return "classification"
-    numbers = values.to_numpy(dtype=float)
-    integral = bool(np.all(np.isfinite(numbers)) and np.all(np.mod(numbers, 1.0) == 0))
-    return "classification" if integral and values.nunique() <= MAX_CLASSES else "regression"
-
-
 def encode_target(frame: pd.DataFrame, config: Config) -> Target:
-    """Check and encode the target column; the task comes from the config or :func:`infer_task`."""
+    """Check and encode the target column; the task comes from the config or the one task rule,
+    :func:`cleanfit.data.tables.infer_task`."""
     name = config.data.target
     y = frame[name]
     missing = int(y.isna().sum())

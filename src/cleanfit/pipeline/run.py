@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cleanfit.data.tables import parse_time, read_table
+from cleanfit.errors import CheckpointError, DataError
+from cleanfit.findings import Finding
+from cleanfit.pipeline.config import Config, load_config
 from cleanfit.pipeline.prepare import (
     build_preprocessor,
     check_columns,
@@ -30,10 +33,6 @@ from cleanfit.pipeline.prepare import (
     encode_target,
     feature_frame,
 )
-from cleanfit.data.tables import read_table
-from cleanfit.pipeline.config import Config, load_config
-from cleanfit.errors import CheckpointError, DataError
-from cleanfit.findings import Finding
 
 __all__ = ["TabularRun", "AuditGateError", "PreparedData", "prepare", "train_config", "train_prepared", "split_method"]
 
@@ -148,7 +147,8 @@ def prepare(config: Config, *, run_audit: bool = True) -> PreparedData:
     features = feature_frame(frame, config)
 
     method = split_method(config, target.task)
-    time = None if config.data.time is None else _time_values(frame[config.data.time], config.data.time)
+    time_column = None if config.data.time is None else frame[config.data.time]
+    time = None if time_column is None else parse_time(time_column, f"data.time = {config.data.time!r}")[0]
     groups = None if config.data.group is None else frame[config.data.group].to_numpy()
     splits = split(
         len(frame),
@@ -170,7 +170,8 @@ def prepare(config: Config, *, run_audit: bool = True) -> PreparedData:
     if config.train.early_stopping and len(splits.val) == 0:
         raise DataError("train.early_stopping needs validation rows but the split has none; raise split.val")
 
-    report = audit(features, frame[config.data.target], splits, time=time, groups=groups) if run_audit else None
+    # the audit reads the time column by the same rule (parse_time), and keeps its time zone to print it
+    report = audit(features, frame[config.data.target], splits, time=time_column, groups=groups) if run_audit else None
     if report is not None and report.failed(config.audit.fail_on):
         worst = [f for f in report.findings if f.severity == "critical"] or report.findings
         raise AuditGateError(
@@ -282,18 +283,6 @@ def claim_out(out: Path, checkpoint_dir: Path, identity: str, *, resume: bool) -
         )
 
 
-def rank() -> int:
-    """This process's rank under torchrun (0 without it)."""
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return int(dist.get_rank())
-    except ImportError:  # pragma: no cover - torch without distributed
-        pass
-    return int(os.environ.get("RANK", "0") or 0)
-
-
 def _as_config(config: str | Path | Mapping[str, Any] | Config, overrides: Sequence[str]) -> Config:
     if isinstance(config, Config):
         if not overrides:
@@ -302,22 +291,6 @@ def _as_config(config: str | Path | Mapping[str, Any] | Config, overrides: Seque
         updated._base_dir = config._base_dir
         return updated
     return load_config(config, overrides)
-
-
-def _time_values(column: pd.Series, name: str) -> np.ndarray:
-    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column):
-        values = column
-    else:
-        try:
-            values = pd.to_datetime(column, format="mixed")
-        except (ValueError, TypeError):
-            raise DataError(
-                f"data.time = {name!r} holds values such as {column.iloc[0]!r} that are neither numbers nor "
-                f"dates; use ISO dates (2024-01-31) or numbers"
-            ) from None
-    if values.isna().any():
-        raise DataError(f"data.time = {name!r}: {int(values.isna().sum())} rows have no time; fill or drop them")
-    return values.to_numpy()
 
 
 def _frame_fingerprint(frame: pd.DataFrame) -> str:
@@ -336,6 +309,8 @@ def _merge_reports(first: Any, second: Any) -> Any:
         n_rows=first.n_rows,
         n_features=first.n_features,
         seconds=first.seconds + second.seconds,
+        task=first.task,
+        split=first.split,
     )
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from cleanfit._util import html as _html
+from cleanfit._util.files import write_atomic, write_json
 from cleanfit.findings import Finding
 
 __all__ = ["plot_history", "write_run_report", "log_run_artifacts", "TRAIN_COLOR", "VAL_COLOR", "LR_COLOR"]
@@ -160,7 +161,7 @@ def write_run_report(
     written = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = f"{len(epochs)} epochs, {last.get('step', '?')} optimizer steps; written {written}"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_html.page(title, "".join(parts), subtitle=subtitle), encoding="utf-8")
+    write_atomic(path, _html.page(title, "".join(parts), subtitle=subtitle))
     return path
 
 
@@ -253,7 +254,7 @@ def log_run_artifacts(
 
 
 def _write_json(path: Path, value: Any) -> Path:
-    path.write_text(json.dumps(value, indent=2, default=_jsonable, allow_nan=True), encoding="utf-8")
+    write_json(path, value, default=_jsonable)
     return path
 
 

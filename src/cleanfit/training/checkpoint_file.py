@@ -12,8 +12,9 @@ A file is valid only when its size is exactly the sum of those parts and the dig
 file cut at any byte offset, or with any byte changed, is rejected before a single byte of the
 payload reaches the unpickler. The payload is then read with ``torch.load(weights_only=True)``.
 
-Writes are atomic: the bytes go to a temporary file in the target's directory, which is flushed
-and fsynced, renamed over the target with :func:`os.replace`, and the directory is fsynced.
+Writes are atomic (:func:`cleanfit._util.files.write_atomic`): the bytes go to a temporary file in the
+target's directory, which is flushed and fsynced, renamed over the target with :func:`os.replace`, and
+the directory is fsynced.
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ from typing import Any
 
 import torch
 
+from cleanfit._util.files import TEMP_SUFFIX, write_atomic  # noqa: F401 - the checkpoints use them as _file.*
 from cleanfit.errors import CheckpointError
 
 MAGIC = b"CLEANFIT CKPT v1\n"
 _LENGTHS = struct.Struct(">QQ")
 _DIGEST_SIZE = 32
 HEADER_SIZE = len(MAGIC) + _LENGTHS.size + _DIGEST_SIZE
-TEMP_SUFFIX = ".tmp"
 
 _PLAIN_TYPES = (int, float, complex, str, bytes, bool, type(None), torch.dtype, torch.device, torch.Size)
 _CONTAINERS = (dict, collections.OrderedDict, list, tuple, set)
@@ -180,40 +181,6 @@ def decode(data: bytes, path: Path, map_location: Any = "cpu") -> dict[str, Any]
     if not isinstance(state, dict):
         raise InvalidCheckpoint(f"{path} does not hold a training state dict (found {type(state).__name__})")
     return state
-
-
-def write_atomic(path: Path, data: bytes | list[bytes | memoryview]) -> None:
-    """Write ``data`` (bytes, or parts written in order) to ``path`` so that ``path`` is either the
-    old file or the complete new one."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
-    try:
-        with open(temp, "wb") as f:
-            for part in [data] if isinstance(data, bytes) else data:
-                f.write(part)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            temp.unlink()
-        except OSError:
-            pass
-        raise
-    fsync_directory(path.parent)
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
 
 
 def is_disk_full(exc: OSError) -> bool:

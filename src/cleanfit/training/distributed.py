@@ -28,6 +28,7 @@ from typing import Any, ContextManager
 import torch
 import torch.distributed as dist
 
+from cleanfit._util.ranks import env_world, world
 from cleanfit.errors import ConfigError
 
 __all__ = ["Distributed", "setup", "launched_by_torchrun"]
@@ -39,10 +40,7 @@ _NO_CONTEXT = contextlib.nullcontext()  # reusable: entering it does nothing
 
 def launched_by_torchrun() -> bool:
     """True when the environment describes more than one rank (torchrun's variables)."""
-    try:
-        return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
-    except ValueError:
-        return False
+    return "RANK" in os.environ and env_world()[1] > 1
 
 
 @dataclass(frozen=True)
@@ -136,11 +134,9 @@ def shutdown() -> None:
 
 
 def _current() -> Distributed:
+    rank, world_size = world()  # the initialised process group's
     return Distributed(
-        rank=dist.get_rank(),
-        world_size=dist.get_world_size(),
-        local_rank=int(os.environ.get("LOCAL_RANK", dist.get_rank())),
-        enabled=dist.get_world_size() > 1,
+        rank=rank, world_size=world_size, local_rank=int(os.environ.get("LOCAL_RANK", rank)), enabled=world_size > 1
     )
 
 

@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 import torch
 
+from cleanfit._util.args import check_seed
 from cleanfit.data.batches import Batches
 from cleanfit.data.devices import pick_device, to_device
 from cleanfit.errors import ConfigError, DataError, TrainingError
@@ -130,7 +131,7 @@ class Trainer:
         self.checkpoint_every = checkpoint_every or None
         self.keep_last = keep_last
         self.tracker = tracker
-        self.seed = seed
+        self.seed = check_seed(seed, "Trainer", error=ConfigError)
         self.early_stopping = early_stopping
         self.progress = progress
         self.history_: History | None = None
