@@ -122,7 +122,7 @@ def _show_progress() -> None:
 def _tracking_failure_said_once() -> Iterator[None]:
     """A failed tracking store is logged as one line (logger ``cleanfit``, shown by :func:`_show_progress`);
     its TrackingWarning would print the same text again, with a source line."""
-    from cleanfit.tracking.mlflow_tracker import TrackingWarning
+    from cleanfit.tracking.base import TrackingWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TrackingWarning)

@@ -321,7 +321,7 @@ def _time_values(column: pd.Series, name: str) -> np.ndarray:
 
 
 def _frame_fingerprint(frame: pd.DataFrame) -> str:
-    from cleanfit.tracking.mlflow_tracker import data_fingerprint
+    from cleanfit.tracking.environment import data_fingerprint
 
     return data_fingerprint(frame)
 

@@ -185,6 +185,10 @@ class _WorkerLink:
         self._reader = threading.Thread(target=self._read_loop, name="cleanfit-tracking-reader", daemon=True)
         self._reader.start()
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
     def send(self, request: str, uri: str, args: tuple[Any, ...], answer: Answer) -> None:
         with self._cond:
             if self.dead is None:
