@@ -1,6 +1,10 @@
-"""Does MLflow tracking slow training down? Steps per second, MLflow tracker on vs tracking off.
+"""Does MLflow tracking slow training down? Steps per second, MLflow tracker on vs tracking off, and
+the sender process of ``MLflowTracker`` against its peer, MLflow's own asynchronous logging
+(``MlflowClient.log_batch(..., synchronous=False)``, what ``mlflow.log_metrics(..., synchronous=False)``
+and ``MLFLOW_ENABLE_ASYNC_LOGGING`` use: a queue and background threads in the training process).
 
-Same process, same model and data, runs interleaved (off, on, off, on, ...), the median ratio printed:
+Same process, same model and data, runs interleaved (off, process, async, off, ...), the median ratio
+printed:
 
 1. a hand-written loop that calls ``tracker.log_metrics`` (2 values) on EVERY optimizer step, the
    worst case, and every 10th step (the Trainer's ``log_every``): steps/s of the loop, and steps/s
@@ -27,7 +31,66 @@ import time
 import torch
 
 import cleanfit as cf
-from cleanfit.tracking.mlflow_tracker import MLflowTracker, NullTracker
+from cleanfit.tracking import MLflowTracker, NullTracker
+from cleanfit.tracking.sender import SHARED
+
+
+class MLflowAsync:
+    """The peer: a Tracker that logs with MLflow's own asynchronous logging, in the training process.
+
+    Each ``log_metrics`` is one ``MlflowClient.log_batch(..., synchronous=False)``: MLflow queues it and
+    its background threads merge queued batches and write them; ``flush``/``finish`` wait for them
+    (``mlflow.flush_async_logging()``). Artifacts are copied synchronously, as MLflow does.
+    """
+
+    run_id: str | None = None
+
+    def __init__(self, experiment: str) -> None:
+        import mlflow  # noqa: F401 - heavy (seconds): the peer pays it in the training process
+        from mlflow import MlflowClient
+
+        self.experiment = experiment
+        self._client = MlflowClient()  # MLFLOW_TRACKING_URI
+
+    def start(self, *, run_id: str | None = None) -> str | None:
+        found = self._client.get_experiment_by_name(self.experiment)
+        experiment_id = found.experiment_id if found else self._client.create_experiment(self.experiment)
+        self.run_id = self._client.create_run(experiment_id).info.run_id
+        return self.run_id
+
+    def log_metrics(self, metrics, step: int) -> None:
+        from mlflow.entities import Metric
+
+        timestamp = int(time.time() * 1000)
+        self._client.log_batch(self.run_id, metrics=[Metric(k, float(v), timestamp, step) for k, v in metrics.items()],
+                               synchronous=False)
+
+    def log_params(self, params) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self._client.log_batch(self.run_id, params=items[i:i + 100], synchronous=False)
+
+    def set_tags(self, tags) -> None:
+        from mlflow.entities import RunTag
+
+        self._client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()], synchronous=False)
+
+    def log_artifact(self, path, artifact_path=None) -> None:
+        if os.path.isdir(path):
+            self._client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self._client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def flush(self) -> None:
+        import mlflow
+
+        mlflow.flush_async_logging()
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.flush()
+        self._client.set_terminated(self.run_id, status=status)
 
 
 def _model() -> torch.nn.Module:
@@ -70,26 +133,26 @@ def hand_loop(tracker, *, epochs: int, batches: int, every: int) -> dict[str, fl
 
 def _sender_cpu() -> float:
     """CPU seconds used so far by the tracker's sender process (Linux /proc; 0 where unknown)."""
-    from cleanfit.tracking import mlflow_tracker as tracking
-
-    link = tracking._LINK
     try:
-        with open(f"/proc/{link._proc.pid}/stat") as f:
+        with open(f"/proc/{SHARED.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (AttributeError, OSError, IndexError, ValueError):
+    except (OSError, IndexError, ValueError):
         return 0.0
 
 
-def call_cost(tracker, calls: int = 100_000) -> float:
-    """CPU µs this process spends per ``log_metrics`` call (2 values), buffering and handing chunks on."""
+def call_cost(tracker, calls: int = 10_000) -> dict[str, float]:
+    """Per ``log_metrics`` call (2 values): wall µs of the call loop, CPU µs this process spends in
+    it (background threads included), and CPU µs of this process counting ``finish()`` too (until the
+    store holds everything)."""
     tracker.start()
-    start = time.process_time()
+    start, cpu = time.perf_counter(), time.process_time()
     for step in range(calls):
         tracker.log_metrics({"batch_loss": 0.5, "lr": 1e-3}, step=step)
-    cost = (time.process_time() - start) / calls * 1e6
+    wall, loop_cpu = time.perf_counter() - start, time.process_time() - cpu
     tracker.finish()
-    return cost
+    total_cpu = time.process_time() - cpu
+    return {"wall_us": wall / calls * 1e6, "cpu_us": loop_cpu / calls * 1e6, "total_cpu_us": total_cpu / calls * 1e6}
 
 
 def trainer_run(tracker, *, epochs: int, n: int) -> tuple[float, float]:
@@ -128,42 +191,60 @@ def main() -> None:
     warm.start()
     warm.finish()
 
-    ratios: dict[str, list[float]] = {}
+    import_start = time.perf_counter()
+    peer = MLflowAsync(experiment="warmup")  # import MLflow in this process once, untimed below
+    import_s = time.perf_counter() - import_start
+    peer.start()
+    peer.finish()
+
+    trackers = {"process": lambda: MLflowTracker(experiment="bench"), "async": lambda: MLflowAsync("bench")}
+    ratios: dict[str, dict[str, list[float]]] = {}
+
+    def note(name: str, kind: str, value: float) -> None:
+        ratios.setdefault(name, {}).setdefault(kind, []).append(value)
+
     sender_us: list[float] = []
     for _ in range(args.repeats):
         for every in (1, 10):
             off = hand_loop(NullTracker(), epochs=epochs, batches=batches, every=every)
-            on = hand_loop(MLflowTracker(experiment="bench"), epochs=epochs, batches=batches, every=every)
-            ratios.setdefault(f"hand loop, log every {every:2d}: loop steps/s", []).append(on["loop"] / off["loop"])
-            ratios.setdefault(f"hand loop, log every {every:2d}: with the final finish()", []).append(
-                on["with_finish"] / off["loop"])
-            ratios.setdefault(f"hand loop, log every {every:2d}: CPU time per step (off/on)", []).append(
-                off["cpu_us"] / on["cpu_us"])
-            if on["sender_s"] and every == 1:
-                sender_us.append(on["sender_s"] / on["values"] * 1e6)
-            print(f"hand loop, log every {every:2d}: off {off['loop']:6.0f} steps/s {off['cpu_us']:5.0f} µs CPU/step   "
-                  f"on {on['loop']:6.0f} steps/s {on['cpu_us']:5.0f} µs CPU/step, {on['with_finish']:6.0f} steps/s "
-                  f"incl. finish(); sender {on['sender_s']:.2f} s CPU for {on['values']} values")
+            for kind, make in trackers.items():
+                on = hand_loop(make(), epochs=epochs, batches=batches, every=every)
+                note(f"hand loop, log every {every:2d}: loop steps/s", kind, on["loop"] / off["loop"])
+                note(f"hand loop, log every {every:2d}: with the final finish()", kind, on["with_finish"] / off["loop"])
+                note(f"hand loop, log every {every:2d}: CPU time per step (off/on)", kind, off["cpu_us"] / on["cpu_us"])
+                if kind == "process" and on["sender_s"] and every == 1:
+                    sender_us.append(on["sender_s"] / on["values"] * 1e6)
+                print(f"hand loop, log every {every:2d}: off {off['loop']:6.0f} steps/s {off['cpu_us']:5.0f} µs CPU/step"
+                      f"   {kind:7s} {on['loop']:6.0f} steps/s {on['cpu_us']:5.0f} µs CPU/step, "
+                      f"{on['with_finish']:6.0f} steps/s incl. finish()")
         off_loop, off_fit = trainer_run(None, epochs=epochs, n=64 * batches)
-        on_loop, on_fit = trainer_run(MLflowTracker(experiment="bench"), epochs=epochs, n=64 * batches)
-        ratios.setdefault("cf.Trainer loop", []).append(on_loop / off_loop)
-        ratios.setdefault("cf.Trainer whole fit() (one-off costs included)", []).append(off_fit / on_fit)
-        print(f"cf.Trainer loop:      off {off_loop:6.0f} steps/s   on {on_loop:6.0f} steps/s ({on_loop / off_loop:.3f})   "
-              f"whole fit(): off {off_fit:.2f} s, on {on_fit:.2f} s ({off_fit / on_fit:.3f})")
-    on_cost, off_cost = call_cost(MLflowTracker(experiment="calls")), call_cost(NullTracker())
+        for kind, make in trackers.items():
+            on_loop, on_fit = trainer_run(make(), epochs=epochs, n=64 * batches)
+            note("cf.Trainer loop", kind, on_loop / off_loop)
+            note("cf.Trainer whole fit() (one-off costs included)", kind, off_fit / on_fit)
+            print(f"cf.Trainer loop:      off {off_loop:6.0f} steps/s   {kind:7s} {on_loop:6.0f} steps/s "
+                  f"({on_loop / off_loop:.3f})   whole fit(): off {off_fit:.2f} s, on {on_fit:.2f} s ({off_fit / on_fit:.3f})")
+    costs = {"process": call_cost(MLflowTracker(experiment="calls")), "async": call_cost(MLflowAsync("calls")),
+             "off": call_cost(NullTracker())}
     step_us = statistics.median(1e6 / r for r in (hand_loop(NullTracker(), epochs=1, batches=batches, every=1)["loop"]
                                                 for _ in range(3)))
-    print(f"log_metrics call (2 values), CPU in the training process: MLflowTracker {on_cost:.2f} µs, "
-          f"NullTracker {off_cost:.2f} µs; a training step here: {step_us:.0f} µs -> expected on/off when the "
-          f"sender has a core of its own: {step_us / (step_us + on_cost - off_cost):.3f}")
+    print("log_metrics call (2 values), in the training process:")
+    for kind, cost in costs.items():
+        print(f"  {kind:7s} wall {cost['wall_us']:7.2f} µs/call, CPU {cost['cpu_us']:7.2f} µs/call in the loop, "
+              f"{cost['total_cpu_us']:7.2f} µs/call counting finish()")
+    extra = costs["process"]["cpu_us"] - costs["off"]["cpu_us"]
+    print(f"a training step here: {step_us:.0f} µs -> expected on/off for the process when the sender has a core "
+          f"of its own: {step_us / (step_us + extra):.3f}; for async (its threads share this process): "
+          f"{step_us / (step_us + costs['async']['total_cpu_us'] - costs['off']['cpu_us']):.3f}")
+    print(f"import mlflow in the training process (async only): {import_s:.2f} s")
     print()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, python {sys.version.split()[0]}; "
           f"{epochs} epochs x {batches} steps, MLP 32-64-64-1, batch 64")
     print(f"load average before: {load[0]:.1f}, after: {os.getloadavg()[0]:.1f}")
-    print("median on/off (goal >= 0.95):")
-    for name, values in ratios.items():
-        print(f"  {name:58s} {statistics.median(values):.3f}")
+    print("median on/off (goal >= 0.95):                               process    async")
+    for name, by_kind in ratios.items():
+        print(f"  {name:58s} {statistics.median(by_kind['process']):.3f}    {statistics.median(by_kind['async']):.3f}")
     if sender_us:
         print(f"sender process CPU per logged value (MLflow log_batch into SQLite): {statistics.median(sender_us):.0f} µs")
 

@@ -75,5 +75,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from cleanfit.findings import Finding
     from cleanfit.seeding import rng_state, seed_everything, set_rng_state
     from cleanfit.data.splits import Splits, split
-    from cleanfit.tracking.mlflow_tracker import MLflowTracker, NullTracker, Tracker
+    from cleanfit.tracking import MLflowTracker, NullTracker, Tracker
     from cleanfit.training import EarlyStopping, History, Trainer, constant, warmup_cosine, warmup_linear

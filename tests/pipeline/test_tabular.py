@@ -214,7 +214,7 @@ def test_a_tracking_store_that_cannot_be_opened_does_not_fail_the_run(
     """Training goes on; final metrics, tags and artifacts go to the unlogged file beside the run."""
     import json
 
-    from cleanfit.tracking.mlflow_tracker import TrackingWarning
+    from cleanfit.tracking.base import TrackingWarning
 
     (tmp_path / "a-file").write_text("")
     store = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"  # a folder that is a file: the store cannot open

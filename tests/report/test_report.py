@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from cleanfit.report.run_report import (
     LR_COLOR, TRAIN_COLOR, TURN_COLOR, VAL_COLOR, log_run_artifacts, plot_history, write_run_report,
 )
-from cleanfit.tracking.mlflow_tracker import MLflowTracker, NullTracker
+from cleanfit.tracking import MLflowTracker, NullTracker
 from cleanfit.training.history import History
 
 

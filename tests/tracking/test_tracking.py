@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 import cleanfit as cf
 from cleanfit.tracking import environment as _tracking_env
 from cleanfit.errors import ConfigError
-from cleanfit.tracking.mlflow_tracker import (
+from cleanfit.tracking import (
     MLflowTracker, NullTracker, Tracker, TrackingWarning, data_fingerprint, environment_params, make_tracker,
     replay_unlogged,
 )
@@ -352,32 +352,26 @@ def test_fingerprint_of_frames_and_of_big_arrays(monkeypatch):
     assert data_fingerprint(big[:-1]) != data_fingerprint(big)
 
 
-def test_a_run_the_store_never_opened_does_not_wait_on_the_sender_at_flush(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_run_the_store_never_opened_does_not_wait_on_the_sender_at_flush(tmp_path: Path) -> None:
     """An HTTP store that hangs on "open": training must not wait flush_timeout again at every flush."""
-    from cleanfit.tracking import mlflow_tracker as tracking
+    from cleanfit.tracking.sender import Sender
     from cleanfit.tracking.worker import StoreError
 
-    class HangingLink:
-        dead = None
+    class HangingSender(Sender):  # never starts a worker: every request waits and times out
         barriers = 0
 
         def call(self, request, uri, args, timeout):
             raise StoreError(f"the store did not answer {request!r} within {timeout} s")
 
         def barrier(self, timeout):
-            HangingLink.barriers += 1
+            HangingSender.barriers += 1
             return False  # as if the sender were still stuck in "open"
 
-    link = HangingLink()
-    monkeypatch.setattr(tracking, "_LINK", link)
-    monkeypatch.setattr(tracking, "_link", lambda: link)
-    tracker = MLflowTracker(tracking_uri="http://127.0.0.1:1", unlogged_dir=tmp_path)
+    tracker = MLflowTracker(tracking_uri="http://127.0.0.1:1", unlogged_dir=tmp_path, sender=HangingSender())
     with pytest.warns(TrackingWarning, match="could not open the run"):
         assert tracker.start() is None
         tracker.log_metrics({"loss": 1.0}, step=1)
         tracker.flush()
         tracker.finish()
-    assert HangingLink.barriers == 0
+    assert HangingSender.barriers == 0
     assert '"key": "loss"' in tracker.unlogged_path_.read_text()

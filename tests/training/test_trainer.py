@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 
 import cleanfit as cf
-from cleanfit.tracking.mlflow_tracker import NullTracker
+from cleanfit.tracking.base import NullTracker
 from cleanfit.training import metrics
 
 

@@ -24,7 +24,7 @@ from cleanfit.pipeline.config import load_config
 from cleanfit.pipeline.demo import run_demo
 from cleanfit.pipeline.repro import compare_runs
 from cleanfit.pipeline.run import AuditGateError, train_config
-from cleanfit.tracking.mlflow_tracker import TrackingWarning
+from cleanfit.tracking import TrackingWarning
 
 _SET_HELP = "Override a config field, e.g. --set train.lr=3e-4 (repeatable)."
 

@@ -118,7 +118,7 @@ def fit_prepared(
 def _finish(result: TabularRun, data: PreparedData, identity: str, tracker: Any, seconds: float, quiet: bool) -> None:
     """Rank 0: the report and its files, the metrics JSON, the final metrics in MLflow, the summary."""
     from cleanfit.report.run_report import log_run_artifacts
-    from cleanfit.tracking.mlflow_tracker import NullTracker
+    from cleanfit.tracking.base import NullTracker
 
     out = result.out
     sink = tracker if tracker is not None else NullTracker()
@@ -273,7 +273,7 @@ def _tracking_uri(tracker: Any) -> str | None:
 
 
 def _params(data: PreparedData) -> dict[str, Any]:
-    from cleanfit.tracking.mlflow_tracker import environment_params
+    from cleanfit.tracking.environment import environment_params
 
     config = data.config
     params: dict[str, Any] = dict(config.flat())

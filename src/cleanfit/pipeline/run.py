@@ -294,7 +294,7 @@ def _as_config(config: str | Path | Mapping[str, Any] | Config, overrides: Seque
 
 
 def _frame_fingerprint(frame: pd.DataFrame) -> str:
-    from cleanfit.tracking.mlflow_tracker import data_fingerprint
+    from cleanfit.tracking.environment import data_fingerprint
 
     return data_fingerprint(frame)
 

@@ -224,7 +224,7 @@ def log_run_artifacts(
     when ``model`` is given). Each is logged with ``tracker.log_artifact``. Tags: ``diagnosis`` = the
     finding ids joined by commas (``"none"`` for a healthy run) and ``diagnosis.<id>`` = the severity,
     so MLflow can find runs that overfit (``tags.`diagnosis.overfitting` != ''``). With a
-    :class:`~cleanfit.tracking.mlflow_tracker.NullTracker` the files are only written.
+    :class:`~cleanfit.tracking.base.NullTracker` the files are only written.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from cleanfit import __version__
+
 __all__ = ["environment_params", "data_fingerprint"]
 
 SAMPLE_BYTES = 64 * 2**20  # arrays larger than this are fingerprinted on a strided sample of rows
@@ -25,9 +27,7 @@ def environment_params(cwd: str | Path | None = None) -> dict[str, str]:
     >>> sorted(environment_params("/"))[:3]
     ['cleanfit_version', 'device_name', 'numpy_version']
     """
-    import torch
-
-    from cleanfit import __version__
+    import torch  # heavy: only when the parameters are asked for (the sender process never is)
 
     params = {
         "cleanfit_version": __version__,

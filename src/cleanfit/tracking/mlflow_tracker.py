@@ -1,7 +1,6 @@
-"""Experiment tracking: a small :class:`Tracker` protocol, MLflow behind it, and a do-nothing default.
+"""The MLflow tracker: a :class:`~cleanfit.tracking.base.Tracker` that logs to MLflow.
 
-The Trainer talks to a tracker only through the protocol, so another backend can be added without
-touching it. :class:`MLflowTracker` keeps tracking off the training step's path: ``log_metrics``
+:class:`MLflowTracker` keeps tracking off the training step's path: ``log_metrics``
 appends to a list in memory; full chunks (and everything at ``flush()``) go to a worker process that
 sends them with MLflow's ``log_batch`` (see :mod:`cleanfit.tracking.worker`).
 
@@ -9,15 +8,10 @@ If the store is unreachable, locked or rejects a write, training goes on: the fa
 once (a :class:`TrackingWarning` and the ``cleanfit.tracking`` logger, and ``tracker.failure_``), and
 from then on every param, metric, tag and artifact path that did not reach the store is appended to
 ``cleanfit-unlogged-<run>.jsonl`` (one JSON object a line) in ``unlogged_dir``. Nothing is dropped.
-
->>> tracker = make_tracker(None)
->>> tracker.start() is None, tracker.run_id
-(True, None)
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import re
@@ -26,20 +20,16 @@ import threading
 import time
 import uuid
 import warnings
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from cleanfit.tracking.environment import data_fingerprint, environment_params
-from cleanfit.tracking.worker import Rows, StoreError, _absolute, _probe_sqlite, _WorkerLink
-from cleanfit.tracking.unlogged import append_records, replay_unlogged
 from cleanfit.errors import ConfigError
+from cleanfit.tracking.sender import SHARED, Sender
+from cleanfit.tracking.unlogged import TrackingWarning, append_records
+from cleanfit.tracking.worker import Rows, StoreError, _absolute, _probe_sqlite
 
-__all__ = [
-    "Tracker", "NullTracker", "MLflowTracker", "TrackingWarning", "make_tracker",
-    "environment_params", "data_fingerprint", "replay_unlogged",
-]
+__all__ = ["MLflowTracker"]
 
 _log = logging.getLogger("cleanfit.tracking")
 _MAX_METRICS = 1000  # MLflow's log_batch limits
@@ -47,79 +37,6 @@ _MAX_PARAMS_TAGS = 100
 _MAX_PARAM_LEN = 6000
 _MAX_TAG_LEN = 8000
 _NAME_OK = re.compile(r"^[\w\-./ :]+$")  # the characters MLflow accepts in metric/param names
-
-
-@runtime_checkable
-class Tracker(Protocol):
-    """What the Trainer needs from an experiment tracker (see docs/INTERNALS.md)."""
-
-    run_id: str | None
-
-    def start(self, *, run_id: str | None = None) -> str | None: ...
-    def log_params(self, params: Mapping[str, Any]) -> None: ...
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
-    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
-    def set_tags(self, tags: Mapping[str, str]) -> None: ...
-    def flush(self) -> None: ...
-    def finish(self, status: str = "FINISHED") -> None: ...
-
-
-class TrackingWarning(UserWarning):
-    """The tracking store could not be written; the values went to a local file instead."""
-
-
-class NullTracker:
-    """Tracking off: every call does nothing and ``run_id`` stays None.
-
-    >>> NullTracker().log_metrics({"loss": 0.5}, step=1)
-    """
-
-    run_id: str | None = None
-
-    def start(self, *, run_id: str | None = None) -> str | None:
-        return None
-
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        pass
-
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        pass
-
-    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        pass
-
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-    def finish(self, status: str = "FINISHED") -> None:
-        pass
-
-    def __repr__(self) -> str:
-        return "NullTracker()"
-
-
-def make_tracker(tracker: Tracker | str | None) -> Tracker:
-    """``None`` -> :class:`NullTracker`, ``"mlflow"`` -> :class:`MLflowTracker`, a Tracker -> itself.
-
-    >>> make_tracker("mlflow")
-    MLflowTracker(experiment='cleanfit')
-    >>> make_tracker("wandb")
-    Traceback (most recent call last):
-    cleanfit.errors.ConfigError: tracker='wandb' is not a tracker: use None (no tracking), "mlflow", or an object with the Tracker methods (start, log_params, log_metrics, log_artifact, set_tags, flush, finish)
-    """
-    if tracker is None:
-        return NullTracker()
-    if isinstance(tracker, str) and tracker.lower() == "mlflow":
-        return MLflowTracker()
-    if not isinstance(tracker, str) and isinstance(tracker, Tracker):
-        return tracker
-    raise ConfigError(
-        f"tracker={tracker!r} is not a tracker: use None (no tracking), \"mlflow\", or an object with "
-        "the Tracker methods (start, log_params, log_metrics, log_artifact, set_tags, flush, finish)"
-    )
 
 
 class MLflowTracker:
@@ -133,7 +50,10 @@ class MLflowTracker:
     ``cleanfit-unlogged-<run>.jsonl``; ``flush_interval`` (seconds) bounds how long a value waits in
     memory before it is handed to the sender process (checked when metrics are logged; once handed
     over, values reach the store even if the training process is killed); ``flush_timeout`` bounds
-    how long ``flush()`` and the other calls that wait on the store may take.
+    how long ``flush()`` and the other calls that wait on the store may take; ``sender`` carries the
+    requests to the store (default: this process's one sender process,
+    :data:`cleanfit.tracking.sender.SHARED`, closed at exit; a
+    :class:`~cleanfit.tracking.sender.Sender` of your own starts its own worker, and you close it).
 
     On resume, values at or below each metric's last step in the run are skipped, so re-sending a
     restored History after ``start(run_id=...)`` fills gaps a killed process left without duplicates.
@@ -152,6 +72,7 @@ class MLflowTracker:
         unlogged_dir: str | Path | None = None,
         flush_interval: float = 1.0,
         flush_timeout: float = 120.0,
+        sender: Sender | None = None,
     ) -> None:
         self.experiment = experiment
         self.tracking_uri = tracking_uri
@@ -159,6 +80,7 @@ class MLflowTracker:
         self.unlogged_dir = unlogged_dir
         self.flush_interval = flush_interval
         self.flush_timeout = flush_timeout
+        self._sender = sender if sender is not None else SHARED
         self.run_id: str | None = None
         self.tracking_uri_: str | None = None
         self.failure_: str | None = None
@@ -196,10 +118,10 @@ class MLflowTracker:
         )
         directory = Path(self.unlogged_dir) if self.unlogged_dir is not None else Path.cwd()
         self._state = "running"
-        _LIVE.add(self)
+        self._sender.opened(self)
         try:
             _probe_sqlite(self.tracking_uri_)
-            opened = _link().call("open", self.tracking_uri_, (self.experiment, self.run_name, run_id, os.getcwd()),
+            opened = self._sender.call("open", self.tracking_uri_, (self.experiment, self.run_name, run_id, os.getcwd()),
                                   self.flush_timeout)
         except (StoreError, OSError, sqlite3.Error) as exc:  # training goes on without the store
             self.run_id = run_id
@@ -223,10 +145,10 @@ class MLflowTracker:
             return
         self.flush()
         self._state = "finished"
-        _LIVE.discard(self)
+        self._sender.closed(self)
         if self.failure_ is None and self.run_id is not None:
             try:
-                _link().call("end", self.tracking_uri_, (self.run_id, status), self.flush_timeout)
+                self._sender.call("end", self.tracking_uri_, (self.run_id, status), self.flush_timeout)
             except StoreError as exc:
                 self._fail(f"could not end the run: {exc}")
         if self.failure_ is not None:
@@ -270,17 +192,17 @@ class MLflowTracker:
     def abandon(self) -> None:
         """Drop a run that could not be opened without writing anything more (replay uses it)."""
         self._state = "finished"
-        _LIVE.discard(self)
+        self._sender.closed(self)
 
     def flush(self) -> None:
         """Block until every buffered metric is in the store (or, if it failed, in the local file)."""
         if self._state != "running":
             return
         self._ship()
-        link = _LINK  # chunks shipped before a failure are still answered: wait for them too
-        # A run that never opened shipped nothing; its "open" may still hang in the sender (an HTTP store
+        # Chunks shipped before a failure are still answered: wait for them too. A run that never
+        # opened shipped nothing; its "open" may still hang in the sender (an HTTP store
         # retrying): waiting for that again at every flush would stall training flush_timeout each time.
-        if link is not None and self._opened and not link.barrier(self.flush_timeout):
+        if self._opened and not self._sender.barrier(self.flush_timeout):
             self._fail(f"the store did not answer within flush_timeout={self.flush_timeout} s")
         self._report()
 
@@ -312,7 +234,7 @@ class MLflowTracker:
         path = Path(path)
         if self.failure_ is None:
             try:
-                _link().call("artifact", self.tracking_uri_, (self.run_id, str(path.resolve()), artifact_path),
+                self._sender.call("artifact", self.tracking_uri_, (self.run_id, str(path.resolve()), artifact_path),
                              self.flush_timeout)
                 return
             except StoreError as exc:
@@ -350,10 +272,9 @@ class MLflowTracker:
         if self.failure_ is not None:
             self._unlogged_rows(rows, self.failure_)
             return
-        link = _link()
         for i in range(0, len(rows), _MAX_METRICS):
             chunk = rows[i:i + _MAX_METRICS]
-            link.send("log", self.tracking_uri_, (self.run_id, chunk),
+            self._sender.send("log", self.tracking_uri_, (self.run_id, chunk),
                       lambda ok, error, chunk=chunk: ok or self._unlogged_rows(chunk, error))
 
     def _send_now(self, kind: str, values: dict[str, str]) -> None:
@@ -363,7 +284,7 @@ class MLflowTracker:
             items = list(values.items())
             try:
                 for i in range(0, len(items), _MAX_PARAMS_TAGS):
-                    _link().call(f"{kind}s", self.tracking_uri_, (self.run_id, items[i:i + _MAX_PARAMS_TAGS]),
+                    self._sender.call(f"{kind}s", self.tracking_uri_, (self.run_id, items[i:i + _MAX_PARAMS_TAGS]),
                                  self.flush_timeout)
                 return
             except StoreError as exc:
@@ -416,39 +337,3 @@ def _text(value: Any, limit: int) -> str:
 def _local_id(run_name: str | None) -> str:
     stem = re.sub(r"[^\w\-]+", "-", run_name) + "-" if run_name else ""
     return f"{stem}{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-
-
-# One sender process per training process, shared by its trackers; open runs are flushed at exit.
-_LINK_LOCK = threading.Lock()
-_LINK: _WorkerLink | None = None
-_LIVE: weakref.WeakSet[MLflowTracker] = weakref.WeakSet()
-
-
-def _link() -> _WorkerLink:
-    global _LINK
-    with _LINK_LOCK:
-        if _LINK is None or _LINK.dead is not None:
-            _LINK = _WorkerLink()
-        return _LINK
-
-
-def _forget_link_in_child() -> None:
-    global _LINK, _LINK_LOCK
-    _LINK_LOCK = threading.Lock()  # a lock held at fork time stays held
-    _LINK = None  # a forked child (e.g. a DataLoader worker) owns neither the parent's sender nor its runs
-    _LIVE.clear()
-
-
-@atexit.register
-def _finish_at_exit() -> None:
-    for tracker in list(_LIVE):
-        try:
-            tracker.finish("FINISHED")
-        except Exception:  # noqa: BLE001 - never turn a clean exit into a traceback
-            _log.exception("could not finish MLflow run %s at exit", tracker.run_id)
-    if _LINK is not None:
-        _LINK.close(timeout=60)
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_forget_link_in_child)

@@ -2,10 +2,11 @@
 
 Why a process and not a thread: sending one metric through MLflow's SQL store costs about 50-70 µs of
 Python (SQLAlchemy) time, which a thread would take from the training loop under the GIL, and
-importing MLflow costs seconds. The training process only appends ``(key, value, timestamp, step)``
-tuples to a list and hands chunks of at most 1000 (MLflow's ``log_batch`` limit) to this worker
-through a pipe; the few other calls (open the run, params, tags, artifacts, end) go the same way and
-wait for their answer.
+importing MLflow costs seconds (MLflow's own asynchronous logging, threads in the training process,
+was measured against this process: docs/BENCHMARKS.md, "Tracking"). The training process only
+appends ``(key, value, timestamp, step)`` tuples to a list and hands chunks of at most 1000
+(MLflow's ``log_batch`` limit) to this worker through a pipe; the few other calls (open the run,
+params, tags, artifacts, end) go the same way and wait for their answer.
 
 Protocol (pickled tuples, handled strictly in order, over the worker's stdin/stdout):
 
@@ -184,6 +185,10 @@ class _WorkerLink:
         threading.Thread(target=self._write_loop, name="cleanfit-tracking-writer", daemon=True).start()
         self._reader = threading.Thread(target=self._read_loop, name="cleanfit-tracking-reader", daemon=True)
         self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
 
     def send(self, request: str, uri: str, args: tuple[Any, ...], answer: Answer) -> None:
         with self._cond:

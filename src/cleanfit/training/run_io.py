@@ -17,7 +17,7 @@ logger = logging.getLogger("cleanfit")
 
 
 def make_tracker(tracker: Any) -> Any:
-    from cleanfit.tracking.mlflow_tracker import make_tracker as _make
+    from cleanfit.tracking.base import make_tracker as _make
 
     return _make(tracker)
 
@@ -114,7 +114,7 @@ def run_params(trainer: Any, train: Any, val: Any, *, epochs: int, total_steps: 
             params[f"optimizer.{key}"] = value
     params["optimizer.lr"] = group.get("initial_lr", group["lr"])  # the schedule's base, not its first value
     params.update({f"schedule.{k}" if k != "schedule" else k: v for k, v in describe_schedule(trainer.schedule).items()})
-    from cleanfit.tracking.mlflow_tracker import environment_params
+    from cleanfit.tracking.environment import environment_params
 
     params.update(environment_params())
     return {k: v for k, v in params.items() if v is not None}
