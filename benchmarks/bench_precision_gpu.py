@@ -40,8 +40,7 @@ def _data():
 def _trainer_rate(precision: str, x, y) -> float:
     model = _model()
     trainer = cf.Trainer(model, torch.optim.AdamW(model.parameters(), lr=1e-4), loss=torch.nn.functional.cross_entropy,
-                         device="cuda", precision=precision, progress=False)
-    trainer._report = False
+                         device="cuda", precision=precision, progress=False, report=False)
     warm = cf.Batches((x[: BATCH * 3], y[: BATCH * 3]), BATCH, shuffle=False)
     trainer.fit(warm, epochs=1)
     batches = cf.Batches((x, y), BATCH, seed=0)

@@ -42,9 +42,8 @@ def main(argv: list[str] | None = None) -> dict:
         model, torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9), loss=F.cross_entropy, device="cpu",
         precision="fp32", accumulate=2, clip_grad=1.0, schedule=cf.warmup_cosine(warmup=2), metrics=["accuracy"],
         checkpoint_dir=Path(args.out) / "checkpoints" if args.checkpoint_every or args.resume else None,
-        checkpoint_every=args.checkpoint_every, keep_last=50, seed=0, progress=False,
+        checkpoint_every=args.checkpoint_every, keep_last=50, seed=0, progress=False, report=False,
     )
-    trainer._report = False
     if args.kill_at_step is not None and int(os.environ.get("RANK", "0")) == 1:
         def die(trainer, state):
             if state.step == args.kill_at_step:

@@ -34,7 +34,6 @@ import torch
 from torch import nn
 
 from cleanfit.data.batches import Batches
-from cleanfit.training import run_io
 from cleanfit.training.schedules import warmup_cosine
 from cleanfit.training.trainer import Trainer
 
@@ -107,8 +106,6 @@ def main(argv: list[str] | None = None) -> None:
 
         cleanfit.training.trainer.set_rng_state = lambda state: None
 
-    # The end-of-run HTML report (matplotlib) is not part of the training state; skip its seconds.
-    run_io.write_report = lambda **kwargs: None
     torch.set_num_threads(1)
     torch.manual_seed(0)  # the same initial weights in every process
     model = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 3))
@@ -118,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         precision=args.precision, accumulate=3, clip_grad=1.0, schedule=warmup_cosine(),
         metrics=["accuracy"], checkpoint_dir=args.out / "ckpt", checkpoint_every=CHECKPOINT_EVERY,
         keep_last=2, seed=0, progress=False, tracker=_tracker(args),
+        report=False,  # the end-of-run HTML report (matplotlib) is not part of the training state
     )
     train, val = _data()
     history = trainer.fit(train, val, epochs=EPOCHS, resume=args.resume)

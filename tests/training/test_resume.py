@@ -181,20 +181,13 @@ def _assert_identical(actual, expected, where: str = "result") -> None:
 # -- refusing to resume a different run (in process: no kill needed) --------------------------
 
 
-@pytest.fixture
-def no_report(monkeypatch):
-    """The end-of-run HTML report (matplotlib) is not what these tests are about; skip its seconds."""
-    from cleanfit.training import run_io
-
-    monkeypatch.setattr(run_io, "write_report", lambda **kwargs: None)
-
-
 def _fit(directory: Path, *, seed: int = 0, n: int = 48, hidden: int = 8, resume: bool = False) -> None:
     torch.manual_seed(0)
     x = torch.from_numpy(np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32))
     model = nn.Sequential(nn.Linear(4, hidden), nn.ReLU(), nn.Linear(hidden, 2))
     trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), loss=nn.functional.cross_entropy,
-                      device="cpu", checkpoint_dir=directory, seed=seed, progress=False)
+                      device="cpu", checkpoint_dir=directory, seed=seed, progress=False,
+                      report=False)  # the end-of-run HTML report (matplotlib) is not what these tests are about
     trainer.fit(Batches((x, (x[:, 0] > 0).long()), 16), epochs=1, resume=resume)
 
 
@@ -206,13 +199,13 @@ def _fit(directory: Path, *, seed: int = 0, n: int = 48, hidden: int = 8, resume
         ({"hidden": 16}, r"parameters.0.weight: checkpoint \[8, 4\], now \[16, 4\]"),
     ],
 )
-def test_resuming_a_different_run_is_refused_naming_what_differs(no_report, tmp_path, change, message):
+def test_resuming_a_different_run_is_refused_naming_what_differs(tmp_path, change, message):
     _fit(tmp_path)
     with pytest.raises(CheckpointError, match=rf"written for a different run \(.*{message}"):
         _fit(tmp_path, resume=True, **change)
 
 
-def test_resume_with_only_invalid_checkpoints_refuses_to_start_over(no_report, tmp_path):
+def test_resume_with_only_invalid_checkpoints_refuses_to_start_over(tmp_path):
     _fit(tmp_path)
     for path in CheckpointManager(tmp_path).list():
         path.write_bytes(path.read_bytes()[:-1])

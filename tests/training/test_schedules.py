@@ -83,7 +83,7 @@ def test_trainer_steps_the_schedule_once_per_optimizer_step():
     seen = []
     trainer = cf.Trainer(model, torch.optim.SGD(model.parameters(), lr=1.0), loss=F.cross_entropy, accumulate=2,
                          schedule=cf.warmup_cosine(warmup=2), progress=False)
-    trainer._after_step = lambda t, s: seen.append(t._last_lr)
+    trainer._after_step = lambda t, s: seen.append(t._run.last_lr)
     trainer.fit(cf.Batches((X, y), 4), epochs=3)  # 10 batches -> 5 steps per epoch, 15 in all
     schedule = cf.warmup_cosine(warmup=2)
     assert seen == pytest.approx([schedule.factor(s, 15) for s in range(15)])

@@ -160,8 +160,7 @@ def test_non_finite_loss_names_epoch_and_step_and_keeps_last_good_checkpoint(tmp
         value = F.cross_entropy(outputs, targets)
         return value * float("nan") if calls[0] >= bad_from_step else value
 
-    trainer = _trainer(loss=loss, checkpoint_dir=tmp_path, checkpoint_every=2)
-    trainer._report = False
+    trainer = _trainer(loss=loss, checkpoint_dir=tmp_path, checkpoint_every=2, report=False)
     with pytest.raises(cf.TrainingError, match=r"became nan at epoch 2, step 7"):
         trainer.fit(cf.Batches((X, y), 8), epochs=5)  # 5 steps per epoch
     assert trainer.history_.steps[-1]["step"] == 7 and np.isnan(trainer.history_.steps[-1]["train_loss"])
@@ -269,6 +268,33 @@ def test_tracker_finished_as_failed_on_error_and_left_open_when_the_caller_start
     started = RecordingTracker(run_id="callers-run")
     _trainer(tracker=started).fit(cf.Batches((X, y), 8), epochs=1)
     assert started.of("finish") == [] and started.of("artifact") == []  # the caller reports and finishes
+
+
+def test_a_tracker_whose_store_failed_to_open_its_run_is_the_callers():
+    """The caller started it (``failure_`` is set, ``run_id`` stayed None): the Trainer only flushes it."""
+    X, y = _data(20)
+    failed = RecordingTracker()
+    failed.failure_ = "could not open the run"
+    _trainer(tracker=failed).fit(cf.Batches((X, y), 8), epochs=1)
+    assert failed.of("finish") == [] and failed.of("artifact") == [] and len(failed.of("params")) == 1
+
+
+def test_report_false_writes_none_and_a_callable_is_the_callers_report_writer(tmp_path):
+    X, y = _data(20)
+    tracker = RecordingTracker()
+    _trainer(tracker=tracker, checkpoint_dir=tmp_path / "off", report=False).fit(cf.Batches((X, y), 8), epochs=1)
+    assert tracker.of("artifact") == [] and not list((tmp_path / "off").glob("*.html"))
+
+    seen = []
+    started = RecordingTracker(run_id="callers-run")  # a callable report runs whoever owns the run
+    _trainer(tracker=started, report=lambda **kw: seen.append(kw)).fit(cf.Batches((X, y), 8), epochs=2)
+    (written,) = seen
+    assert written["tracker"] is started and written["directory"] is None and len(written["history"].epochs) == 2
+    assert written["config"]["status"] == "FINISHED" and written["config"]["epochs"] == 2
+    assert written["metrics"]["step"] == 6 and "epoch" not in written["metrics"]
+    assert isinstance(written["findings"], list) and started.of("finish") == []
+    with pytest.raises(cf.ConfigError, match=r"report='yes'\) must be True"):
+        _trainer(report="yes")
 
 
 def test_argument_errors_of_early_stopping_schedules_and_metrics_are_config_errors():

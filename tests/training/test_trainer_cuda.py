@@ -30,8 +30,7 @@ def _trainer(directory=None, precision="auto", seed=0, **kw):
     trainer = cf.Trainer(model, torch.optim.AdamW(model.parameters(), lr=1e-2), loss=F.cross_entropy,
                          precision=precision, accumulate=2, clip_grad=1.0, schedule=cf.warmup_cosine(),
                          metrics=["accuracy"], checkpoint_dir=directory,
-                         checkpoint_every=3 if directory is not None else None, progress=False, **kw)
-    trainer._report = False
+                         checkpoint_every=3 if directory is not None else None, progress=False, report=False, **kw)
     return trainer
 
 

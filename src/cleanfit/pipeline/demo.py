@@ -23,6 +23,8 @@ import numpy as np
 
 from cleanfit._util.files import write_json
 from cleanfit.errors import CleanfitError
+from cleanfit.pipeline.config import load_config
+from cleanfit.pipeline.run import AuditGateError, prepare, split_method, train_prepared
 
 __all__ = ["DEMO_CONFIG", "run_demo", "write_breast_cancer"]
 
@@ -67,7 +69,7 @@ def write_breast_cancer(path: str | Path, *, leak: bool = False) -> Path:
     ``leak=True`` adds ``lab_flag``: the diagnosis as a 0/1 code, the kind of column a careless
     export carries (a field filled in after the diagnosis was known).
     """
-    from sklearn.datasets import load_breast_cancer
+    from sklearn.datasets import load_breast_cancer  # scikit-learn is heavy; only the demo's data needs this
 
     bunch = load_breast_cancer(as_frame=True)
     frame = bunch.frame.drop(columns="target")
@@ -84,9 +86,6 @@ def write_breast_cancer(path: str | Path, *, leak: bool = False) -> Path:
 
 def run_demo(out: str | Path = "cleanfit-out", *, echo: Any = print) -> Any:
     """Run the demo into ``out``; returns the :class:`~cleanfit.pipeline.run.TabularRun` of the clean run."""
-    from cleanfit.pipeline.config import load_config
-    from cleanfit.pipeline.run import AuditGateError, prepare, split_method, train_prepared
-
     out = _claim_demo_dir(Path(out))
     data_dir = out / "data"
     clean_csv = write_breast_cancer(data_dir / "breast_cancer.csv")

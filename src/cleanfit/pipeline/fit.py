@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,70 @@ import torch
 
 from cleanfit._util.files import write_json as _write_json
 from cleanfit._util.ranks import rank
+from cleanfit.data.batches import Batches
+from cleanfit.errors import ConfigError
+from cleanfit.findings import Finding
+from cleanfit.pipeline.config import Config
 from cleanfit.pipeline.model import build_model, classification_loss, make_optimizer, regression_loss, task_metrics
-from cleanfit.pipeline.run import RUN_FILE, PreparedData, TabularRun, split_method
+from cleanfit.pipeline.prepare import PreparedData, split_method
+from cleanfit.report.run_report import log_run_artifacts
+from cleanfit.seeding import seed_everything
+from cleanfit.tracking import MLflowTracker, NullTracker
+from cleanfit.tracking.environment import environment_params
+from cleanfit.training import EarlyStopping, Trainer, constant, warmup_cosine, warmup_linear
 
+RUN_FILE = "run.json"
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.json"
+
+
+@dataclass
+class TabularRun:
+    """The result of :func:`cleanfit.pipeline.run.train_config`.
+
+    ``metrics`` holds ``val_loss``, ``test_loss`` and ``val_<m>``/``test_<m>`` for each metric of the
+    task (classification: accuracy, auc; regression: rmse, r2 in the target's units).
+    """
+
+    config: Config
+    task: str
+    metrics: dict[str, float]
+    out: Path
+    run_id: str | None
+    history: Any
+    model: Any
+    audit: Any
+    diagnosis: list[Finding] = field(default_factory=list)
+    splits: Any = None
+    report_path: Path | None = None
+    metrics_path: Path | None = None
+    checkpoint_dir: Path | None = None
+    tracking_uri: str | None = None
+    unlogged_path: Path | None = None  # where tracking put what the store did not take, if it failed
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as JSON-friendly values (what ``cleanfit train --json`` writes)."""
+        return {
+            "task": self.task,
+            "metrics": {k: _finite_or_none(v) for k, v in self.metrics.items()},
+            "split": {"method": split_method(self.config, self.task), "fingerprint": self.splits.fingerprint},
+            "audit": {"passed": bool(self.audit.passed), "findings": [f.to_dict() for f in self.audit.findings]},
+            "diagnosis": [f.to_dict() for f in self.diagnosis],
+            "epochs": len(self.history.epochs),
+            "out": str(self.out),
+            "report": None if self.report_path is None else str(self.report_path),
+            "checkpoints": None if self.checkpoint_dir is None else str(self.checkpoint_dir),
+            "mlflow": {
+                "run_id": self.run_id,
+                "tracking_uri": self.tracking_uri,
+                "unlogged": None if self.unlogged_path is None else str(self.unlogged_path),
+            },
+            "config": self.config.model_dump(mode="json"),
+        }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
 
 
 def fit_prepared(
@@ -34,31 +94,69 @@ def fit_prepared(
     quiet: bool = False,
     track: bool = True,
 ) -> TabularRun:
-    """Train on prepared data; ``out`` must already be claimed (see :func:`cleanfit.pipeline.run.claim_out`)."""
-    from cleanfit.data.batches import Batches
-    from cleanfit.seeding import seed_everything
-    from cleanfit.training import EarlyStopping, Trainer
+    """Train on prepared data; ``out`` must already be claimed (see :func:`cleanfit.pipeline.run.claim_out`).
 
+    This function starts the tracking run and finishes it, so the Trainer leaves it open
+    (:func:`cleanfit.training.run_io.owns_run`) and writes no report of its own (``report=False``): the
+    report here comes after the test rows are scored.
+    """
     config = data.config
     main = rank() == 0
     # Everything that can still reject the config (the user's model factory) runs before anything is written.
     seed_everything(config.train.seed)
     model = build_model(config, data.n_features, data.n_outputs, base_dir=config.base_dir)
     optimizer = make_optimizer(config, model.parameters())
-    batches = {part: _batches(Batches, data, part) for part in ("train", "val", "test")}
-
+    batches = {part: _batches(data, part) for part in ("train", "val", "test")}
     if main:  # the last check that can reject the run; nothing is written before it
         _check_checkpoint_dir(checkpoint_dir)
+    tracker, run_id = _open_run(data, out, identity, resume=resume, tracked=main and track, main=main)
+    trainer = _trainer(data, model, optimizer, checkpoint_dir, tracker, progress=not quiet and main)
+    started = time.perf_counter()
+    try:
+        history = trainer.fit(batches["train"], batches["val"], epochs=config.train.epochs, resume=resume)
+    except BaseException as exc:
+        if main:
+            _record_failure(exc, data, out, identity, run_id, tracker)
+        raise
+    seconds = time.perf_counter() - started
+    result = TabularRun(
+        config=config,
+        task=data.task,
+        metrics=_scores(trainer, batches),  # the test rows are scored once, here, after training has finished
+        out=out,
+        run_id=run_id,
+        history=history,
+        model=_unwrap(trainer),
+        audit=data.audit,
+        diagnosis=history.diagnose(),
+        splits=data.splits,
+        checkpoint_dir=checkpoint_dir,
+        tracking_uri=_tracking_uri(tracker),
+    )
+    if main:
+        _finish(result, data, identity, tracker, seconds, quiet)
+    return result
+
+
+def _open_run(data: PreparedData, out: Path, identity: str, *, resume: bool, tracked: bool,
+              main: bool) -> tuple[Any, str | None]:
+    """Start (or resume) the tracking run and record the run as running in ``out``: rank 0 only."""
     previous = _read_run_file(out) if resume else {}
-    tracker = _make_tracker(data, out) if (main and track) else None
+    tracker = _make_tracker(data, out) if tracked else None
     run_id = tracker.start(run_id=previous.get("run_id")) if tracker is not None else None
     if main:
         out.mkdir(parents=True, exist_ok=True)
         _write_json(out / RUN_FILE, _run_record(data, identity, run_id, status="running"))
         if tracker is not None:
             tracker.log_params(_params(data))
+    return tracker, run_id
 
-    trainer = Trainer(
+
+def _trainer(data: PreparedData, model: torch.nn.Module, optimizer: torch.optim.Optimizer, checkpoint_dir: Path,
+             tracker: Any, *, progress: bool) -> Trainer:
+    """The Trainer of the config; the tracking run (started here) stays the caller's, the report too."""
+    config = data.config
+    return Trainer(
         model,
         optimizer,
         loss=classification_loss if data.task == "classification" else regression_loss,
@@ -70,56 +168,36 @@ def fit_prepared(
         checkpoint_dir=checkpoint_dir,
         checkpoint_every=config.checkpoint.every or None,
         keep_last=config.checkpoint.keep_last,
-        tracker=_CallerOwned(tracker) if tracker is not None else _Untracked(),
+        tracker=tracker,
         seed=config.train.seed,
-        early_stopping=_early_stopping(EarlyStopping, config.train.early_stopping),
-        progress=not quiet and main,
+        early_stopping=EarlyStopping(config.train.early_stopping, restore_best=True) if config.train.early_stopping else None,
+        progress=progress,
+        report=False,  # _finish writes the fuller report, with the test scores
     )
-    started = time.perf_counter()
-    try:
-        history = trainer.fit(batches["train"], batches["val"], epochs=config.train.epochs, resume=resume)
-    except BaseException as exc:
-        if main:
-            status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-            _write_json(out / RUN_FILE, _run_record(data, identity, run_id, status=status.lower()))
-            if tracker is not None:
-                tracker.finish(status)
-        raise
-    seconds = time.perf_counter() - started
 
-    # The test rows are scored once, here, after training has finished.
+
+def _record_failure(exc: BaseException, data: PreparedData, out: Path, identity: str, run_id: str | None,
+                    tracker: Any) -> None:
+    """A fit that raised (or was interrupted): the run file says so, and the tracking run ends with it."""
+    status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    _write_json(out / RUN_FILE, _run_record(data, identity, run_id, status=status.lower()))
+    if tracker is not None:
+        tracker.finish(status)
+
+
+def _scores(trainer: Trainer, batches: dict[str, Any]) -> dict[str, float]:
+    """``val_<name>`` and ``test_<name>`` for the loss and each metric."""
     metrics: dict[str, float] = {}
     for part in ("val", "test"):
         if batches[part] is None:
             continue
         for name, value in trainer.evaluate(batches[part]).items():
             metrics[f"{part}_{name}"] = float(value)
-    diagnosis = history.diagnose()
-
-    result = TabularRun(
-        config=config,
-        task=data.task,
-        metrics=metrics,
-        out=out,
-        run_id=run_id,
-        history=history,
-        model=_unwrap(trainer),
-        audit=data.audit,
-        diagnosis=diagnosis,
-        splits=data.splits,
-        checkpoint_dir=checkpoint_dir,
-        tracking_uri=_tracking_uri(tracker),
-    )
-    if main:
-        _finish(result, data, identity, tracker, seconds, quiet)
-    return result
+    return metrics
 
 
 def _finish(result: TabularRun, data: PreparedData, identity: str, tracker: Any, seconds: float, quiet: bool) -> None:
     """Rank 0: the report and its files, the metrics JSON, the final metrics in MLflow, the summary."""
-    from cleanfit.report.run_report import log_run_artifacts
-    from cleanfit.tracking.base import NullTracker
-
     out = result.out
     sink = tracker if tracker is not None else NullTracker()
     written = log_run_artifacts(
@@ -145,8 +223,6 @@ def _finish(result: TabularRun, data: PreparedData, identity: str, tracker: Any,
 
 def _check_checkpoint_dir(directory: Path) -> None:
     """A checkpoint folder that cannot be made is a config mistake, found before the run is recorded."""
-    from cleanfit.errors import ConfigError
-
     missing = directory
     while not missing.parent.exists() and missing.parent != missing:
         missing = missing.parent
@@ -165,7 +241,7 @@ def _check_checkpoint_dir(directory: Path) -> None:
         ) from None
 
 
-def _batches(Batches: Any, data: PreparedData, part: str) -> Any:
+def _batches(data: PreparedData, part: str) -> Batches | None:
     X, y = data.arrays[part]
     if part != "train" and len(y) == 0:
         return None
@@ -179,8 +255,6 @@ def _batches(Batches: Any, data: PreparedData, part: str) -> Any:
 
 
 def _schedule(config: Any) -> Any:
-    from cleanfit.training import constant, warmup_cosine, warmup_linear
-
     kind = config.train.schedule
     if kind == "constant":
         return constant()
@@ -188,73 +262,10 @@ def _schedule(config: Any) -> Any:
     return factory(warmup=float(config.train.warmup))
 
 
-def _early_stopping(EarlyStopping: Any, patience: int) -> Any:
-    return EarlyStopping(patience, restore_best=True) if patience else None
-
-
-class _Untracked:
-    """The Tracker of an untracked run whose report this module writes itself.
-
-    A Trainer writes its own report only for a run it started; this one counts as started
-    (``run_id`` is not None) and records nothing, so each run gets exactly one report.
-    """
-
-    run_id: str | None = ""
-
-    def start(self, *, run_id: str | None = None) -> str | None:
-        return None
-
-    def log_params(self, params: Any) -> None: ...
-    def log_metrics(self, metrics: Any, step: int) -> None: ...
-    def log_artifact(self, path: Any, artifact_path: str | None = None) -> None: ...
-    def set_tags(self, tags: Any) -> None: ...
-    def flush(self) -> None: ...
-    def finish(self, status: str = "FINISHED") -> None: ...
-
-
-class _CallerOwned:
-    """The run's tracker as the Trainer sees it: started and finished here, never by the Trainer.
-
-    A Trainer finishes a tracker whose ``run_id`` is None, taking it for one it started itself. When the
-    store could not open the run, ``run_id`` stays None; this wrapper still reports it as the caller's
-    (``""``), so the final metrics, tags and report can follow (into the unlogged file) after ``fit``.
-    """
-
-    def __init__(self, tracker: Any) -> None:
-        self.tracker = tracker
-
-    @property
-    def run_id(self) -> str | None:
-        return self.tracker.run_id if self.tracker.run_id is not None else ""
-
-    def start(self, *, run_id: str | None = None) -> str | None:
-        return self.tracker.start(run_id=run_id)
-
-    def log_params(self, params: Any) -> None:
-        self.tracker.log_params(params)
-
-    def log_metrics(self, metrics: Any, step: int) -> None:
-        self.tracker.log_metrics(metrics, step)
-
-    def log_artifact(self, path: Any, artifact_path: str | None = None) -> None:
-        self.tracker.log_artifact(path, artifact_path)
-
-    def set_tags(self, tags: Any) -> None:
-        self.tracker.set_tags(tags)
-
-    def flush(self) -> None:
-        self.tracker.flush()
-
-    def finish(self, status: str = "FINISHED") -> None:
-        self.tracker.finish(status)
-
-
 def _make_tracker(data: PreparedData, out: Path) -> Any:
     settings = data.config.tracking
     if settings.backend == "none":
         return None
-    from cleanfit.tracking.mlflow_tracker import MLflowTracker
-
     # what the store does not take is written beside the run, not into the working directory
     return MLflowTracker(experiment=settings.experiment or "cleanfit", tracking_uri=settings.uri, unlogged_dir=out)
 
@@ -273,8 +284,6 @@ def _tracking_uri(tracker: Any) -> str | None:
 
 
 def _params(data: PreparedData) -> dict[str, Any]:
-    from cleanfit.tracking.environment import environment_params
-
     config = data.config
     params: dict[str, Any] = dict(config.flat())
     params.update(

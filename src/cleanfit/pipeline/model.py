@@ -18,9 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from cleanfit.errors import ConfigError
 from cleanfit._util.columns import close_names
 from cleanfit.pipeline.config import Config
-from cleanfit.errors import ConfigError
+from cleanfit.training.metrics import METRICS
 
 
 class MLP(nn.Sequential):
@@ -153,8 +154,6 @@ class TaskMetric:
         self.name, self.mean, self.std = name, mean, std
 
     def __call__(self, outputs: Any, targets: Any) -> float:
-        from cleanfit.training.metrics import METRICS
-
         if self.name in ("rmse", "r2"):
             outputs = outputs.float().reshape(-1) * self.std + self.mean
             targets = targets.float().reshape(-1) * self.std + self.mean

@@ -1,4 +1,4 @@
-"""Reading and checking a table for :mod:`cleanfit.pipeline.run`: columns, the target, the task, preprocessing.
+"""Steps 1-4 of a tabular run (:func:`prepare`): read and check the table, split, audit, preprocess on train.
 
 Everything a user can get wrong about their table is caught here, before a split or a model exists,
 and raised as a :class:`~cleanfit.errors.DataError` that names the file, the column and the fix.
@@ -14,13 +14,151 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cleanfit.auditing import AuditReport, audit
+from cleanfit.data.splits import split
 from cleanfit._util.columns import did_you_mean
-from cleanfit.data.tables import infer_task
+from cleanfit.data.tables import infer_task, parse_time, read_table
 from cleanfit.errors import DataError
 from cleanfit.pipeline.config import Config, PreprocessConfig
+from cleanfit.tracking.environment import data_fingerprint
 
-__all__ = ["Target", "infer_task", "check_column", "check_columns", "encode_target", "feature_frame",
-           "column_kinds", "build_preprocessor"]
+__all__ = ["AuditGateError", "PreparedData", "prepare", "split_method", "infer_task"]
+
+MIN_TRAIN_ROWS = 10  # fewer cannot be trained on, cross-validated by the audit, or trusted
+
+
+class AuditGateError(DataError):
+    """The leakage audit found what ``audit.fail_on`` forbids; training did not start.
+
+    ``report`` holds the :class:`~cleanfit.AuditReport`. The command line exits with code 1.
+    """
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class PreparedData:
+    """A table after steps 1-4: split, audited, preprocessed on train only, ready for training."""
+
+    config: Config
+    task: str
+    frame: pd.DataFrame
+    features: pd.DataFrame
+    splits: Any
+    audit: Any
+    preprocessor: Any
+    arrays: dict[str, tuple[np.ndarray, np.ndarray]]  # part -> (X float32, y)
+    classes: list[Any] | None
+    target_scale: tuple[float, float]  # regression: (mean, std) of the train targets; else (0, 1)
+    data_fingerprint: str
+
+    @property
+    def n_features(self) -> int:
+        return int(self.arrays["train"][0].shape[1])
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.classes is not None else 1
+
+
+def split_method(config: Config, task: str) -> str:
+    """The ``split.by`` in effect: ``"auto"`` is time, else group, else stratify (classification) or random."""
+    if config.split.by != "auto":
+        return config.split.by
+    if config.data.time is not None:
+        return "time"
+    if config.data.group is not None:
+        return "group"
+    return "stratify" if task == "classification" else "random"
+
+
+def prepare(config: Config, *, run_audit: bool = True) -> PreparedData:
+    """Steps 1-4: read, split, audit (and enforce the gate), fit-on-train preprocessing.
+
+    Raises :class:`~cleanfit.errors.DataError` for a table that cannot be used, and
+    :class:`AuditGateError` when the audit finds what ``audit.fail_on`` forbids.
+    """
+    frame = read_table(config.data.path, field="data.path")
+    check_columns(frame, config)
+    target = encode_target(frame, config)
+    features = feature_frame(frame, config)
+    time_column = None if config.data.time is None else frame[config.data.time]
+    time = None if time_column is None else parse_time(time_column, f"data.time = {config.data.time!r}")[0]
+    groups = None if config.data.group is None else frame[config.data.group].to_numpy()
+    splits = _split(config, frame, target, time, groups)
+    # the audit reads the time column by the same rule (parse_time), and keeps its time zone to print it
+    report = audit(features, frame[config.data.target], splits, time=time_column, groups=groups) if run_audit else None
+    _audit_gate(config, report)
+    numeric, text = column_kinds(features)
+    preprocessor = build_preprocessor(numeric, text, config.preprocess)
+    parts = splits.fit_transform(preprocessor, features)
+    if report is not None:  # prove the preprocessing saw the train rows only
+        proof = audit(features, frame[config.data.target], splits, transformers=[preprocessor], checks=["preprocessing"])
+        report = _merge_reports(report, proof)
+    return PreparedData(
+        config=config,
+        task=target.task,
+        frame=frame,
+        features=features,
+        splits=splits,
+        audit=report,
+        preprocessor=preprocessor,
+        arrays={name: (np.ascontiguousarray(X, dtype=np.float32), target.values[rows])
+                for name, X, rows in zip(("train", "val", "test"), parts, (splits.train, splits.val, splits.test))},
+        classes=target.classes,
+        target_scale=_target_scale(target, splits),
+        data_fingerprint=data_fingerprint(frame),
+    )
+
+
+def _split(config: Config, frame: pd.DataFrame, target: Target, time: np.ndarray | None,
+           groups: np.ndarray | None) -> Any:
+    """Step 2: the rows split by ``split_method``, refused when too few are left to train or test on."""
+    method = split_method(config, target.task)
+    splits = split(
+        len(frame),
+        test=config.split.test,
+        val=config.split.val,
+        by=method,
+        y=target.values if method == "stratify" else None,
+        groups=groups,
+        time=time,
+        gap=config.split.gap,
+        seed=config.split.seed,
+    )
+    if len(splits.train) < MIN_TRAIN_ROWS or len(splits.test) == 0:
+        raise DataError(
+            f"{Path(config.data.path).name}: {len(frame)} rows leave {len(splits.train)} to train on and "
+            f"{len(splits.test)} to test on; a run needs at least {MIN_TRAIN_ROWS} train rows and one test row: "
+            f"add rows or change split.test/split.val"
+        )
+    if config.train.early_stopping and len(splits.val) == 0:
+        raise DataError("train.early_stopping needs validation rows but the split has none; raise split.val")
+    return splits
+
+
+def _audit_gate(config: Config, report: Any) -> None:
+    """Step 3's gate: stop when the audit found what ``audit.fail_on`` forbids."""
+    if report is None or not report.failed(config.audit.fail_on):
+        return
+    worst = [f for f in report.findings if f.severity == "critical"] or report.findings
+    raise AuditGateError(
+        f"the leakage audit of {Path(config.data.path).name} failed ({_counts(report)}): "
+        f"{worst[0].check}: {worst[0].message} Fix the data, or set audit.fail_on = \"never\" to train anyway",
+        report,
+    )
+
+
+def _target_scale(target: Target, splits: Any) -> tuple[float, float]:
+    """Regression: the (mean, std) of the train targets, which the model learns to predict standardised."""
+    if target.task != "regression":
+        return 0.0, 1.0
+    train_y = target.values[splits.train]
+    return float(train_y.mean()), float(train_y.std()) or 1.0
+
+
 
 
 def check_column(frame: pd.DataFrame, name: str, field: str, where: str) -> None:
@@ -138,7 +276,7 @@ def column_kinds(features: pd.DataFrame) -> tuple[list[str], list[str]]:
 
 def build_preprocessor(numeric: Sequence[str], text: Sequence[str], settings: PreprocessConfig) -> Any:
     """A scikit-learn ColumnTransformer: numeric impute + scale, categorical encoding (dense output)."""
-    from sklearn.compose import ColumnTransformer
+    from sklearn.compose import ColumnTransformer  # scikit-learn is heavy (~1 s): imported when a run is prepared
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, RobustScaler, StandardScaler
@@ -159,6 +297,26 @@ def build_preprocessor(numeric: Sequence[str], text: Sequence[str], settings: Pr
             encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
         parts.append(("categorical", encoder, list(text)))
     return ColumnTransformer(parts, sparse_threshold=0.0)
+
+
+def _merge_reports(first: Any, second: Any) -> Any:
+    return AuditReport(
+        [*first.findings, *second.findings],
+        checks=[*first.checks, *(c for c in second.checks if c not in first.checks)],
+        skipped={k: v for k, v in {**first.skipped, **second.skipped}.items() if k not in second.checks},
+        n_rows=first.n_rows,
+        n_features=first.n_features,
+        seconds=first.seconds + second.seconds,
+        task=first.task,
+        split=first.split,
+    )
+
+
+def _counts(report: Any) -> str:
+    counts: dict[str, int] = {}
+    for finding in report.findings:
+        counts[finding.severity] = counts.get(finding.severity, 0) + 1
+    return ", ".join(f"{n} {severity}" for severity, n in counts.items()) or "no findings"
 
 
 def _plain(value: Any) -> Any:

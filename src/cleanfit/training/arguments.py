@@ -9,6 +9,8 @@ import torch
 
 from cleanfit.data.batches import Batches
 from cleanfit.errors import CheckpointError, ConfigError, DataError
+from cleanfit.training.checkpoints import CheckpointManager
+from cleanfit.training.distributed import Distributed
 from cleanfit.training.early_stopping import EarlyStopping
 from cleanfit.training.precision import PRECISIONS
 
@@ -50,8 +52,37 @@ def check_sharding(batches: Batches, where: str, rank: int, world_size: int, gro
         )
 
 
+def check_fit(train: Any, val: Any, epochs: Any, early_stopping: EarlyStopping | None, metrics: Any) -> None:
+    """``fit``'s arguments, before anything is set up."""
+    check_batches(train, "train")
+    if val is not None:
+        check_batches(val, "val")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"fit(epochs={epochs!r}) must be an int >= 1.")
+    if early_stopping is not None:
+        check_monitor(early_stopping.monitor, metrics, has_val=val is not None)
+
+
+def check_fit_batches(train: Batches, val: Batches | None, dist: Distributed) -> None:
+    """``fit``'s batches against the process group (once it is set up): sharding, a complete val pass, data."""
+    for batches, where in ((train, "train"), (val, "val")):
+        if batches is not None:
+            check_sharding(batches, where, dist.rank, dist.world_size, dist.enabled)
+    if val is not None:
+        check_complete(val, "val")
+    if len(train) == 0:
+        raise DataError(f"fit() got train batches with no batches ({train!r}); pass more examples or drop_last=False.")
+
+
+def check_eval_batches(batches: Any, where: str, dist: Distributed) -> None:
+    """``evaluate``/``predict`` batches (already checked to be cf.Batches): cut for this process group, covering
+    every example."""
+    check_sharding(batches, where, dist.rank, dist.world_size, dist.enabled)
+    check_complete(batches, where)
+
+
 def check_arguments(model: Any, optimizer: Any, loss: Any, step: Any, precision: Any, accumulate: Any,
-                     clip_grad: Any, checkpoint_every: Any, keep_last: Any, early_stopping: Any) -> None:
+                    clip_grad: Any, checkpoint_every: Any, keep_last: Any, early_stopping: Any, report: Any) -> None:
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"Trainer(model=...) must be a torch.nn.Module, got {type(model).__name__}.")
     if not isinstance(optimizer, torch.optim.Optimizer):
@@ -73,6 +104,9 @@ def check_arguments(model: Any, optimizer: Any, loss: Any, step: Any, precision:
         raise ConfigError(f"Trainer(keep_last={keep_last!r}) must be an int >= 1.")
     if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
         raise ConfigError("Trainer(early_stopping=...) must be cf.EarlyStopping(patience, monitor=...).")
+    if not isinstance(report, bool) and not callable(report):
+        raise ConfigError(f"Trainer(report={report!r}) must be True (the run report), False (none) or a callable "
+                          "report writer (called with tracker, directory, history, config, metrics, findings).")
     model_params = {id(p) for p in model.parameters()}
     foreign = [p for group in optimizer.param_groups for p in group["params"] if id(p) not in model_params]
     if foreign:
@@ -81,13 +115,12 @@ def check_arguments(model: Any, optimizer: Any, loss: Any, step: Any, precision:
                           "build it from this model: torch.optim.AdamW(model.parameters(), ...).")
 
 
-def open_checkpoints(directory: Path | None, keep_last: int, resume: bool | str | Path, dist: Any) -> Any:
+def open_checkpoints(directory: Path | None, keep_last: int, resume: bool | str | Path,
+                     dist: Distributed) -> CheckpointManager | None:
     """The run's CheckpointManager (None without ``checkpoint_dir``), its directory checked before training
     starts: writable, and not holding another run's checkpoints unless this fit resumes (a later
     ``resume=True`` would take the highest step, whichever run wrote it). Rank 0 checks; every rank raises,
     so none waits for a peer that stopped."""
-    from cleanfit.training.checkpoints import CheckpointManager
-
     if directory is None:
         if resume is True or (isinstance(resume, str) and resume == "best"):
             raise ConfigError(f"fit(resume={resume!r}) needs Trainer(checkpoint_dir=...) to find the checkpoints in "

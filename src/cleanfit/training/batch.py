@@ -41,6 +41,29 @@ def count(batch: Any) -> int:
     return batch_len(batch)
 
 
+def loss_weights(counts: list[int], train: Any, first_batch: int, dist: Any) -> tuple[list[float], float]:
+    """Each micro-batch's share of the window's examples (over all ranks), so the accumulated gradient
+    equals the gradient on the concatenated window. DDP averages gradients over ranks, hence the factor
+    ``world_size``. Also returns ``examples in the window / world_size``. ``dist``: the Trainer's
+    :class:`~cleanfit.training.distributed.Distributed`.
+    """
+    if len(counts) == 1 and not dist.enabled:
+        return [1.0], float(counts[0])
+    total = sum(counts) if not dist.enabled else global_examples(train, first_batch, len(counts))
+    world = dist.world_size
+    return [n * world / total for n in counts], total / world
+
+
+def weighted_sum(losses: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
+    """``sum(weight * loss)`` over a window's micro-batches, on the device."""
+    if weights == [1.0]:
+        return losses[0]
+    total = losses[0] * weights[0]
+    for loss, weight in zip(losses[1:], weights[1:]):
+        total.add_(loss, alpha=weight)
+    return total
+
+
 def needs_move(batch: Any, device: torch.device) -> bool:
     """False when every leaf of ``batch`` is already a tensor on ``device`` (Batches keep their
     structure and array type, so the first batch of an epoch speaks for the rest).

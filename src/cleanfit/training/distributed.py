@@ -27,6 +27,7 @@ from typing import Any, ContextManager
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from cleanfit._util.ranks import env_world, world
 from cleanfit.errors import ConfigError
@@ -87,8 +88,6 @@ class Distributed:
         """The model wrapped in DistributedDataParallel (the model itself on one process)."""
         if not self.enabled:
             return model
-        from torch.nn.parallel import DistributedDataParallel
-
         device_ids = [device.index] if device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=device_ids)
 

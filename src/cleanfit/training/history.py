@@ -15,6 +15,7 @@ import math
 from typing import Any, Iterator
 
 from cleanfit.findings import Finding
+from cleanfit.training.diagnosis import diagnose  # which imports History for type checking only
 
 __all__ = ["History"]
 
@@ -69,8 +70,6 @@ class History:
     def diagnose(self) -> list[Finding]:
         """Read the loss curve: findings with ids ``diverging``, ``flat``, ``overfitting``,
         ``unstable``, ``too-good``, each with its evidence and plain advice (empty when healthy)."""
-        from cleanfit.training.diagnosis import diagnose
-
         return diagnose(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,7 +82,7 @@ class History:
 
     def to_frame(self) -> Any:
         """The epochs as a pandas DataFrame."""
-        import pandas as pd
+        import pandas as pd  # heavy, and only this method needs it
 
         return pd.DataFrame(self.epochs)
 

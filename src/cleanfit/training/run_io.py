@@ -11,15 +11,36 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
-import torch
+from tqdm.auto import tqdm
+
+from cleanfit.report.run_report import log_run_artifacts  # matplotlib is imported only when it plots
+from cleanfit.tracking import make_tracker
+from cleanfit.tracking.environment import environment_params
+from cleanfit.training.schedules import describe_schedule
+
+__all__ = ["make_tracker", "owns_run", "report_writer", "write_report"]
 
 logger = logging.getLogger("cleanfit")
 
 
-def make_tracker(tracker: Any) -> Any:
-    from cleanfit.tracking.base import make_tracker as _make
+def owns_run(tracker: Any) -> bool:
+    """Who owns a tracking run, decided once, before the Trainer starts it: the Trainer owns a run it starts
+    itself (``tracker`` None or ``"mlflow"``, or a Tracker with no run yet), and then finishes it (FAILED on an
+    error) and writes the run report; a run the caller started (it has a ``run_id``, or its store failed to open
+    it: ``failure_``) is the caller's, which the Trainer only flushes.
 
-    return _make(tracker)
+    >>> from cleanfit.tracking import NullTracker
+    >>> owns_run(None), owns_run("mlflow"), owns_run(NullTracker())
+    (True, True, True)
+    """
+    if tracker is None or isinstance(tracker, str):
+        return True
+    return getattr(tracker, "run_id", None) is None and getattr(tracker, "failure_", None) is None
+
+
+def tracked(tracker: Any) -> bool:
+    """Whether ``tracker`` records this run: it has a run, or its store failed and it keeps a fallback file."""
+    return getattr(tracker, "run_id", None) is not None or getattr(tracker, "failure_", None) is not None
 
 
 def format_lr(lr: float) -> str:
@@ -79,16 +100,12 @@ def show_epoch_lines(enabled: bool) -> None:
 
 def progress_bar(enabled: bool, total: int, initial: int) -> Any:
     """A tqdm bar over optimizer steps, only on a terminal and when asked for."""
-    from tqdm.auto import tqdm
-
     show = enabled and sys.stderr.isatty()
     return tqdm(total=total, initial=initial, unit="step", disable=not show, leave=False, dynamic_ncols=True)
 
 
 def run_params(trainer: Any, train: Any, val: Any, *, epochs: int, total_steps: int, world_size: int) -> dict[str, Any]:
     """Everything needed to know what this run was."""
-    from cleanfit.training.schedules import describe_schedule
-
     group = trainer.optimizer.param_groups[0]
     params: dict[str, Any] = {
         "seed": trainer.seed,
@@ -114,8 +131,6 @@ def run_params(trainer: Any, train: Any, val: Any, *, epochs: int, total_steps: 
             params[f"optimizer.{key}"] = value
     params["optimizer.lr"] = group.get("initial_lr", group["lr"])  # the schedule's base, not its first value
     params.update({f"schedule.{k}" if k != "schedule" else k: v for k, v in describe_schedule(trainer.schedule).items()})
-    from cleanfit.tracking.environment import environment_params
-
     params.update(environment_params())
     return {k: v for k, v in params.items() if v is not None}
 
@@ -147,20 +162,38 @@ def epoch_metrics(row: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def write_report(*, tracker: Any, owns_run: bool, directory: Path | None, history: Any, config: Mapping[str, Any],
+def report_writer(report: Any, tracker: Any, *, owns_run: bool, directory: Path | None) -> Any:
+    """What writes the report at the end of a fit (``Trainer(report=...)``): the caller's callable; with
+    ``True``, :func:`write_report` for a run the Trainer owns that has somewhere to go (a checkpoint folder
+    or a tracking run); else None."""
+    if callable(report):
+        return report
+    somewhere = directory is not None or getattr(tracker, "run_id", None) is not None
+    return write_report if report and owns_run and somewhere else None
+
+
+def call_report(writer: Any, tracker: Any, directory: Path | None, history: Any, params: Mapping[str, Any],
+                status: str) -> None:
+    """Run the report writer with the run's outcome; a failing report must not hide the run's own outcome."""
+    try:
+        last = history.last
+        writer(tracker=tracker, directory=directory, history=history, config={**params, "status": status},
+               metrics={k: v for k, v in last.items() if k != "epoch"}, findings=history.diagnose())
+    except Exception as exc:
+        logger.warning("could not write the run report: %s", exc)
+
+
+def write_report(*, tracker: Any, directory: Path | None, history: Any, config: Mapping[str, Any],
                  metrics: Mapping[str, Any], findings: list[Any]) -> Path | None:
     """The loss-curve plot, HTML report, history and diagnosis (``cleanfit.report.run_report.log_run_artifacts``):
     written next to the checkpoints and logged to the tracker, which is also tagged with the diagnosis.
 
-    Only when this Trainer owns the run (it started the tracking run, or there is no tracker): a
+    ``Trainer(report=True)`` calls it at the end of a fit whose run the Trainer owns (see :func:`owns_run`); a
     caller that started the run itself (``cleanfit train``) writes its own, fuller report.
     """
-    if not owns_run or not history.epochs:
+    if not history.epochs:
         return None
-    from cleanfit.report.run_report import log_run_artifacts
-
-    tracked = getattr(tracker, "run_id", None) is not None
-    if directory is None and not tracked:
+    if directory is None and getattr(tracker, "run_id", None) is None:
         return None
     target = directory if directory is not None else Path(tempfile.mkdtemp(prefix="cleanfit-report-"))
     written = log_run_artifacts(tracker, target, history=history, diagnosis=findings, config=dict(config),
@@ -169,7 +202,3 @@ def write_report(*, tracker: Any, owns_run: bool, directory: Path | None, histor
         shutil.rmtree(target, ignore_errors=True)  # the tracking store holds copies now
         return None
     return written["report"]
-
-
-def to_float(t: torch.Tensor) -> float:
-    return float(t.item())

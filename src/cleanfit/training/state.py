@@ -1,10 +1,11 @@
 """TrainState: everything a resume needs, in one object; a checkpoint is exactly its ``state_dict()``.
 
 If it is not in here, it is not resumable: model, optimizer, LR scheduler, fp16 scaler, the epoch and
-optimizer step, the micro-step inside the accumulation window, the train Batches position, every
-rank's RNG states, early stopping, the best metric, the History, this epoch's running sums, the
-tracking run id, and an identity (parameter shapes, number of train examples, seed, global batch size,
-accumulation) that a resume must match.
+optimizer step, the train Batches position, every rank's RNG states, early stopping, the best metric,
+the History, this epoch's running sums, the tracking run id, and an identity (parameter shapes, number
+of train examples, seed, global batch size, accumulation) that a resume must match. Checkpoints are
+taken between optimizer steps only, so the format's ``micro_step`` (batches into an accumulation
+window) is always 0.
 
 ``state_dict()`` holds only tensors, ints, floats, strings, None, lists and dicts, so
 ``torch.load(weights_only=True)`` reads it back.
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from cleanfit.errors import CheckpointError
+from cleanfit.training.checkpoints import check_compatible
 from cleanfit.training.early_stopping import EarlyStopping
 from cleanfit.training.history import History
 from cleanfit.training.precision import Precision
@@ -70,7 +72,6 @@ class TrainState:
     history: History = field(default_factory=History)
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken (a step fp16 skipped counts: it used its batches)
-    micro_step: int = 0  # batches consumed in the current accumulation window
     best_metric: float | None = None
     run_id: str | None = None
     rng: list[dict[str, Any]] = field(default_factory=list)  # per rank, captured when saving
@@ -107,7 +108,7 @@ class TrainState:
             "scaler": self.precision.state_dict(),
             "epoch": self.epoch,
             "step": self.step,
-            "micro_step": self.micro_step,
+            "micro_step": 0,  # checkpoints are taken between optimizer steps only (kept in the format)
             "train_batches": dict(self.train.state_dict()),
             "rng": list(self.rng),
             "early_stopping": None if self.early_stopping is None else self.early_stopping.state_dict(),
@@ -123,8 +124,6 @@ class TrainState:
         RNG states are not restored here: the Trainer restores them last, after building everything,
         so that nothing built afterwards consumes random numbers the uninterrupted run did not.
         """
-        from cleanfit.training.checkpoints import check_compatible
-
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise CheckpointError(
                 f"{source or 'the checkpoint'} is not a cleanfit training state (format "
@@ -146,7 +145,7 @@ class TrainState:
                 raise CheckpointError(f"{source or 'the checkpoint'} was written without early stopping; "
                                       "resume with the same early_stopping setting.")
             self.early_stopping.load_state_dict(state["early_stopping"])
-        self.epoch, self.step, self.micro_step = int(state["epoch"]), int(state["step"]), 0
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.best_metric = state["best_metric"]
         self.history = History.from_dict(state["history"])
         self.run_id = state["run_id"]

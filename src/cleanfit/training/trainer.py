@@ -37,56 +37,51 @@ import torch
 from cleanfit._util.args import check_seed
 from cleanfit.data.batches import Batches
 from cleanfit.data.devices import pick_device, to_device
-from cleanfit.errors import ConfigError, DataError, TrainingError
-from cleanfit.training.metrics import resolve_metrics
+from cleanfit.errors import ConfigError, TrainingError
 from cleanfit.seeding import rng_state, seed_everything, set_rng_state
-from cleanfit.training import run_io as io
 from cleanfit.training import distributed
-from cleanfit.training.batch import compute_loss, count, global_examples, needs_move, windows
-from cleanfit.training.arguments import check_arguments as _check_arguments
-from cleanfit.training.arguments import check_batches as _check_batches
-from cleanfit.training.arguments import check_complete as _check_complete
-from cleanfit.training.arguments import check_monitor as _check_monitor
-from cleanfit.training.arguments import open_checkpoints as _open_checkpoints
-from cleanfit.training.arguments import check_sharding as _check_sharding
+from cleanfit.training import run_io as io
+from cleanfit.training.arguments import check_arguments, check_batches, check_eval_batches, check_fit
+from cleanfit.training.arguments import check_fit_batches, open_checkpoints
+from cleanfit.training.batch import compute_loss, count, loss_weights, needs_move, weighted_sum, windows
+from cleanfit.training.checkpoints import CheckpointManager
 from cleanfit.training.early_stopping import EarlyStopping
 from cleanfit.training.evaluation import evaluate as _evaluate
 from cleanfit.training.evaluation import predict as _predict
 from cleanfit.training.history import History
+from cleanfit.training.metrics import resolve_metrics
 from cleanfit.training.precision import Precision
+from cleanfit.training.run_context import RunContext
 from cleanfit.training.schedules import ScheduleLike, make_scheduler, planned
 from cleanfit.training.state import TrainState, identity_of
 
 __all__ = ["Trainer"]
 
 
-def _weighted_sum(losses: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
-    """``sum(weight * loss)`` over a window's micro-batches, on the device."""
-    if weights == [1.0]:
-        return losses[0]
-    total = losses[0] * weights[0]
-    for loss, weight in zip(losses[1:], weights[1:]):
-        total.add_(loss, alpha=weight)
-    return total
-
-
 class Trainer:
     """Train ``model`` with ``optimizer`` on :class:`~cleanfit.data.batches.Batches`.
 
-    See the project's DESIGN.md ("Training") for the contract. ``loss(outputs, targets)`` is for
-    ``(x, y)`` batches; ``step(model, batch) -> loss`` for anything else. Both must return the mean
-    over the batch. Learned state: ``history_`` (also after a failed fit), ``device_``, ``precision_``,
-    ``scheduler_``, ``total_steps_``.
+    See docs/INTERNALS.md and the README for the contract. ``loss(outputs, targets)`` is for ``(x, y)``
+    batches; ``step(model, batch) -> loss`` for anything else. Both must return the mean over the batch.
+    Learned state: ``history_`` (also after a failed fit), ``device_``, ``precision_``, ``scheduler_``,
+    ``total_steps_``.
 
     A fresh ``fit`` seeds Python, NumPy and torch with ``seed`` (+ the rank under DDP) once everything
     is built; a resumed one restores the RNG states of the checkpoint instead. Checkpoints are taken
     between optimizer steps only: every ``checkpoint_every`` steps and at every epoch end (after
-    validation and early stopping). ``tracker``: a run the Trainer starts, it also finishes (FAILED on
-    an error) and reports to; a run the caller started is left open for the caller.
+    validation and early stopping).
+
+    ``tracker``: a run the Trainer starts itself (``None``, ``"mlflow"``, or a Tracker with no run yet) it
+    also finishes (FAILED on an error); a run the caller started is left open for the caller (flushed only).
+
+    ``report``: ``True`` writes the run report (loss curves, HTML, history, diagnosis) at the end of a fit
+    whose run the Trainer owns, next to the checkpoints and into the tracking run; ``False`` writes none;
+    a callable is the caller's report writer, called on rank 0 at the end of every fit (finished or
+    failed) as ``report(tracker=, directory=, history=, config=, metrics=, findings=)`` (``config`` holds
+    the run's parameters and ``"status"``). A failing report is logged as a warning, never raised.
     """
 
     log_every = 10  # optimizer steps between logged train-loss points (and non-finite checks)
-    _report = True  # write the run report at the end of fit (tests of other things turn it off)
 
     def __init__(
         self,
@@ -108,9 +103,10 @@ class Trainer:
         seed: int = 0,
         early_stopping: EarlyStopping | None = None,
         progress: bool = True,
+        report: bool | Callable[..., Any] = True,
     ) -> None:
-        _check_arguments(model, optimizer, loss, step, precision, accumulate, clip_grad, checkpoint_every,
-                         keep_last, early_stopping)
+        check_arguments(model, optimizer, loss, step, precision, accumulate, clip_grad, checkpoint_every,
+                        keep_last, early_stopping, report)
         self.model = model
         self.optimizer = optimizer
         self.loss = loss
@@ -134,8 +130,10 @@ class Trainer:
         self.seed = check_seed(seed, "Trainer", error=ConfigError)
         self.early_stopping = early_stopping
         self.progress = progress
+        self.report = report
         self.history_: History | None = None
         self._prepared = False
+        self._run: RunContext | None = None  # the current (or last) fit's bookkeeping
         # Test hook: called as hook(trainer, state) after every optimizer step (after any checkpoint).
         self._after_step: Callable[[Trainer, TrainState], None] | None = None
 
@@ -149,50 +147,35 @@ class Trainer:
         self.model.to(self.device_)
         self.net_ = self.dist_.wrap(self.model, self.device_)
         self.precision_ = Precision(self.precision, self.device_)
-        self._non_blocking = self.device_.type == "cuda"
         self._prepared = True
 
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, train: Batches, val: Batches | None = None, *, epochs: int, resume: bool | str | Path = False) -> History:
         """Train for ``epochs`` epochs (continuing a checkpointed run with ``resume``); return the History."""
-        _check_batches(train, "train")
-        if val is not None:
-            _check_batches(val, "val")
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ConfigError(f"fit(epochs={epochs!r}) must be an int >= 1.")
-        if self.early_stopping is not None:
-            _check_monitor(self.early_stopping.monitor, self.metrics, has_val=val is not None)
+        check_fit(train, val, epochs, self.early_stopping, self.metrics)
         self._prepare()
-        for batches, where in ((train, "train"), (val, "val")):
-            if batches is not None:
-                self._check_sharding(batches, where)
-        if val is not None:
-            _check_complete(val, "val")
-        if len(train) == 0:
-            raise DataError(f"fit() got train batches with no batches ({train!r}); pass more examples or drop_last=False.")
-        state, manager = self._start(train, val, epochs, resume)
-        tracker = self._tracker
+        check_fit_batches(train, val, self.dist_)
+        state, run = self._start(train, val, epochs, resume)
         status = "FAILED"
         try:
-            self._loop(state, manager, val, epochs)
+            self._loop(state, run)
             status = "FINISHED"
         finally:
-            self._finish(state, status)
-            if self._owns_run:
-                tracker.finish(status)
+            if run.report is not None:
+                io.call_report(run.report, run.tracker, self.checkpoint_dir, state.history, run.params, status)
+            if run.owns_run:
+                run.tracker.finish(status)
             else:
-                tracker.flush()
+                run.tracker.flush()
         return state.history
 
-    def _start(self, train: Batches, val: Batches | None, epochs: int, resume: bool | str | Path) -> tuple[TrainState, Any]:
-        """Build the run's TrainState (fresh or from a checkpoint) and start tracking."""
-        from cleanfit.training.checkpoints import CheckpointManager
-
+    def _start(self, train: Batches, val: Batches | None, epochs: int, resume: bool | str | Path) -> tuple[TrainState, RunContext]:
+        """Build the run's TrainState (fresh or from a checkpoint), start tracking, then seed."""
         main = self.dist_.is_main
-        self.windows_per_epoch_ = math.ceil(len(train) / self.accumulate)
-        self.total_steps_ = epochs * self.windows_per_epoch_
+        windows_per_epoch = math.ceil(len(train) / self.accumulate)
+        self.total_steps_ = epochs * windows_per_epoch
         self.scheduler_ = make_scheduler(self.schedule, self.optimizer, self.total_steps_)
-        manager = _open_checkpoints(self.checkpoint_dir, self.keep_last, resume, self.dist_)
+        manager = open_checkpoints(self.checkpoint_dir, self.keep_last, resume, self.dist_)
         # Without a checkpoint_dir, resume=<file> only reads that file: nothing is written next to it.
         reader = manager if manager is not None or not resume else CheckpointManager(Path(resume).parent)
         if self.early_stopping is not None:
@@ -205,8 +188,10 @@ class Trainer:
         )
         saved = reader.resolve(resume) if reader is not None and resume else None
         self.history_ = state.history
-        self._tracker = io.make_tracker(self.tracker if main else None)
-        self._owns_run = getattr(self._tracker, "run_id", None) is None
+        tracker = self.tracker if main else None
+        run = self._run = RunContext(tracker=io.make_tracker(tracker), owns_run=io.owns_run(tracker), manager=manager,
+                                     val=val, epochs=epochs, windows_per_epoch=windows_per_epoch,
+                                     non_blocking=self.device_.type == "cuda")
         if saved is None:
             train.set_epoch(0)  # a fresh run starts at the first batch, even if the caller peeked at some
         else:
@@ -215,15 +200,16 @@ class Trainer:
             if state.epoch > epochs:
                 raise ConfigError(f"fit(epochs={epochs}) but {reader.resolved_path} is already at epoch {state.epoch}; "
                                   f"resume with epochs >= {state.epoch} (the run's own setting), or start a new run.")
-        state.run_id = self._tracker.start(run_id=state.run_id)
-        self._params: dict[str, Any] = {}
-        if main and (state.run_id is not None or (self.checkpoint_dir is not None and self._report)):
-            self._params = io.run_params(self, train, val, epochs=epochs, total_steps=self.total_steps_,
-                                         world_size=self.dist_.world_size)  # what this run was (reads git)
+        state.run_id = run.tracker.start(run_id=state.run_id)
+        run.report = io.report_writer(self.report, run.tracker, owns_run=run.owns_run,
+                                  directory=self.checkpoint_dir) if main else None
+        if main and (io.tracked(run.tracker) or run.report is not None):
+            run.params = io.run_params(self, train, val, epochs=epochs, total_steps=self.total_steps_,
+                                       world_size=self.dist_.world_size)  # what this run was (reads git)
             if saved is None:
-                self._tracker.log_params(self._params)
+                run.tracker.log_params(run.params)
         if saved is not None and main:
-            io.resend_history(self._tracker, state.history)
+            io.resend_history(run.tracker, state.history)
         # Random numbers last, after everything is built: a resumed run draws exactly what the
         # uninterrupted run drew from here on.
         if saved is None:
@@ -232,45 +218,44 @@ class Trainer:
             set_rng_state(state.rng[self.dist_.rank])
         else:
             seed_everything((self.seed + self.dist_.rank + 1_000_003 * state.step) % 2**32)
-        return state, manager
+        return state, run
 
     # -- the loop ----------------------------------------------------------------------------------
-    def _loop(self, s: TrainState, manager: Any, val: Batches | None, epochs: int) -> None:
+    def _loop(self, s: TrainState, run: RunContext) -> None:
         self.model.train()
-        self._pending: list[tuple[torch.Tensor, float]] = []  # (window loss, its weight) since the last log
-        self._last_lr = self.optimizer.param_groups[0]["lr"]
-        self._move_batches = True  # until the first batch shows it is already where the model is
+        run.last_lr = self.optimizer.param_groups[0]["lr"]
         io.show_epoch_lines(self.progress and self.dist_.is_main)
-        bar = self._bar = io.progress_bar(self.progress and self.dist_.is_main, self.total_steps_, s.step)
+        bar = run.bar = io.progress_bar(self.progress and self.dist_.is_main, self.total_steps_, s.step)
         try:
             stopped = self.early_stopping is not None and self.early_stopping.stopped_
-            while s.epoch < epochs and not stopped:
+            while s.epoch < run.epochs and not stopped:
                 if s.train.epoch != s.epoch or s.train.state_dict()["position"] == 0:
                     s.train.set_epoch(s.epoch)  # a resume mid-epoch keeps the restored position
                 first_window = s.train.state_dict()["position"] // self.accumulate
                 for index, window in enumerate(windows(s.train, self.accumulate), start=first_window):
-                    self._move_batches = self._move_batches and needs_move(window[0], self.device_)
-                    step_loss = self._train_step(s, window, first_batch=index * self.accumulate)
+                    run.move_batches = run.move_batches and needs_move(window[0], self.device_)
+                    step_loss = self._train_step(s, run, window, first_batch=index * self.accumulate)
                     s.step += 1
-                    self._after_train_step(s, manager, step_loss, index == self.windows_per_epoch_ - 1)
+                    self._after_train_step(s, run, step_loss, index == run.windows_per_epoch - 1)
                     bar.update(1)
-                stopped = self._end_epoch(s, manager, val, epochs)
+                stopped = self._end_epoch(s, run)
         finally:
             bar.close()
         if self.early_stopping is not None and self.early_stopping.restore(self.model):
             io.logger.info("restored the weights of epoch %s (best %s %.4g)", self.early_stopping.best_epoch_,
                            self.early_stopping.monitor, self.early_stopping.best_)
 
-    def _train_step(self, s: TrainState, window: list[Any], first_batch: int) -> tuple[torch.Tensor, float]:
+    def _train_step(self, s: TrainState, run: RunContext, window: list[Any],
+                    first_batch: int) -> tuple[torch.Tensor, float]:
         """One optimizer step over a window of up to ``accumulate`` micro-batches. Returns the window's loss
         (a tensor: no host sync) and ``scale``, which turns it back into this rank's sum of loss x examples
         for the epoch's exact mean (summed when the steps are logged)."""
         counts = [count(batch) for batch in window]
-        weights, scale = self._loss_weights(counts, s.train, first_batch)
+        weights, scale = loss_weights(counts, s.train, first_batch, self.dist_)
         losses = []
         for i, (batch, n, weight) in enumerate(zip(window, counts, weights)):
-            if self._move_batches:
-                batch = to_device(batch, self.device_, non_blocking=self._non_blocking)
+            if run.move_batches:
+                batch = to_device(batch, self.device_, non_blocking=run.non_blocking)
             last = i == len(window) - 1
             with self.dist_.sync_gradients(self.net_, sync=last):  # DDP all-reduces on the last micro-batch only
                 with self.precision_.autocast():
@@ -278,7 +263,7 @@ class Trainer:
                 self.precision_.backward(loss if weight == 1.0 else loss * weight)
             losses.append(loss.detach())
         grad_norm = self._clip_gradients()
-        self._last_lr = self.optimizer.param_groups[0]["lr"]
+        run.last_lr = self.optimizer.param_groups[0]["lr"]
         if self.precision_.step(self.optimizer):
             if self.scheduler_ is not None:
                 self.scheduler_.step()  # a step fp16 skipped does not advance the schedule
@@ -289,17 +274,7 @@ class Trainer:
             s.totals["skipped_steps"] += 1
         self.optimizer.zero_grad(set_to_none=True)
         s.totals["examples"] += sum(counts)
-        return _weighted_sum(losses, weights), scale
-
-    def _loss_weights(self, counts: list[int], train: Batches, first_batch: int) -> tuple[list[float], float]:
-        """Each micro-batch's share of the window's examples (over all ranks), so the accumulated
-        gradient equals the gradient on the concatenated window. DDP averages gradients over ranks,
-        hence the factor ``world_size``. Also returns ``examples in the window / world_size``."""
-        if len(counts) == 1 and not self.dist_.enabled:
-            return [1.0], float(counts[0])
-        total = sum(counts) if not self.dist_.enabled else global_examples(train, first_batch, len(counts))
-        world = self.dist_.world_size
-        return [n * world / total for n in counts], total / world
+        return weighted_sum(losses, weights), scale
 
     def _clip_gradients(self) -> torch.Tensor | None:
         """Clip to ``clip_grad`` (fp16: after unscaling); return the pre-clip norm."""
@@ -308,22 +283,22 @@ class Trainer:
         self.precision_.unscale_(self.optimizer)
         return torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad).detach().float()
 
-    def _after_train_step(self, s: TrainState, manager: Any, step_loss: tuple[torch.Tensor, float],
+    def _after_train_step(self, s: TrainState, run: RunContext, step_loss: tuple[torch.Tensor, float],
                           end_of_epoch: bool) -> None:
         """Log every ``log_every`` steps (checking for a non-finite loss), checkpoint every ``checkpoint_every``."""
-        self._pending.append(step_loss)
-        checkpoint_due = (manager is not None and self.checkpoint_every is not None
+        run.pending.append(step_loss)
+        checkpoint_due = (run.manager is not None and self.checkpoint_every is not None
                           and s.step % self.checkpoint_every == 0 and not end_of_epoch)  # the epoch end saves anyway
         if s.step % self.log_every == 0 or end_of_epoch or checkpoint_due:
-            self._log_steps(s)
+            self._log_steps(s, run)
         if checkpoint_due:
-            self._save(s, manager, metric=None)
+            self._save(s, run, metric=None)
         if self._after_step is not None:
             self._after_step(self, s)
 
-    def _log_steps(self, s: TrainState) -> None:
+    def _log_steps(self, s: TrainState, run: RunContext) -> None:
         """One sync for the steps since the last log: stop at a non-finite loss, else record their mean."""
-        pending, self._pending = self._pending, []
+        pending, run.pending = run.pending, []
         losses = torch.stack([loss for loss, _ in pending]).float()
         if self.dist_.enabled:  # this rank's values for the epoch's sum, the mean over ranks for the log
             local = losses.tolist()
@@ -334,21 +309,21 @@ class Trainer:
         first_step = s.step - len(values) + 1
         bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
         if bad is not None:
-            row = {"step": first_step + bad, "epoch": s.epoch + 1, "train_loss": values[bad], "lr": self._last_lr}
+            row = {"step": first_step + bad, "epoch": s.epoch + 1, "train_loss": values[bad], "lr": run.last_lr}
             s.history.add_step(row)
-            self._tracker.log_metrics(io.step_metrics(row), step=row["step"])
+            run.tracker.log_metrics(io.step_metrics(row), step=row["step"])
             io.logger.error("non-finite train loss %s at epoch %d, step %d", values[bad], row["epoch"], row["step"])
             raise TrainingError(
                 f"the train loss became {values[bad]} at epoch {row['epoch']}, step {row['step']} (lr "
-                f"{io.format_lr(self._last_lr)}); {self._stopped()}. Lower the learning rate, add warmup or "
+                f"{io.format_lr(run.last_lr)}); {self._stopped()}. Lower the learning rate, add warmup or "
                 "clip_grad=1.0, and check the data for NaN/inf values."
             )
-        row = {"step": s.step, "epoch": s.epoch + 1, "train_loss": sum(values) / len(values), "lr": self._last_lr}
+        row = {"step": s.step, "epoch": s.epoch + 1, "train_loss": sum(values) / len(values), "lr": run.last_lr}
         s.history.add_step(row)
-        self._tracker.log_metrics(io.step_metrics(row), step=s.step)
-        self._bar.set_postfix_str(f"epoch {row['epoch']} · loss {io.format_loss(row['train_loss'])}", refresh=False)
+        run.tracker.log_metrics(io.step_metrics(row), step=s.step)
+        run.bar.set_postfix_str(f"epoch {row['epoch']} · loss {io.format_loss(row['train_loss'])}", refresh=False)
 
-    def _end_epoch(self, s: TrainState, manager: Any, val: Batches | None, epochs: int) -> bool:
+    def _end_epoch(self, s: TrainState, run: RunContext) -> bool:
         """Exact train loss, validation, the epoch's row, log line, early stopping, checkpoint."""
         totals = s.summed_totals(self.dist_)
         examples = totals["examples"]
@@ -357,21 +332,21 @@ class Trainer:
             "step": s.step,
             "train_loss": totals["loss_sum"] / examples if examples else float("nan"),
             "val_loss": None,
-            "lr": self._last_lr,
+            "lr": run.last_lr,
             "grad_norm": float(totals["grad_norm_sum"]) / totals["grad_norms"] if totals["grad_norms"] else None,
             "skipped_steps": int(totals["skipped_steps"]),
         }
-        if val is not None:
-            scores = self.evaluate(val)
+        if run.val is not None:
+            scores = self.evaluate(run.val)
             row["val_loss"] = scores.pop("loss")
             row.update({f"val_{name}": value for name, value in scores.items()})
         s.history.add_epoch(row)
         s.epoch += 1
         s.reset_totals()
-        self._tracker.log_metrics(io.epoch_metrics(row), step=s.step)
+        run.tracker.log_metrics(io.epoch_metrics(row), step=s.step)
         if self.dist_.is_main:
-            with self._bar.external_write_mode():  # the line above the progress bar, not inside it
-                io.logger.info(io.epoch_line(row, epochs=epochs, total_steps=self.total_steps_,
+            with run.bar.external_write_mode():  # the line above the progress bar, not inside it
+                io.logger.info(io.epoch_line(row, epochs=run.epochs, total_steps=self.total_steps_,
                                              batches_per_epoch=len(s.train), batch_size=s.train.batch_size,
                                              effective=s.train.global_batch_size * self.accumulate))
         if row["val_loss"] is not None and not math.isfinite(row["val_loss"]):
@@ -381,7 +356,7 @@ class Trainer:
         stop = self.early_stopping.update(row, self.model) if self.early_stopping is not None else False
         if row["val_loss"] is not None and (s.best_metric is None or row["val_loss"] < s.best_metric):
             s.best_metric = row["val_loss"]
-        self._save(s, manager, metric=row["val_loss"])
+        self._save(s, run, metric=row["val_loss"])
         return stop
 
     def _stopped(self) -> str:
@@ -389,50 +364,32 @@ class Trainer:
             return "training stopped (with no checkpoint_dir, nothing was saved)"
         return f"training stopped and the last good checkpoint in {self.checkpoint_dir} is kept"
 
-    def _save(self, s: TrainState, manager: Any, *, metric: float | None) -> None:
+    def _save(self, s: TrainState, run: RunContext, *, metric: float | None) -> None:
         """A checkpoint of the whole TrainState (rank 0 writes; every rank contributes its RNG state)."""
-        if manager is None:
+        if run.manager is None:
             return
         s.rng = self.dist_.all_gather(rng_state())
         totals = s.summed_totals(self.dist_) if self.dist_.enabled else None  # rank 0 saves all ranks' sums
         if self.dist_.is_main:
-            manager.save(s.state_dict(totals=totals), step=s.step, epoch=s.epoch, metric=metric)
-
-    def _finish(self, s: TrainState, status: str) -> None:
-        """The report, history and diagnosis (rank 0), whether the run finished or failed."""
-        if not self.dist_.is_main or not self._report:
-            return
-        try:
-            last = s.history.last
-            io.write_report(tracker=self._tracker, owns_run=self._owns_run, directory=self.checkpoint_dir,
-                            history=s.history, config={**self._params, "status": status},
-                            metrics={k: v for k, v in last.items() if k != "epoch"}, findings=s.history.diagnose())
-        except Exception as exc:  # a failing report must not hide the run's own outcome
-            io.logger.warning("could not write the run report: %s", exc)
+            run.manager.save(s.state_dict(totals=totals), step=s.step, epoch=s.epoch, metric=metric)
 
     # -- evaluation ------------------------------------------------------------------------------
     def evaluate(self, batches: Batches) -> dict[str, float]:
         """Exact means over all examples of ``batches``: ``"loss"`` and each metric."""
-        _check_batches(batches, "evaluate")
+        check_batches(batches, "evaluate")
         self._prepare()
-        self._check_sharding(batches, "evaluate")
-        _check_complete(batches, "evaluate")
+        check_eval_batches(batches, "evaluate", self.dist_)
         return _evaluate(self.model, batches, precision=self.precision_, device=self.device_, dist=self.dist_,
                          loss=self.loss, step=self.step, metrics=self.metrics)
 
     def predict(self, batches: Batches) -> torch.Tensor:
         """The model's outputs for every example of ``batches`` (unshuffled), as one CPU tensor in data order."""
-        _check_batches(batches, "predict")
+        check_batches(batches, "predict")
         self._prepare()
-        self._check_sharding(batches, "predict")
-        _check_complete(batches, "predict")
+        check_eval_batches(batches, "predict", self.dist_)
         return _predict(self.model, batches, precision=self.precision_, device=self.device_, dist=self.dist_)
-
-    def _check_sharding(self, batches: Batches, where: str) -> None:
-        _check_sharding(batches, where, self.dist_.rank, self.dist_.world_size, self.dist_.enabled)
 
     def __repr__(self) -> str:
         return (f"Trainer(model={type(self.model).__name__}, optimizer={type(self.optimizer).__name__}, "
                 f"precision={self.precision!r}, accumulate={self.accumulate}, clip_grad={self.clip_grad}, "
                 f"seed={self.seed})")
-
