@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from cleanfit.data.devices import pin, to_device
 from cleanfit.errors import DataError
 
 
@@ -236,7 +237,6 @@ def prefetch(batches: Iterable[Any], depth: int = 2, device: Any = None) -> Iter
     >>> list(prefetch(iter([1, 2, 3])))
     [1, 2, 3]
     """
-    from cleanfit.data.devices import pin, to_device
 
     done = object()
     q: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
