@@ -17,8 +17,6 @@ than comparing two unpaired means would need.
 'b'
 >>> compare(base, base).verdict
 'tie'
->>> compare(base, better, seeds=2).verdict  # 2 seeds cannot tell noise this size from a gain
-'tie'
 """
 
 from __future__ import annotations
