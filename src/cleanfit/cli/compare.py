@@ -14,7 +14,7 @@ from cleanfit.errors import ConfigError
 @click.command("compare")
 @click.argument("config_a", metavar="A.toml", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("config_b", metavar="B.toml", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--seeds", type=int, default=5, show_default=True, help="Paired seeds to train each config on (2 or more).")
+@click.option("--seeds", type=int, default=10, show_default=True, help="Paired seeds to train each config on (2 or more).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the comparison (per-seed scores, interval, verdict) as JSON to this file.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -47,7 +47,7 @@ def compare(
 ) -> None:
     """Train A.toml and B.toml on the same seeds and compare them pair by pair.
 
-    Prints the per-seed scores, the 95% bootstrap interval of the mean difference (b - a) and the
+    Prints the per-seed scores, the 95% paired t interval of the mean difference (b - a) and the
     verdict: a, b, or tie when the interval contains 0. Exit code 0; with --require X, 1 unless the
     verdict is X; 2 for bad input. Tracking follows A's [tracking] section.
     """

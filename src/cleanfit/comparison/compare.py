@@ -1,37 +1,32 @@
 """Honest multi-seed comparison: did model B really win, or was its seed luckier?
 
 :func:`compare` trains (or calls) candidates A and B on the same seeds, pairs their scores seed by
-seed and asks whether the mean paired difference ``b - a`` is distinguishable from 0 with a 95%
-bootstrap interval. Pairing removes the noise both candidates share (the same split, the same data
-order, the same initial draw of the RNG), so far fewer seeds tell the two apart than comparing two
-unpaired means would need.
+seed and asks whether the mean paired difference ``b - a`` is distinguishable from 0 with the 95%
+paired t interval (a winner for two equally good candidates at most 5% of the time, at any number of
+seeds: :mod:`cleanfit.comparison.stats`). Pairing removes the noise both candidates share (the same
+split, the same data order, the same initial draw of the RNG), so far fewer seeds tell the two apart
+than comparing two unpaired means would need.
 
 >>> import random
 >>> def base(seed):       # a noisy score: the same noise for a given seed
 ...     return 0.80 + random.Random(seed).gauss(0, 0.02)
 >>> def better(seed):
 ...     return base(seed) + 0.01 + random.Random(1000 + seed).gauss(0, 0.002)
->>> result = compare(base, better, seeds=5)
+>>> result = compare(base, better)          # 10 seeds
 >>> result.verdict
 'b'
->>> compare(base, base, seeds=5).verdict
+>>> compare(base, base).verdict
 'tie'
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import multiprocessing
 import numbers
-import os
 import pickle
-import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, Union
@@ -39,9 +34,11 @@ from typing import Any, Union
 from cleanfit._util.args import is_int, is_seed
 from cleanfit.comparison.mlflow_log import ComparisonLog, resolve_target
 from cleanfit.comparison.result import Comparison, Verdict
+from cleanfit.comparison.runner import Candidate as _Candidate
+from cleanfit.comparison.runner import Outcome as _Outcome
+from cleanfit.comparison.runner import run_all
 from cleanfit.errors import ConfigError, DataError
-from cleanfit.pipeline.config import Config, DataConfig, load_config
-from cleanfit.pipeline.run import train_config
+from cleanfit.pipeline.config import DataConfig, load_config
 
 __all__ = ["compare", "Comparison", "Candidate", "Verdict"]
 
@@ -57,7 +54,7 @@ def compare(
     a: Candidate,
     b: Candidate,
     *,
-    seeds: int | Sequence[int] = 5,
+    seeds: int | Sequence[int] = 10,
     higher_is_better: bool | None = None,
     metric: str | None = None,
     split: str = "val",
@@ -72,7 +69,7 @@ def compare(
     Args:
         a, b: each a config (a TOML path or a dict, trained as ``cleanfit train`` would, with
             ``train.seed`` set to the seed) or a callable ``candidate(seed) -> float``.
-        seeds: how many seeds (``0 .. seeds-1``) or the seeds themselves; at least 2.
+        seeds: how many seeds (``0 .. seeds-1``, default 10) or the seeds themselves; at least 2.
         higher_is_better: the direction of the metric. None (the default) reads it from the
             metric's name: losses and errors (``loss``, ``rmse``, ``mae`` ...) are lower-is-better,
             everything else, and any callable's score, is higher-is-better.
@@ -95,7 +92,8 @@ def compare(
 
     Returns:
         A :class:`Comparison` with per-seed scores, the paired differences ``b - a``, their 95%
-        bootstrap interval and ``verdict`` (``"a"``, ``"b"`` or ``"tie"`` when the interval contains 0).
+        paired t interval and ``verdict`` (``"a"``, ``"b"`` or ``"tie"`` when the interval contains 0),
+        the seeds a difference of the measured size would need, and notes on what else limits it.
 
     Raises:
         ConfigError: fewer than 2 seeds; configs that predict different targets, tasks or data files;
@@ -108,13 +106,15 @@ def compare(
     _check_candidates(cand_a, cand_b, workers)
     log = _start_log(tracker, cand_a, cand_b, {
         "candidate_a": cand_a.name, "candidate_b": cand_b.name, "seeds": list(seed_list),
-        "metric": metric or "default", "split": split, "vary_split": vary_split,
+        "metric_requested": metric or "the task's main metric", "split": split, "vary_split": vary_split,
         "overrides": list(overrides), "workers": workers,
     })
     comparison: Comparison | None = None
     try:
-        picked = _run_and_score((cand_a, cand_b), seed_list, metric, split, vary_split, workers, progress, log)
+        picked, outcomes = _run_and_score((cand_a, cand_b), seed_list, metric, split, vary_split, workers,
+                                          progress, log)
         comparison = _comparison(cand_a, cand_b, seed_list, picked, higher_is_better, vary_split, log)
+        comparison = _with_context(comparison, cand_a, cand_b, outcomes, split, vary_split)
     finally:
         if log:
             log.finish(comparison)
@@ -149,12 +149,13 @@ def _start_log(tracker: Any, a: _Candidate, b: _Candidate, settings: dict[str, A
 
 def _run_and_score(cands: tuple[_Candidate, _Candidate], seeds: Sequence[int], metric: str | None, split: str,
                    vary_split: bool, workers: int, progress: bool,
-                   log: ComparisonLog | None) -> dict[tuple[str, int], tuple[str, float]]:
-    """Run every candidate at every seed; ``(label, seed) -> (metric name, score)``. Each finished run
-    is printed (with ``progress``) and logged as a child run as it comes in."""
+                   log: ComparisonLog | None) -> tuple[dict[tuple[str, int], tuple[str, float]],
+                                                       dict[tuple[str, int], _Outcome]]:
+    """Run every candidate at every seed; ``(label, seed) -> (metric name, score)`` and the outcomes.
+    Each finished run is printed (with ``progress``) and logged as a child run as it comes in."""
     outcomes: dict[tuple[str, int], _Outcome] = {}
     picked: dict[tuple[str, int], tuple[str, float]] = {}
-    for cand, seed, outcome in _run_all(cands, seeds, vary_split, workers):
+    for cand, seed, outcome in run_all(cands, seeds, vary_split, workers):
         name, value = _score(cand, seed, outcome, metric, split)
         outcomes[cand.label, seed] = outcome
         picked[cand.label, seed] = name, value
@@ -163,9 +164,9 @@ def _run_and_score(cands: tuple[_Candidate, _Candidate], seeds: Sequence[int], m
         if log:
             params = {**cand.params, "train.seed": seed, **({"split.seed": seed} if vary_split else {})}
             log.child(cand.label, cand.name, seed, {**outcome.metrics, name: value},
-                      params if cand.config is not None else {})
+                      {**params, **outcome.info} if cand.config is not None else {})
     _check_same_task(*cands, outcomes)
-    return picked
+    return picked, outcomes
 
 
 def _comparison(a: _Candidate, b: _Candidate, seeds: Sequence[int], picked: Mapping[tuple[str, int], tuple[str, float]],
@@ -187,22 +188,6 @@ def _comparison(a: _Candidate, b: _Candidate, seeds: Sequence[int], picked: Mapp
 
 
 # ---------------------------------------------------------------------------------- candidates
-
-
-@dataclass(frozen=True)
-class _Candidate:
-    label: str  # "a" or "b"
-    name: str  # what the table shows
-    fn: Callable[[int], Any] | None = None
-    config: Config | None = None  # validated, with user overrides; picklable
-    params: dict[str, Any] = field(default_factory=dict)  # for the MLflow child runs
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    value: Any  # a callable's return value (checked in the calling process)
-    metrics: dict[str, float] = field(default_factory=dict)
-    task: str | None = None
 
 
 def _seed_list(seeds: int | Sequence[int]) -> tuple[int, ...]:
@@ -318,62 +303,13 @@ def _as_score(cand: _Candidate, seed: int, value: Any) -> float:
     return score
 
 
-# ---------------------------------------------------------------------------------- running
-
-
-def _run_all(cands: Sequence[_Candidate], seeds: Sequence[int], vary_split: bool,
-             workers: int) -> Iterator[tuple[_Candidate, int, _Outcome]]:
-    jobs = [(cand, seed) for seed in seeds for cand in cands]
-    if workers == 1:
-        for cand, seed in jobs:
-            with _noted(cand, seed):
-                outcome = _run_one(cand, seed, vary_split)
-            yield cand, seed, outcome
-        return
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(threads,))
-    try:
-        pending = {pool.submit(_run_one, cand, seed, vary_split): (cand, seed) for cand, seed in jobs}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in done:
-                cand, seed = pending.pop(future)
-                with _noted(cand, seed):
-                    outcome = future.result()
-                yield cand, seed, outcome
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-@contextmanager
-def _noted(cand: _Candidate, seed: int) -> Iterator[None]:
-    """Adds "while running candidate X at seed S" to an exception passing through."""
-    try:
-        yield
-    except Exception as exc:
-        exc.add_note(f"(while running compare candidate {cand.label} ({cand.name}) at seed {seed})")
-        raise
-
-
-def _init_worker(threads: int) -> None:
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, str(threads))
-
-
-def _run_one(cand: _Candidate, seed: int, vary_split: bool) -> _Outcome:
-    """One candidate at one seed (in this process or a worker)."""
-    if cand.fn is not None:
-        return _Outcome(cand.fn(seed))
-    out = tempfile.mkdtemp(prefix=f"cleanfit-compare-{cand.label}-{seed}-")
-    try:
-        overrides = [f"train.seed={seed}", "tracking.backend=none", f"checkpoint.dir={out}/checkpoints"]
-        if vary_split:
-            overrides.append(f"split.seed={seed}")
-        run = train_config(cand.config, out=out, overrides=overrides, quiet=True)
-        metrics = {k: float(v) for k, v in run.metrics.items() if isinstance(v, numbers.Real)}
-        return _Outcome(None, metrics, run.task)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-
-
+def _with_context(c: Comparison, a: _Candidate, b: _Candidate, outcomes: Mapping[tuple[str, int], _Outcome],
+                  split: str, vary_split: bool) -> Comparison:
+    """The comparison with what limits it: the rows the metric was measured on, the fixed split's seed."""
+    rows = {out.info.get(f"rows.{split}") for out in outcomes.values()} - {None}
+    split_seed = None
+    if a.config is not None and b.config is not None and not vary_split and a.config.split.seed == b.config.split.seed:
+        split_seed = a.config.split.seed
+    if not rows and split_seed is None:
+        return c
+    return dataclasses.replace(c, eval_rows=min(rows) if rows else None, split_seed=split_seed)

@@ -1,7 +1,9 @@
 """MLflow records of a comparison: one parent run, one child run per candidate and seed.
 
 The children carry the MLflow tag ``mlflow.parentRunId``, so the MLflow UI nests them under the
-parent. Everything is written from the calling process (never from worker processes), so parallel
+parent, and the versions the comparison ran with (cleanfit, torch, numpy, python, the git commit); a config
+candidate's child also carries its data and split fingerprints and the rows in each part. The parent names
+the metric actually compared (``metric``, known once the first run is scored) beside the one asked for. Everything is written from the calling process (never from worker processes), so parallel
 seeds never contend for the SQLite store.
 """
 
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from cleanfit._util.files import write_json
 from cleanfit.errors import ConfigError
+from cleanfit.tracking.environment import environment_params
 
 if TYPE_CHECKING:
     from cleanfit.comparison.result import Comparison
@@ -69,13 +72,14 @@ class ComparisonLog:
                 "tracking.uri, or compare without tracking (--set tracking.backend=none, tracker=None)"
             ) from None
         self.run_id: str | None = None
+        self._versions = environment_params()
 
     def start(self, name: str, params: Mapping[str, Any]) -> str:
         run = self._client.create_run(
             self.experiment_id, run_name=name, tags={"cleanfit.kind": "comparison"}
         )
         self.run_id = run.info.run_id
-        self._batch(self.run_id, params=params)
+        self._batch(self.run_id, params={**params, **self._versions})
         return self.run_id
 
     def child(self, label: str, name: str, seed: int, metrics: Mapping[str, float],
@@ -93,8 +97,8 @@ class ComparisonLog:
             },
         )
         child_id = run.info.run_id
-        self._batch(child_id, params={"candidate": label, "candidate_name": name, "seed": seed, **params},
-                    metrics=metrics)
+        self._batch(child_id, params={"candidate": label, "candidate_name": name, "seed": seed, **params,
+                                      **self._versions}, metrics=metrics)
         self._client.set_terminated(child_id, "FINISHED")
         return child_id
 
@@ -111,7 +115,8 @@ class ComparisonLog:
                    "ci_low": c.ci[0], "ci_high": c.ci[1]}
         if c.seeds_needed is not None:
             metrics["seeds_needed"] = float(c.seeds_needed)
-        self._batch(self.run_id, metrics=metrics)
+        self._batch(self.run_id, params={"metric": c.metric, "higher_is_better": c.higher_is_better,
+                                         "interval_method": "paired t"}, metrics=metrics)
         self._client.set_tag(self.run_id, "cleanfit.verdict", c.verdict)
         with tempfile.TemporaryDirectory(prefix="cleanfit-compare-") as tmp:
             report = Path(tmp) / "comparison.json"

@@ -1,5 +1,9 @@
 """The result of :func:`cleanfit.comparison.compare`: paired per-seed scores, the interval, the verdict.
 
+The verdict is the paired t-test's (see :mod:`cleanfit.comparison.stats` for why), and the interval
+shown is the one it uses. :attr:`Comparison.notes` says what else limits the comparison: few seeds,
+a small validation set whose accuracy moves in coarse steps, a split that was never varied.
+
 Re-exported as :class:`cleanfit.Comparison` (from :mod:`cleanfit.comparison.compare`).
 """
 
@@ -9,16 +13,18 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from cleanfit.comparison import stats as _stats
 
-Verdict = Literal["a", "b", "tie"]
+Verdict = _stats.Verdict
 
-# below this many seeds the verdict comes with a note on how often it is wrong
+# below this many seeds the comparison says how large a difference it can find at all
 _FEW_SEEDS = 10
+# a mean accuracy difference within this many steps of 1 / eval_rows gets a note
+_STEPS = 3
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,8 +33,14 @@ class Comparison:
 
     The paired difference is always ``b - a`` (seed by seed), whatever the direction of the metric:
     with an accuracy, a positive difference means B did better; with a loss, B did better when it is
-    negative. ``verdict`` reads it the right way round: ``"b"`` when the whole 95% interval of the
-    mean difference favours B, ``"a"`` when it favours A, ``"tie"`` when it contains 0.
+    negative. ``verdict`` reads it the right way round: ``"b"`` when the whole 95% paired t
+    interval of the mean difference favours B, ``"a"`` when it favours A, ``"tie"`` when it contains 0.
+    Two equally good candidates get a winner at most 5% of the time at any number of seeds; with few
+    seeds the honest answer is mostly ``"tie"``, and ``seeds_needed`` says how many would resolve a
+    difference of this size.
+
+    ``eval_rows`` (the rows the metric was measured on) and ``split_seed`` (the split every seed shared,
+    None when it was varied or unknown) only feed :attr:`notes`.
 
     >>> c = Comparison([0, 1, 2, 3], [0.80, 0.82, 0.79, 0.81], [0.84, 0.85, 0.83, 0.86], metric="val_accuracy")
     >>> c.verdict, round(c.mean_difference, 4)
@@ -45,7 +57,10 @@ class Comparison:
     names: tuple[str, str] = ("a", "b")
     vary_split: bool = False
     run_id: str | None = None
+    eval_rows: int | None = None
+    split_seed: int | None = None
     ci: tuple[float, float] = field(init=False)
+    p_value: float = field(init=False)
     verdict: Verdict = field(init=False)
     seeds_needed: int | None = field(init=False)
 
@@ -64,9 +79,10 @@ class Comparison:
         set_(self, "scores_a", a)
         set_(self, "scores_b", b)
         d = self.differences
-        low, high = _stats.bootstrap_interval(d)
+        low, high = _stats.t_interval(d)
         set_(self, "ci", (low, high))
-        set_(self, "verdict", _verdict(low, high, self.higher_is_better))
+        set_(self, "p_value", _stats.p_value(d))
+        set_(self, "verdict", _stats.verdict_of(low, high, higher_is_better=self.higher_is_better))
         set_(self, "seeds_needed", _stats.seeds_needed(float(d.mean()), _std(d)))
 
     # ------------------------------------------------------------------ numbers
@@ -107,22 +123,41 @@ class Comparison:
 
     @property
     def notes(self) -> list[str]:
-        """Caveats a reader should know before acting on the verdict (empty when there are none)."""
+        """What else limits the comparison (empty when nothing does): few seeds, coarse metric steps,
+        a split that was never varied.
+
+        >>> c = Comparison(range(3), [0.8, 0.82, 0.81], [0.83, 0.8, 0.84], metric="val_accuracy", eval_rows=35)
+        >>> print(c.notes[1])
+        the val_accuracy is measured on 35 rows, so it moves in steps of 1/35 = 0.029; the mean difference (+0.013) is within 3 such steps: a few rows decide it, and more validation rows (split.val) tell more than more seeds
+        """
+        return [note for note in (self._seeds_note(), self._steps_note(), self._split_note()) if note]
+
+    def _seeds_note(self) -> str | None:
         n = len(self.seeds)
         if n >= _FEW_SEEDS:
-            return []
-        floor = 2.0 ** (1 - n)  # P(all n differences share a sign) for two equal candidates
-        if floor > 1 - self.confidence:
-            return [
-                f"with {n} seeds the interval is too narrow for a true {self.confidence:.0%} "
-                f"(a bootstrap interval never reaches past the smallest and largest difference, so two "
-                f"equally good candidates get a false 'a' or 'b' verdict at least {floor:.0%} of the time, "
-                f"not {1 - self.confidence:.0%}); use {_FEW_SEEDS} or more seeds before acting on a verdict"
-            ]
-        return [
-            f"with {n} seeds the bootstrap interval is somewhat narrower than a true {self.confidence:.0%} "
-            f"one (measured in docs/BENCHMARKS.md, Compare); {_FEW_SEEDS} or more seeds make it honest"
-        ]
+            return None
+        effect = _stats.smallest_effect(n)
+        return (f"with {n} seeds the test finds a difference {_stats.POWER:.0%} of the time only when it is "
+                f"{effect:.2g}x the seed-to-seed spread of the differences or more (at {_FEW_SEEDS} seeds: "
+                f"{_stats.smallest_effect(_FEW_SEEDS):.2g}x); a tie on few seeds is no evidence of equality")
+
+    def _steps_note(self) -> str | None:
+        if not self.eval_rows or "accuracy" not in self.metric.lower():
+            return None
+        step = 1.0 / self.eval_rows
+        if abs(self.mean_difference) > _STEPS * step:
+            return None
+        part = self.metric.split("_")[0] if "_" in self.metric else "evaluation"
+        more = "more validation rows (split.val)" if part == "val" else f"more {part} rows"
+        return (f"the {self.metric} is measured on {self.eval_rows} rows, so it moves in steps of "
+                f"1/{self.eval_rows} = {step:.2g}; the mean difference ({self.mean_difference:+.2g}) is within "
+                f"{_STEPS} such steps: a few rows decide it, and {more} tell more than more seeds")
+
+    def _split_note(self) -> str | None:
+        if self.split_seed is None or self.vary_split:
+            return None
+        return (f"every seed used the same split (split.seed = {self.split_seed}), so the verdict holds for "
+                "these rows only; --vary-split (vary_split=True) includes the noise of which rows are held out")
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +169,8 @@ class Comparison:
             "candidates": {"a": self.names[0], "b": self.names[1]},
             "seeds": list(self.seeds),
             "vary_split": self.vary_split,
+            "split_seed": self.split_seed,
+            "eval_rows": self.eval_rows,
             "scores": {"a": self.scores_a.tolist(), "b": self.scores_b.tolist()},
             "per_seed": [
                 {"seed": s, "a": float(x), "b": float(y), "difference": float(z)}
@@ -148,7 +185,7 @@ class Comparison:
                 "ci": list(self.ci),
                 "confidence": self.confidence,
                 "method": _stats.INTERVAL_METHOD,
-                "n_resamples": _stats.N_RESAMPLES,
+                "p_value": self.p_value,
             },
             "verdict": self.verdict,
             "seeds_needed": self.seeds_needed,
@@ -196,10 +233,10 @@ class Comparison:
         low, high = self.ci
         tail = [
             f"{self.confidence:.0%} interval of mean(b - a): [{low:+.4f}, {high:+.4f}] "
-            f"({_stats.INTERVAL_METHOD}, {_stats.N_RESAMPLES} resamples)",
+            f"({_stats.INTERVAL_METHOD}, p = {self.p_value:.3g}; the verdict reads this interval)",
         ]
         if self.verdict == "tie":
-            tail.append(f"verdict: tie (the interval contains 0: neither is better on {len(self.seeds)} seeds)")
+            tail.append(f"verdict: tie (the interval contains 0: neither is shown better on {len(self.seeds)} seeds)")
             tail.append(self._needed_text()[0].upper() + self._needed_text()[1:])
         else:
             winner, loser = (b, a) if self.verdict == "b" else (a, b)
@@ -244,10 +281,3 @@ class Comparison:
 def _std(values: Sequence[float] | np.ndarray) -> float:
     v = np.asarray(values, dtype=np.float64)
     return float(v.std(ddof=1)) if v.size > 1 else math.nan
-
-
-def _verdict(low: float, high: float, higher_is_better: bool) -> Verdict:
-    if low <= 0.0 <= high:
-        return "tie"
-    b_higher = low > 0.0
-    return "b" if b_higher == higher_is_better else "a"

@@ -124,8 +124,6 @@ def run_demo(out: str | Path = "cleanfit-out", *, echo: Any = print) -> Any:
     echo("   " + "  ".join(f"{k} {v:.3f}" for k, v in run.metrics.items()))
     for finding in run.diagnosis:
         echo(f"   [{finding.severity}] {finding.check}: {finding.message}")
-    if any(f.check == "too-good" for f in run.diagnosis):
-        echo("   (this table is famously easy, and the audit above found no leak in it: here, near perfect is real)")
     write_json(out / MARKER, {"run": str(run.out)})
 
     echo("\n5. Where to look")

@@ -22,6 +22,7 @@ from cleanfit.data.batches import Batches
 from cleanfit.errors import ConfigError
 from cleanfit.findings import Finding
 from cleanfit.pipeline.config import Config
+from cleanfit.pipeline.diagnose import diagnose_run
 from cleanfit.pipeline.model import build_model, classification_loss, make_optimizer, regression_loss, task_metrics
 from cleanfit.pipeline.prepare import PreparedData, split_method
 from cleanfit.report.run_report import log_run_artifacts
@@ -128,7 +129,7 @@ def fit_prepared(
         history=history,
         model=_unwrap(trainer),
         audit=data.audit,
-        diagnosis=history.diagnose(),
+        diagnosis=diagnose_run(history, data),  # with the audit, a baseline and config advice
         splits=data.splits,
         checkpoint_dir=checkpoint_dir,
         tracking_uri=_tracking_uri(tracker),

@@ -23,6 +23,7 @@ from typing import Any
 
 from cleanfit.errors import CheckpointError
 from cleanfit.pipeline.config import Config, load_config
+from cleanfit.pipeline.diagnose import audit_lines
 from cleanfit.pipeline.fit import RUN_FILE, TabularRun, fit_prepared, rank
 from cleanfit.pipeline.prepare import AuditGateError, PreparedData, prepare, split_method
 
@@ -46,7 +47,11 @@ def train_config(
     error (nothing is overwritten); one that holds this run's checkpoints needs ``resume=True``.
     """
     config = _as_config(config, overrides)
-    return train_prepared(prepare(config), out=out, resume=resume, quiet=quiet)
+    data = prepare(config)
+    if not quiet and rank() == 0:  # the audit's warnings, before training starts, one line each
+        for line in audit_lines(data.audit):
+            print(line, flush=True)
+    return train_prepared(data, out=out, resume=resume, quiet=quiet)
 
 
 def train_prepared(

@@ -12,9 +12,11 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, Iterator
 
 from cleanfit.findings import Finding
+from cleanfit.training.advice import Advice
 from cleanfit.training.diagnosis import diagnose  # which imports History for type checking only
 
 __all__ = ["History"]
@@ -67,10 +69,18 @@ class History:
             return NotImplemented
         return _same(self.to_dict(), other.to_dict())
 
-    def diagnose(self) -> list[Finding]:
+    def diagnose(self, *, audit: Any = None, baseline: Mapping[str, float] | None = None,
+                 advice: Advice | None = None) -> list[Finding]:
         """Read the loss curve: findings with ids ``diverging``, ``flat``, ``overfitting``,
-        ``unstable``, ``too-good``, each with its evidence and plain advice (empty when healthy)."""
-        return diagnose(self)
+        ``unstable``, ``too-good``, each with its evidence and plain advice (empty when healthy).
+
+        With no arguments it reads the curve alone. ``audit`` (the run's audit report) and ``baseline``
+        (``{"val_accuracy": ...}`` of a simple model on the same split) turn a near perfect score into an
+        ``info`` when the audit found no leak and the simple model is about as good; ``advice``
+        (:class:`~cleanfit.training.advice.Advice`) words the hints for a config, and leaves out what the
+        run already does.
+        """
+        return diagnose(self, audit=audit, baseline=baseline, advice=advice)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain lists of plain dicts (JSON-friendly apart from NaN; loadable with weights_only)."""
