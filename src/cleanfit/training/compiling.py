@@ -15,14 +15,32 @@ from typing import Any
 
 import torch
 
-__all__ = ["compiled", "plain_keys"]
+from cleanfit.errors import ConfigError
+
+__all__ = ["check_compile", "compiled", "plain_keys"]
 
 _PREFIX = "_orig_mod."
 
 
-def compiled(net: torch.nn.Module, enabled: bool) -> torch.nn.Module:
-    """``torch.compile(net)`` when ``enabled``, else ``net``."""
-    return torch.compile(net) if enabled else net
+def compiled(net: torch.nn.Module, setting: bool | str) -> torch.nn.Module:
+    """``torch.compile(net)`` for ``True`` (its default backend, inductor), ``torch.compile(net, backend=name)``
+    for a backend name such as ``"aot_eager"`` (no C++ toolchain needed), ``net`` for ``False``."""
+    if setting is False:
+        return net
+    return torch.compile(net) if setting is True else torch.compile(net, backend=setting)
+
+
+def check_compile(setting: object) -> bool | str:
+    """``Trainer(compile=...)``: True, False, or the name of a torch.compile backend."""
+    if isinstance(setting, bool):
+        return setting
+    import torch._dynamo  # heavy (seconds): only when a backend is named
+
+    backends = torch._dynamo.list_backends(exclude_tags=())
+    if isinstance(setting, str) and setting in backends:
+        return setting
+    raise ConfigError(f"Trainer(compile={setting!r}) must be True (torch.compile), False, or a torch.compile backend "
+                      f"name (e.g. {', '.join(b for b in backends if b in ('inductor', 'aot_eager', 'eager'))}).")
 
 
 def plain_keys(state: dict[str, Any]) -> dict[str, Any]:

@@ -47,7 +47,7 @@ from cleanfit.training.averaging import Ema, check_decay
 from cleanfit.training.batch import compute_loss, count, count_weighting, loss_weights, needs_move, weighted_sum
 from cleanfit.training.batch import windows
 from cleanfit.training.checkpoints import CheckpointManager
-from cleanfit.training.compiling import compiled
+from cleanfit.training.compiling import check_compile, compiled
 from cleanfit.training.early_stopping import EarlyStopping
 from cleanfit.training.evaluation import evaluate as _evaluate
 from cleanfit.training.evaluation import predict as _predict
@@ -111,7 +111,7 @@ class Trainer:
         early_stopping: EarlyStopping | None = None,
         progress: bool = True,
         report: bool | Callable[..., Any] = True,
-        compile: bool = False,
+        compile: bool | str = False,
         ema: float | None = None,
     ) -> None:
         check_arguments(model, optimizer, loss, step, precision, accumulate, clip_grad, checkpoint_every,
@@ -140,7 +140,7 @@ class Trainer:
         self.early_stopping = early_stopping
         self.progress = progress
         self.report = report
-        self.compile = bool(compile)
+        self.compile = check_compile(compile)
         self.ema = check_decay(ema)
         self.ema_: Ema | None = None  # the average of the current (or last) fit
         self.history_: History | None = None
