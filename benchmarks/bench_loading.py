@@ -83,35 +83,30 @@ def pad(items: list[torch.Tensor]) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "labels": ids.masked_fill(ids == 0, -100)}
 
 
-def _rate(iterable, device: str, repeats: int, epochs: int) -> float:
-    for batch in iterable:  # warm-up epoch: workers started, caches warm
-        pass
-    best = 0.0
-    for _ in range(repeats):
-        items, start = 0, time.perf_counter()
-        for _ in range(epochs):
-            for batch in iterable:
-                first = batch[0] if isinstance(batch, (list, tuple)) else batch["input_ids"]
-                if device != "cpu":
-                    first = first.to(device, non_blocking=True)
-                items += len(first)
+def _epoch_rate(iterable, device: str) -> float:
+    items, start = 0, time.perf_counter()
+    for batch in iterable:
+        first = batch[0] if isinstance(batch, (list, tuple)) else batch["input_ids"]
         if device != "cpu":
-            torch.cuda.synchronize()
-        best = max(best, items / (time.perf_counter() - start))
-    return best
+            first = first.to(device, non_blocking=True)
+        items += len(first)
+    if device != "cpu":
+        torch.cuda.synchronize()
+    return items / (time.perf_counter() - start)
 
 
-def compare(ds: Dataset, workers: int, device: str, repeats: int, epochs: int, collate=None) -> tuple[float, float]:
+def compare(ds: Dataset, workers: int, device: str, repeats: int, collate=None) -> tuple[float, float, float]:
+    """Best items/s of each over ``repeats`` epochs, interleaved epoch by epoch (a busy neighbour slows both
+    alike), and the median of the paired ratios."""
     pin = device != "cpu"
     ours = cf.Batches(ds, BATCH, seed=0, workers=workers, pin_memory=pin, collate=collate)
     theirs = DataLoader(ds, BATCH, shuffle=True, num_workers=workers, persistent_workers=workers > 0,
                         pin_memory=pin, collate_fn=collate)
-    a, b = [], []
-    for _ in range(2):  # interleaved: a busy neighbour slows both alike
-        a.append(_rate(ours, device, repeats, epochs))
-        b.append(_rate(theirs, device, repeats, epochs))
+    _epoch_rate(ours, device), _epoch_rate(theirs, device)  # warm-up: workers started, caches warm
+    pairs = [(_epoch_rate(ours, device), _epoch_rate(theirs, device)) for _ in range(repeats)]
     ours.close()
-    return max(a), max(b)
+    ratios = sorted(a / b for a, b in pairs)
+    return max(a for a, _ in pairs), max(b for _, b in pairs), ratios[len(ratios) // 2]
 
 
 def seeding_cost(n: int = 20000) -> tuple[float, float]:
@@ -153,25 +148,25 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--images", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7, help="timed epochs of each, interleaved")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, device {args.device}")
     images = Jpegs(make_jpegs(args.images))
     print(f"\n{args.images} JPEGs {SIDE}x{SIDE} -> random {CROP}x{CROP} crop + flip, batch {BATCH}\n")
-    print("| workers | Batches images/s | DataLoader images/s | ratio |")
-    print("| ---: | ---: | ---: | ---: |")
+    print("| workers | Batches images/s (best) | DataLoader images/s (best) | ratio of bests | median paired ratio |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
     for w in args.workers:
-        ours, theirs = compare(images, w, args.device, args.repeats, epochs=2)
-        print(f"| {w} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x |", flush=True)
+        ours, theirs, median = compare(images, w, args.device, args.repeats)
+        print(f"| {w} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x | {median:.2f}x |", flush=True)
     text = Sentences(4096)
     print("\npadded text: 4096 sequences, log-normal lengths 4..512 tokens, batch 64, pad collate\n")
-    print("| workers | Batches seq/s | DataLoader seq/s | ratio |")
-    print("| ---: | ---: | ---: | ---: |")
+    print("| workers | Batches seq/s (best) | DataLoader seq/s (best) | ratio of bests | median paired ratio |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
     for w in sorted({0, *[w for w in args.workers if w <= 2]}):
-        ours, theirs = compare(text, w, "cpu", args.repeats, epochs=2, collate=pad)
-        print(f"| {w} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x |", flush=True)
+        ours, theirs, median = compare(text, w, "cpu", args.repeats, collate=pad)
+        print(f"| {w} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x | {median:.2f}x |", flush=True)
     bare, counted = count_cost()
     print(f"\n(loss, count) weighting: an epoch of a tiny LM (accumulate=4) {counted:.3f} s vs {bare:.3f} s with a "
           f"bare loss: {counted / bare:.2f}x")
