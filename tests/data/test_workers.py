@@ -261,3 +261,17 @@ def test_an_unpicklable_dataset_with_spawned_workers_is_a_data_error():
             print(exc)
         """)
     assert "cannot be pickled" in done.stdout and "module level" in done.stdout, done.stderr
+
+
+class Dies(Augmented):
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if i == 3 and torch.utils.data.get_worker_info() is not None:
+            os._exit(3)  # a worker killed outright (out of memory, a crash in a C library)
+        return super().__getitem__(i)
+
+
+def test_a_worker_that_dies_is_a_data_error_and_its_pool_is_closed():
+    b = Batches(Dies(8), 2, shuffle=False, workers=1)
+    with pytest.raises(DataError, match="worker process died.*workers=0"):
+        list(b)
+    assert b._workers is not None and b._workers.pids() == []  # the dead pool was closed

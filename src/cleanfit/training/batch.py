@@ -161,6 +161,9 @@ def count_weighting(params: Any, losses: list[torch.Tensor], units: list[Any], d
     scalar). Returns, as tensors on ``device`` (no host sync), the window's loss (this rank's share of the
     global mean, as for row-weighted windows), the scale that turns it back into this rank's sum of
     loss x units, and this rank's units."""
+    if len(units) != len(losses):
+        raise TrainingError("step(model, batch) returned (loss, count) for some batches and a bare loss for "
+                            "others in one accumulation window; return (loss, count) for every batch.")
     counts = torch.stack([torch.as_tensor(u, dtype=torch.float64).to(device) for u in units])
     local = counts.sum()
     total = dist.all_reduce_sum(local.clone()) if dist.enabled else local

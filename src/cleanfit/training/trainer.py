@@ -283,9 +283,6 @@ class Trainer:
                     self.precision_.backward(loss if weight == 1.0 else loss * weight)
             losses.append(loss.detach())
         if units:
-            if len(units) != len(window):
-                raise TrainingError("step(model, batch) returned (loss, count) for some batches and a bare loss for "
-                                    "others in one accumulation window; return (loss, count) for every batch.")
             window_loss, scale, examples = count_weighting(self.model.parameters(), losses, units, self.dist_,
                                                            self.device_)
         else:
