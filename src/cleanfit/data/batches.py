@@ -294,7 +294,7 @@ class Batches:
         return (
             f"Batches(num_examples={self.num_examples}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
             f"seed={self.seed}, drop_last={self.drop_last}, rank={self.rank}, world_size={self.world_size}, "
-            f"epoch={self._epoch}, position={self._position})"
+            f"epoch={self._epoch}, position={self._position}" + (f", workers={self.workers})" if self.workers else ")")
         )
 
 
