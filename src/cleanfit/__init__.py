@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "seed_everything": "seeding",
     "rng_state": "seeding",
     "set_rng_state": "seeding",
+    "example_rng": "seeding",
     # data
     "Batches": "data.batches",
     "pick_device": "data.devices",
@@ -73,7 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from cleanfit.data.devices import pick_device, to_device
     from cleanfit.errors import CheckpointError, CleanfitError, ConfigError, DataError, TrainingError
     from cleanfit.findings import Finding
-    from cleanfit.seeding import rng_state, seed_everything, set_rng_state
+    from cleanfit.seeding import example_rng, rng_state, seed_everything, set_rng_state
     from cleanfit.data.splits import Splits, split
     from cleanfit.tracking import MLflowTracker, NullTracker, Tracker
     from cleanfit.training import EarlyStopping, History, Trainer, constant, warmup_cosine, warmup_linear

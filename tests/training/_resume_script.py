@@ -1,11 +1,12 @@
 """A training run for test_resume.py, killed for real (SIGKILL) at a chosen point, and resumed.
 
     python tests/training/_resume_script.py OUT --precision fp32|bf16 [--resume] [--kill-train-loss N]
-                                   [--kill-eval-loss N] [--kill-fsync N]
+                                   [--kill-eval-loss N] [--kill-fsync N] [--workers W]
     python tests/training/_resume_script.py --serve     # fork a fresh child per JSON argument list on stdin
 
 A tiny MLP with dropout, shuffled Batches, accumulate=3 (with a partial last window and a partial
-last batch), clipping, warmup+cosine, a checkpoint every 2 optimizer steps, validation each epoch.
+last batch; ``--workers W``: the rows through a Dataset with random augmentation, loaded by W worker
+processes), clipping, warmup+cosine, a checkpoint every 2 optimizer steps, validation each epoch.
 The kill switches are read here, by this script, never by cleanfit:
 
 - ``--kill-train-loss N``: the N-th call of the loss with gradients on (a training micro-batch);
@@ -34,6 +35,7 @@ import torch
 from torch import nn
 
 from cleanfit.data.batches import Batches
+from cleanfit.seeding import example_rng
 from cleanfit.training.schedules import warmup_cosine
 from cleanfit.training.trainer import Trainer
 
@@ -71,11 +73,29 @@ def _loss(kill_train: int | None, kill_eval: int | None):
     return loss
 
 
-def _data() -> tuple[Batches, Batches]:
+class _Augmented(torch.utils.data.Dataset):
+    """The train rows with random augmentation from every RNG a user might draw from (``--workers``)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        noise = 0.1 * torch.randn(6) + float(example_rng().normal(scale=0.1)) + 0.1 * random.random()
+        return self.x[i] + noise * float(np.random.rand()), self.y[i]
+
+
+def _data(workers: int | None = None) -> tuple[Batches, Batches]:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(140, 6)).astype(np.float32)
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64) + (x[:, 2] > 1).astype(np.int64)
-    train = Batches((torch.from_numpy(x[:100]), torch.from_numpy(y[:100])), 8, seed=1)  # 13 batches, last of 4
+    rows = (torch.from_numpy(x[:100]), torch.from_numpy(y[:100]))
+    if workers is not None:  # the same rows through a Dataset with augmentation, loaded by that many workers
+        train = Batches(_Augmented(*rows), 8, seed=1, workers=workers)
+    else:
+        train = Batches(rows, 8, seed=1)  # 13 batches, last of 4
     val = Batches((torch.from_numpy(x[100:]), torch.from_numpy(y[100:])), 16, shuffle=False)
     return train, val
 
@@ -96,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kill-train-loss", type=int)
     parser.add_argument("--kill-eval-loss", type=int)
     parser.add_argument("--kill-fsync", type=int)
+    parser.add_argument("--workers", type=int, help="train on an augmented Dataset loaded by this many workers")
     parser.add_argument("--mlflow", metavar="URI", help="track the run in this MLflow store")
     parser.add_argument("--break-rng-restore", action="store_true", help="control: resume without the RNG states")
     args = parser.parse_args(argv)
@@ -117,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         keep_last=2, seed=0, progress=False, tracker=_tracker(args),
         report=False,  # the end-of-run HTML report (matplotlib) is not part of the training state
     )
-    train, val = _data()
+    train, val = _data(args.workers)
     history = trainer.fit(train, val, epochs=EPOCHS, resume=args.resume)
     torch.save(
         {

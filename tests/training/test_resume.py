@@ -121,6 +121,19 @@ def test_the_comparison_catches_a_resume_without_rng_restore(run, reference, tmp
     assert not torch.equal(result["model"]["0.weight"], reference["fp32"]["model"]["0.weight"])
 
 
+def test_a_run_through_workers_is_bit_identical_and_resumes_with_another_number_of_workers(run, reference, tmp_path):
+    """An augmented Dataset: 0 or 3 workers train the same model; SIGKILLed with 3 workers (mid-window) and
+    resumed with 1, the run still ends bit-identical."""
+    assert run(tmp_path / "w0", "fp32", "--workers", "0") == 0
+    assert run(tmp_path / "w3", "fp32", "--workers", "3") == 0
+    base = _result(tmp_path / "w0")
+    _assert_identical(_result(tmp_path / "w3"), base)
+    assert not torch.equal(base["model"]["0.weight"], reference["fp32"]["model"]["0.weight"])  # augmentation acts
+    assert run(tmp_path / "killed", "fp32", "--workers", "3", "--kill-train-loss", "18") == -9
+    assert run(tmp_path / "killed", "fp32", "--workers", "1", "--resume") == 0
+    _assert_identical(_result(tmp_path / "killed"), base)
+
+
 def test_a_killed_tracked_run_continues_its_mlflow_run_without_gaps_or_duplicates(run, tmp_path, mlflow_tracking_uri):
     from mlflow.tracking import MlflowClient
 

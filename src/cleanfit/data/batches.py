@@ -34,7 +34,8 @@ one slice per rank, so the global sequence does not depend on the number of rank
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+import warnings
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -43,7 +44,8 @@ from cleanfit._util.args import check_seed
 from cleanfit._util.args import is_int as _is_int
 from cleanfit._util.ranks import world as _env_world
 from cleanfit.data.orders import BlockOrder, FeistelOrder
-from cleanfit.data.sources import as_source, batch_len
+from cleanfit.data.sources import _DatasetSource, as_source, batch_len
+from cleanfit.data.workers import Workers
 from cleanfit.errors import DataError
 
 __all__ = ["Batches", "batch_len", "epoch_order"]
@@ -75,6 +77,14 @@ class Batches:
     starts. A last, partial global batch is split as evenly as possible (rank sizes differ by at
     most one; a rank may get an empty batch), so every rank yields the same number of batches and
     no example is duplicated.
+
+    For a map-style Dataset, ``collate(items) -> batch`` builds each batch (default: torch's
+    ``default_collate``), and ``workers=N`` loads and collates batches in ``N`` persistent worker processes
+    (torch's DataLoader machinery; ``pin_memory=True`` pins them), in the same order and with the same
+    contents as ``workers=0``. While ``__getitem__(i)`` runs, Python's ``random``, NumPy's global RNG and
+    torch's CPU generator are seeded from ``(seed, epoch, i)`` and :func:`cleanfit.example_rng` gives a
+    Generator from that key; the main process's RNG streams are left as they were. In-memory arrays are
+    sliced in this process whatever ``workers`` says (a warning notes it). :meth:`close` stops the workers.
     """
 
     def __init__(
@@ -87,6 +97,9 @@ class Batches:
         drop_last: bool = False,
         rank: int | None = None,
         world_size: int | None = None,
+        collate: Callable[[list[Any]], Any] | None = None,
+        workers: int = 0,
+        pin_memory: bool = False,
     ) -> None:
         if not _is_int(batch_size) or batch_size < 1:
             raise DataError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -99,7 +112,21 @@ class Batches:
                 raise DataError(f"rank={rank!r} is outside [0, world_size={limit}); pass a rank in that range")
         if shuffle not in _SHUFFLES:
             raise DataError(f"shuffle={shuffle!r} is not one of True, False, 'feistel', 'blocks'")
-        self._source = as_source(data)
+        if not _is_int(workers) or workers < 0:
+            raise DataError(f"workers must be an integer >= 0 (worker processes; 0 loads in this process), got {workers!r}")
+        if collate is not None and not callable(collate):
+            raise DataError(f"collate must be a function items -> batch, got {type(collate).__name__}")
+        self._source = as_source(data, collate=collate, seed=seed)
+        self._dataset = isinstance(self._source, _DatasetSource)
+        if collate is not None and not self._dataset:
+            raise DataError("collate= is for map-style Datasets (it turns their items into a batch); in-memory "
+                            f"arrays are batched by slicing: drop collate= for {type(data).__name__} data")
+        if workers and not self._dataset:
+            _note_in_memory(type(data).__name__)
+            workers = 0
+        self.workers = int(workers)
+        self.pin_memory = bool(pin_memory)
+        self._workers: Workers | None = None
         if shuffle == "blocks" and not hasattr(self._source, "block_sizes"):
             raise DataError(
                 "shuffle='blocks' needs a block source (cleanfit.data.outofcore.ParquetSource or NpySource); "
@@ -188,17 +215,46 @@ class Batches:
         if isinstance(order, np.ndarray) and index_device is not None:
             # all tensors on one device: index them with slices of one index tensor already there
             order = torch.from_numpy(order).to(index_device)
-        take = self._source.take
-        for j in range(self._position, num_batches):
+        first = self._position
+        slices = (order[lo:hi] for lo, hi in self._rank_slices(first, num_batches, n, global_batch, rank, world))
+        if self._dataset:
+            epoch = self._epoch
+            if self.workers:
+                if self._workers is None:
+                    self._workers = Workers(self._source, self.workers, pin_memory=self.pin_memory)
+                batches = self._workers.run((epoch, indices) for indices in slices)
+            else:
+                fetch = self._source.fetch
+                batches = (fetch(epoch, indices) for indices in slices)
+        else:
+            batches = map(self._source.take, slices)
+        for j, batch in enumerate(batches, start=first):
+            self._position = j + 1
+            yield batch
+        self._epoch += 1
+        self._position = 0
+
+    @staticmethod
+    def _rank_slices(first: int, num_batches: int, n: int, global_batch: int, rank: int,
+                     world: int) -> Iterator[tuple[int, int]]:
+        """``(lo, hi)`` in the epoch's order of this rank's share of global batches ``first..``."""
+        for j in range(first, num_batches):
             start = j * global_batch
             size = min(global_batch, n - start)
             base, extra = divmod(size, world)
             lo = start + rank * base + min(rank, extra)
-            hi = lo + base + (1 if rank < extra else 0)
-            self._position = j + 1
-            yield take(order[lo:hi])
-        self._epoch += 1
-        self._position = 0
+            yield lo, lo + base + (1 if rank < extra else 0)
+
+    def close(self) -> None:
+        """Stop the worker processes (``workers=N``) now; the next iteration starts new ones."""
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None
+
+    def __getstate__(self) -> dict[str, Any]:  # a copy (or a pickle) of Batches starts its own workers
+        state = self.__dict__.copy()
+        state["_workers"] = None
+        return state
 
     # -- resume ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, int | bool | str]:
@@ -238,8 +294,15 @@ class Batches:
         return (
             f"Batches(num_examples={self.num_examples}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
             f"seed={self.seed}, drop_last={self.drop_last}, rank={self.rank}, world_size={self.world_size}, "
-            f"epoch={self._epoch}, position={self._position})"
+            f"epoch={self._epoch}, position={self._position}" + (f", workers={self.workers})" if self.workers else ")")
         )
 
 
 _SHUFFLES = (True, False, "feistel", "blocks")
+
+
+def _note_in_memory(kind: str) -> None:
+    """``workers`` on in-memory data: a note (shown once per place by Python's warning filter), not an error."""
+    warnings.warn(f"Batches(workers=...) is ignored for in-memory {kind} data: slicing arrays in this process "
+                      "is faster than sending batches from workers; workers= is for map-style Datasets whose "
+                      "__getitem__ does real work (decoding, augmenting).", stacklevel=3)

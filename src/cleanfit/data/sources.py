@@ -22,9 +22,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from torch.utils.data import default_collate
+from torch.utils.data import default_collate, get_worker_info
 
 from cleanfit.errors import DataError
+from cleanfit.seeding import MainRngs, end_example, example_seed, seed_example
 
 
 @runtime_checkable
@@ -101,13 +102,20 @@ class _DictSource:
 
 
 class _DatasetSource:
-    """A map-style torch ``Dataset``: one batched ``__getitems__`` call when it has one."""
+    """A map-style torch ``Dataset``: one batched ``__getitems__`` call when it has one.
 
-    __slots__ = ("dataset", "collate", "_batched", "_empty")
+    :meth:`fetch` seeds the global RNGs from ``(seed, epoch, index)`` before each ``__getitem__`` (a
+    ``__getitems__`` call is seeded once, from its first index) and collates the items; in the main
+    process it leaves the caller's RNG streams as they were.
+    """
 
-    def __init__(self, dataset: Any) -> None:
+    __slots__ = ("dataset", "collate", "seed", "_batched", "_empty", "_own_collate")
+
+    def __init__(self, dataset: Any, collate: Any = None, seed: int = 0) -> None:
         self.dataset = dataset
-        self.collate = default_collate
+        self._own_collate = collate is not None
+        self.collate = default_collate if collate is None else collate
+        self.seed = int(seed)
         self._batched = callable(getattr(dataset, "__getitems__", None))
         self._empty: Any = None
 
@@ -115,16 +123,81 @@ class _DatasetSource:
         return len(self.dataset)
 
     def take(self, indices: np.ndarray) -> Any:
-        if len(indices) == 0:  # a rank's share of a last, small global batch: same structure, 0 rows
+        """The items at ``indices``, collated, with the per-example seeds of epoch 0."""
+        return self.fetch(0, indices)
+
+    def fetch(self, epoch: int, indices: Any) -> Any:
+        """The items at ``indices`` of ``epoch``, each loaded with its own seeds, collated."""
+        if get_worker_info() is not None:  # a worker process: its RNG streams are nobody else's
+            return self._fetch(epoch, indices)
+        with MainRngs():
+            return self._fetch(epoch, indices)
+
+    def _fetch(self, epoch: int, indices: Any) -> Any:
+        index_list = indices.tolist() if hasattr(indices, "tolist") else list(indices)
+        if not index_list:  # a rank's share of a last, small global batch: same structure, 0 rows
             if self._empty is None:
+                seed_example(example_seed(self.seed, epoch, 0))
                 self._empty = _no_rows(self.collate([self.dataset[0]]))
             return self._empty
-        index_list = indices.tolist()
+        seed, dataset = self.seed, self.dataset
         if self._batched:
-            items = self.dataset.__getitems__(index_list)
+            seed_example(example_seed(seed, epoch, index_list[0]))
+            items = dataset.__getitems__(index_list)
+            _check_items(items, len(index_list), dataset)
         else:
-            items = [self.dataset[i] for i in index_list]
-        return self.collate(items)
+            items = []
+            for i in index_list:
+                seed_example(example_seed(seed, epoch, i))
+                try:
+                    items.append(dataset[i])
+                except Exception as exc:
+                    exc.cleanfit_example = i  # type: ignore[attr-defined]  # a worker's report names it
+                    exc.add_note(f"(cleanfit: while loading example {i} of epoch {epoch})")
+                    raise
+        end_example()
+        batch = self.collate(items)
+        if self._own_collate:
+            _check_rows(batch, len(items), self.collate)
+        return batch
+
+
+def _check_items(items: Any, expected: int, dataset: Any) -> None:
+    if isinstance(items, list) and len(items) == expected:
+        return
+    what = f"a list of {len(items)} items" if isinstance(items, list) else f"a {type(items).__name__}"
+    raise DataError(
+        f"{type(dataset).__name__}.__getitems__ returned {what} for {expected} indices; it must return a list "
+        "with one item per index (torch's DataLoader contract), which collate= then turns into a batch. Return "
+        "[self[i] for i in indices] (or your batched read as a list of items), and build the batch in collate=."
+    )
+
+
+def _row_counts(batch: Any, path: str, out: list[tuple[str, int]]) -> None:
+    if isinstance(batch, (torch.Tensor, np.ndarray)):
+        if batch.ndim >= 1:
+            out.append((path, int(batch.shape[0])))
+    elif isinstance(batch, Mapping):
+        for key, value in batch.items():
+            _row_counts(value, f"{path}[{key!r}]", out)
+    elif isinstance(batch, (list, tuple)) and not all(isinstance(v, _SCALARS) for v in batch):
+        for i, value in enumerate(batch):
+            _row_counts(value, f"{path}[{i}]", out)
+
+
+def _check_rows(batch: Any, items: int, collate: Any) -> None:
+    """A collate's batch must hold one row per item in every array (batch_len and the Trainer count rows)."""
+    counts: list[tuple[str, int]] = []
+    _row_counts(batch, "batch", counts)
+    wrong = next(((path, rows) for path, rows in counts if rows != items), None)
+    if wrong is not None:
+        name = getattr(collate, "__qualname__", type(collate).__name__)
+        listed = ", ".join(f"{path}: {rows}" for path, rows in counts[:4])
+        raise DataError(
+            f"collate {name} returned arrays of mixed lengths for {items} items ({listed}); every array of a "
+            "batch needs one row per example (pad sequences to the same length along dim 1, not dim 0); a "
+            "per-batch total such as a token count belongs in a 0-d tensor, or in step(model, batch) -> (loss, count)."
+        )
 
 
 def _no_rows(batch: Any) -> Any:
@@ -141,9 +214,12 @@ def _no_rows(batch: Any) -> Any:
     return batch
 
 
-def as_source(data: Any) -> Any:
-    """Adapt user data to a source; raise :class:`DataError` naming what does not fit."""
+def as_source(data: Any, *, collate: Any = None, seed: int = 0) -> Any:
+    """Adapt user data to a source; raise :class:`DataError` naming what does not fit. ``collate`` and
+    ``seed`` are for map-style Datasets (the items' collate, the per-example seeds)."""
     source = _adapt(data, "data")
+    if isinstance(source, _DatasetSource):
+        source = _DatasetSource(source.dataset, collate, seed)
     if len(source) == 0:
         raise DataError("data is empty (0 examples); Batches needs at least one example")
     return source

@@ -99,15 +99,20 @@ def inputs(batch: Any) -> Any:
 
 def compute_loss(
     net: torch.nn.Module, batch: Any, *, loss: LossFn | None, step: StepFn | None, examples: int
-) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
-    """``(mean loss, outputs or None, targets or None)`` of one batch, with readable shape errors.
+) -> tuple[torch.Tensor, torch.Tensor | None, Any, Any]:
+    """``(mean loss, outputs or None, targets or None, count or None)`` of one batch, with readable shape
+    errors. ``count`` is what ``step(model, batch) -> (loss, count)`` returned (e.g. non-padding tokens):
+    the loss is the mean over that many units, and they, not the rows, weight it.
 
     A batch with no examples (a rank's share of a tiny last global batch under DDP) still runs the
     model, so that DDP sees the same forward/backward on every rank, and gives a zero loss.
     """
+    units = None
     try:
         if step is not None:
             value, outputs, targets = step(net, batch), None, None
+            if isinstance(value, tuple):
+                value, units = _loss_and_count(value)
         else:
             x, targets = inputs_and_targets(batch)
             outputs = net(x)
@@ -130,7 +135,57 @@ def compute_loss(
         )
     if not examples and step is not None:
         value = torch.nan_to_num(value) * 0.0
-    return value, outputs, targets
+    return value, outputs, targets, units
+
+
+def _loss_and_count(result: tuple[Any, ...]) -> tuple[Any, Any]:
+    """``(loss, count)`` from a step's tuple; the count a number or a 0-d tensor >= 0 (kept on its device)."""
+    if len(result) == 2:
+        value, units = result
+        if isinstance(units, torch.Tensor) and units.dim() == 0 and not units.requires_grad:
+            return value, units.detach()
+        if isinstance(units, (int, float, np.number)) and not isinstance(units, bool) and units >= 0:
+            return value, float(units)
+    raise TrainingError(
+        f"step(model, batch) returned a tuple of {len(result)} ({', '.join(type(v).__name__ for v in result)}); "
+        "return the mean loss, or (mean loss, count) with count a number or a 0-d tensor of the units the loss "
+        "is the mean over (e.g. (labels != -100).sum() non-padding tokens)."
+    )
+
+
+def count_weighting(params: Any, losses: list[torch.Tensor], units: list[Any], dist: Any,
+                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For ``step -> (loss, count)`` windows, whose micro-batches were backpropagated as ``loss * count``:
+    scale the accumulated gradients so that they are those of the window's mean over all its units on all
+    ranks (DDP averages over ranks, hence ``world_size``; the global count takes one all-reduce of a
+    scalar). Returns, as tensors on ``device`` (no host sync), the window's loss (this rank's share of the
+    global mean, as for row-weighted windows), the scale that turns it back into this rank's sum of
+    loss x units, and this rank's units."""
+    if len(units) != len(losses):
+        raise TrainingError("step(model, batch) returned (loss, count) for some batches and a bare loss for "
+                            "others in one accumulation window; return (loss, count) for every batch.")
+    counts = torch.stack([torch.as_tensor(u, dtype=torch.float64).to(device) for u in units])
+    local = counts.sum()
+    total = dist.all_reduce_sum(local.clone()) if dist.enabled else local
+    per_unit = torch.where(total > 0, 1.0 / total.clamp_min(1e-300), torch.zeros_like(total))
+    grads = [p.grad for p in params if p.grad is not None]
+    if grads:
+        torch._foreach_mul_(grads, (per_unit * dist.world_size).to(grads[0].dtype))
+    local_sum = (torch.stack(losses).to(torch.float64) * counts).sum()
+    return local_sum * per_unit * dist.world_size, total / dist.world_size, local
+
+
+def host_numbers(values: list[Any]) -> list[float]:
+    """Plain floats of numbers and 0-d tensors, with one device sync for all the tensors.
+
+    >>> host_numbers([2, torch.tensor(3.5)])
+    [2.0, 3.5]
+    """
+    tensors = [v for v in values if isinstance(v, torch.Tensor)]
+    if not tensors:
+        return [float(v) for v in values]
+    host = iter(torch.stack([t.to(torch.float64).to(tensors[0].device) for t in tensors]).tolist())
+    return [next(host) if isinstance(v, torch.Tensor) else float(v) for v in values]
 
 
 def describe(batch: Any, name: str = "") -> str:

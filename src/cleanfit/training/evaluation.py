@@ -1,7 +1,7 @@
 """Evaluation and prediction loops: exact means over examples, outputs in data order.
 
-The loss is summed as ``batch mean x batch size`` and divided by the number of examples (over all
-ranks), never averaged over batches, so a partial last batch counts for what it holds. Metrics see
+The loss is summed as ``batch mean x batch size`` (or ``x count`` for ``step -> (loss, count)``) and
+divided by the number of examples (or counted units) over all ranks, never averaged over batches, so a partial last batch counts for what it holds. Metrics see
 the full, concatenated outputs and targets once.
 """
 
@@ -58,7 +58,7 @@ def evaluate(
     batches.set_epoch(0)  # the same, complete pass every time (and on every resume)
     dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
     loss_sum = torch.zeros((), dtype=dtype, device=device)
-    examples = 0
+    examples = torch.zeros((), dtype=dtype, device=device)  # rows, or the units step -> (loss, count) gave
     outputs: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
     with _EvalMode(model):
@@ -68,9 +68,10 @@ def evaluate(
                 continue  # a rank's empty share of a tiny last global batch
             batch = to_device(batch, device)
             with precision.autocast():
-                value, out, tgt = compute_loss(model, batch, loss=loss, step=step, examples=n)
-            loss_sum += value.detach().to(dtype) * n
-            examples += n
+                value, out, tgt, units = compute_loss(model, batch, loss=loss, step=step, examples=n)
+            weight = n if units is None else torch.as_tensor(units, dtype=dtype).to(device)
+            loss_sum += value.detach().to(dtype) * weight
+            examples += weight
             if metrics:
                 if not isinstance(out, torch.Tensor) or not isinstance(tgt, torch.Tensor):
                     raise TrainingError(
@@ -80,8 +81,7 @@ def evaluate(
                     )
                 outputs.append(_cpu(out))
                 targets.append(_cpu(tgt))
-    count = torch.tensor(float(examples), dtype=dtype, device=device)
-    totals = dist.all_reduce_sum(torch.stack([loss_sum, count]))
+    totals = dist.all_reduce_sum(torch.stack([loss_sum, examples]))
     total_loss, total_examples = totals.tolist()
     if total_examples == 0:
         raise DataError("evaluate() got batches with no examples; pass Batches over at least one example.")

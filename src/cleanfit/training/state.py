@@ -1,6 +1,6 @@
 """TrainState: everything a resume needs, in one object; a checkpoint is exactly its ``state_dict()``.
 
-If it is not in here, it is not resumable: model, optimizer, LR scheduler, fp16 scaler, the epoch and
+If it is not in here, it is not resumable: model (plain keys, also under compile), its EMA, optimizer, LR scheduler, fp16 scaler, the epoch and
 optimizer step, the train Batches position, every rank's RNG states, early stopping, the best metric,
 the History, this epoch's running sums, the tracking run id, and an identity (parameter shapes, number
 of train examples, seed, global batch size, accumulation) that a resume must match. Checkpoints are
@@ -20,6 +20,7 @@ import torch
 
 from cleanfit.errors import CheckpointError
 from cleanfit.training.checkpoints import check_compatible
+from cleanfit.training.compiling import plain_keys
 from cleanfit.training.early_stopping import EarlyStopping
 from cleanfit.training.history import History
 from cleanfit.training.precision import Precision
@@ -30,7 +31,7 @@ FORMAT = "cleanfit.train-state/1"
 
 
 def identity_of(model: torch.nn.Module, train: Any, *, seed: int, accumulate: int,
-                schedule_steps: int | None = None) -> dict[str, Any]:
+                schedule_steps: int | None = None, ema: float | None = None) -> dict[str, Any]:
     """What must not change between a run and its resume. ``schedule_steps``: the total optimizer steps an
     LR schedule was planned for (cf.warmup_cosine() & co.); a resume with other epochs would keep the old
     plan (a learning rate of 0 after it ends), so it is refused."""
@@ -44,13 +45,15 @@ def identity_of(model: torch.nn.Module, train: Any, *, seed: int, accumulate: in
     }
     if schedule_steps is not None:
         identity["schedule_total_steps"] = int(schedule_steps)
+    if ema is not None:
+        identity["ema_decay"] = float(ema)
     return identity
 
 
 def _zero_totals(device: torch.device) -> dict[str, Any]:
     return {
         "loss_sum": 0.0,  # sum of loss x examples (added up in float64 as the steps are logged)
-        "examples": 0,
+        "examples": 0,  # rows, or the units of step -> (loss, count)
         "grad_norm_sum": torch.zeros((), dtype=torch.float32, device=device),
         "grad_norms": 0,  # optimizer steps whose pre-clip norm is in grad_norm_sum
         "skipped_steps": 0,  # fp16 steps skipped for inf/NaN gradients
@@ -69,6 +72,7 @@ class TrainState:
     identity: dict[str, Any]
     device: torch.device
     early_stopping: EarlyStopping | None = None
+    ema: Any = None  # cleanfit.training.averaging.Ema, or None
     history: History = field(default_factory=History)
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken (a step fp16 skipped counts: it used its batches)
@@ -92,7 +96,8 @@ class TrainState:
         if dist.enabled:
             numbers = dist.all_reduce_sum(torch.tensor(numbers, dtype=torch.float64, device=self.device)).tolist()
         loss_sum, examples, norm_sum, norms, skipped = numbers
-        return {"loss_sum": loss_sum, "examples": int(examples), "grad_norm_sum": torch.tensor(norm_sum, dtype=torch.float32),
+        examples = int(examples) if float(examples).is_integer() else examples  # rows; units may be fractional
+        return {"loss_sum": loss_sum, "examples": examples, "grad_norm_sum": torch.tensor(norm_sum, dtype=torch.float32),
                 "grad_norms": int(norms), "skipped_steps": int(skipped)}
 
     def state_dict(self, *, totals: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -116,6 +121,7 @@ class TrainState:
             "history": self.history.to_dict(),
             "run_id": self.run_id,
             "totals": {k: (v.detach().cpu().clone() if isinstance(v, torch.Tensor) else v) for k, v in totals.items()},
+            **({} if self.ema is None else {"ema": self.ema.state_dict()}),  # Trainer(ema=...) only
         }
 
     def load_state_dict(self, state: dict[str, Any], *, rank: int = 0, source: Any = None) -> None:
@@ -134,7 +140,9 @@ class TrainState:
         if int(state.get("micro_step", 0)) != 0:
             raise CheckpointError(f"{source or 'the checkpoint'} was saved inside an accumulation window; "
                                   "cleanfit saves only between optimizer steps, so it was not written by this version.")
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(plain_keys(state["model"]))
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])  # identity_of names ema_decay: a checkpoint without it was refused
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])

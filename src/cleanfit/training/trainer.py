@@ -43,8 +43,11 @@ from cleanfit.training import distributed
 from cleanfit.training import run_io as io
 from cleanfit.training.arguments import check_arguments, check_batches, check_eval_batches, check_fit
 from cleanfit.training.arguments import check_fit_batches, open_checkpoints
-from cleanfit.training.batch import compute_loss, count, loss_weights, needs_move, weighted_sum, windows
+from cleanfit.training.averaging import Ema, check_decay
+from cleanfit.training.batch import compute_loss, count, count_weighting, loss_weights, needs_move, weighted_sum
+from cleanfit.training.batch import windows
 from cleanfit.training.checkpoints import CheckpointManager
+from cleanfit.training.compiling import check_compile, compiled
 from cleanfit.training.early_stopping import EarlyStopping
 from cleanfit.training.evaluation import evaluate as _evaluate
 from cleanfit.training.evaluation import predict as _predict
@@ -54,6 +57,7 @@ from cleanfit.training.precision import Precision
 from cleanfit.training.run_context import RunContext
 from cleanfit.training.schedules import ScheduleLike, make_scheduler, planned
 from cleanfit.training.state import TrainState, identity_of
+from cleanfit.training.step_log import log_steps
 
 __all__ = ["Trainer"]
 
@@ -62,7 +66,10 @@ class Trainer:
     """Train ``model`` with ``optimizer`` on :class:`~cleanfit.data.batches.Batches`.
 
     See docs/INTERNALS.md and the README for the contract. ``loss(outputs, targets)`` is for ``(x, y)``
-    batches; ``step(model, batch) -> loss`` for anything else. Both must return the mean over the batch.
+    batches; ``step(model, batch) -> loss`` for anything else. Both must return the mean over the batch;
+    ``step`` may return ``(loss, count)``, the mean over ``count`` units (e.g. tokens), which then weight it.
+    ``compile=True``: the training forward runs through ``torch.compile`` (checkpoints keep plain keys);
+    ``ema=decay``: validation, evaluate and predict use the moving average, which the model holds after fit.
     Learned state: ``history_`` (also after a failed fit), ``device_``, ``precision_``, ``scheduler_``,
     ``total_steps_``.
 
@@ -104,6 +111,8 @@ class Trainer:
         early_stopping: EarlyStopping | None = None,
         progress: bool = True,
         report: bool | Callable[..., Any] = True,
+        compile: bool | str = False,
+        ema: float | None = None,
     ) -> None:
         check_arguments(model, optimizer, loss, step, precision, accumulate, clip_grad, checkpoint_every,
                         keep_last, early_stopping, report)
@@ -131,6 +140,9 @@ class Trainer:
         self.early_stopping = early_stopping
         self.progress = progress
         self.report = report
+        self.compile = check_compile(compile)
+        self.ema = check_decay(ema)
+        self.ema_: Ema | None = None  # the average of the current (or last) fit
         self.history_: History | None = None
         self._prepared = False
         self._run: RunContext | None = None  # the current (or last) fit's bookkeeping
@@ -145,7 +157,7 @@ class Trainer:
         self.dist_, device = distributed.setup(self.device)
         self.device_ = pick_device(device)
         self.model.to(self.device_)
-        self.net_ = self.dist_.wrap(self.model, self.device_)
+        self.net_ = compiled(self.dist_.wrap(self.model, self.device_), self.compile)
         self.precision_ = Precision(self.precision, self.device_)
         self._prepared = True
 
@@ -180,11 +192,13 @@ class Trainer:
         reader = manager if manager is not None or not resume else CheckpointManager(Path(resume).parent)
         if self.early_stopping is not None:
             self.early_stopping.reset()
+        self.ema_ = Ema(self.model, self.ema) if self.ema is not None else None
         state = TrainState(
             model=self.model, optimizer=self.optimizer, scheduler=self.scheduler_, precision=self.precision_,
             train=train, identity=identity_of(self.model, train, seed=self.seed, accumulate=self.accumulate,
-                                              schedule_steps=self.total_steps_ if planned(self.schedule) else None),
-            device=self.device_, early_stopping=self.early_stopping,
+                                              schedule_steps=self.total_steps_ if planned(self.schedule) else None,
+                                              ema=self.ema),
+            device=self.device_, early_stopping=self.early_stopping, ema=self.ema_,
         )
         saved = reader.resolve(resume) if reader is not None and resume else None
         self.history_ = state.history
@@ -241,27 +255,38 @@ class Trainer:
                 stopped = self._end_epoch(s, run)
         finally:
             bar.close()
-        if self.early_stopping is not None and self.early_stopping.restore(self.model):
+        if self.early_stopping is not None and self.early_stopping.restore(self._eval_model()):
             io.logger.info("restored the weights of epoch %s (best %s %.4g)", self.early_stopping.best_epoch_,
                            self.early_stopping.monitor, self.early_stopping.best_)
+        if s.ema is not None:
+            s.ema.copy_to(self.model)  # the model ends holding the average
 
     def _train_step(self, s: TrainState, run: RunContext, window: list[Any],
-                    first_batch: int) -> tuple[torch.Tensor, float]:
+                    first_batch: int) -> tuple[torch.Tensor, Any, Any]:
         """One optimizer step over a window of up to ``accumulate`` micro-batches. Returns the window's loss
-        (a tensor: no host sync) and ``scale``, which turns it back into this rank's sum of loss x examples
-        for the epoch's exact mean (summed when the steps are logged)."""
+        (a tensor: no host sync), ``scale``, which turns it back into this rank's sum of loss x units, and
+        this rank's units (rows, or step's counts), for the epoch's exact mean (see training/step_log.py)."""
         counts = [count(batch) for batch in window]
         weights, scale = loss_weights(counts, s.train, first_batch, self.dist_)
-        losses = []
+        losses, units = [], []
         for i, (batch, n, weight) in enumerate(zip(window, counts, weights)):
             if run.move_batches:
                 batch = to_device(batch, self.device_, non_blocking=run.non_blocking)
             last = i == len(window) - 1
             with self.dist_.sync_gradients(self.net_, sync=last):  # DDP all-reduces on the last micro-batch only
                 with self.precision_.autocast():
-                    loss, _, _ = compute_loss(self.net_, batch, loss=self.loss, step=self.step, examples=n)
-                self.precision_.backward(loss if weight == 1.0 else loss * weight)
+                    loss, _, _, unit = compute_loss(self.net_, batch, loss=self.loss, step=self.step, examples=n)
+                if unit is not None:  # step -> (loss, count): weighted by its count, normalised after the window
+                    units.append(unit)
+                    self.precision_.backward(loss * unit)
+                else:
+                    self.precision_.backward(loss if weight == 1.0 else loss * weight)
             losses.append(loss.detach())
+        if units:
+            window_loss, scale, examples = count_weighting(self.model.parameters(), losses, units, self.dist_,
+                                                           self.device_)
+        else:
+            window_loss, examples = weighted_sum(losses, weights), sum(counts)
         grad_norm = self._clip_gradients()
         run.last_lr = self.optimizer.param_groups[0]["lr"]
         if self.precision_.step(self.optimizer):
@@ -270,11 +295,12 @@ class Trainer:
             if grad_norm is not None:
                 s.totals["grad_norm_sum"] += grad_norm
                 s.totals["grad_norms"] += 1
+            if s.ema is not None:
+                s.ema.update(self.model)
         else:
             s.totals["skipped_steps"] += 1
         self.optimizer.zero_grad(set_to_none=True)
-        s.totals["examples"] += sum(counts)
-        return weighted_sum(losses, weights), scale
+        return window_loss, scale, examples
 
     def _clip_gradients(self) -> torch.Tensor | None:
         """Clip to ``clip_grad`` (fp16: after unscaling); return the pre-clip norm."""
@@ -283,45 +309,18 @@ class Trainer:
         self.precision_.unscale_(self.optimizer)
         return torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad).detach().float()
 
-    def _after_train_step(self, s: TrainState, run: RunContext, step_loss: tuple[torch.Tensor, float],
+    def _after_train_step(self, s: TrainState, run: RunContext, step_loss: tuple[torch.Tensor, Any, Any],
                           end_of_epoch: bool) -> None:
         """Log every ``log_every`` steps (checking for a non-finite loss), checkpoint every ``checkpoint_every``."""
         run.pending.append(step_loss)
         checkpoint_due = (run.manager is not None and self.checkpoint_every is not None
                           and s.step % self.checkpoint_every == 0 and not end_of_epoch)  # the epoch end saves anyway
         if s.step % self.log_every == 0 or end_of_epoch or checkpoint_due:
-            self._log_steps(s, run)
+            log_steps(s, run, self.dist_, self._stopped())
         if checkpoint_due:
             self._save(s, run, metric=None)
         if self._after_step is not None:
             self._after_step(self, s)
-
-    def _log_steps(self, s: TrainState, run: RunContext) -> None:
-        """One sync for the steps since the last log: stop at a non-finite loss, else record their mean."""
-        pending, run.pending = run.pending, []
-        losses = torch.stack([loss for loss, _ in pending]).float()
-        if self.dist_.enabled:  # this rank's values for the epoch's sum, the mean over ranks for the log
-            local = losses.tolist()
-            values = (self.dist_.all_reduce_sum(losses) / self.dist_.world_size).tolist()
-        else:
-            local = values = losses.tolist()
-        s.totals["loss_sum"] += math.fsum(v * scale for v, (_, scale) in zip(local, pending))
-        first_step = s.step - len(values) + 1
-        bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
-        if bad is not None:
-            row = {"step": first_step + bad, "epoch": s.epoch + 1, "train_loss": values[bad], "lr": run.last_lr}
-            s.history.add_step(row)
-            run.tracker.log_metrics(io.step_metrics(row), step=row["step"])
-            io.logger.error("non-finite train loss %s at epoch %d, step %d", values[bad], row["epoch"], row["step"])
-            raise TrainingError(
-                f"the train loss became {values[bad]} at epoch {row['epoch']}, step {row['step']} (lr "
-                f"{io.format_lr(run.last_lr)}); {self._stopped()}. Lower the learning rate, add warmup or "
-                "clip_grad=1.0, and check the data for NaN/inf values."
-            )
-        row = {"step": s.step, "epoch": s.epoch + 1, "train_loss": sum(values) / len(values), "lr": run.last_lr}
-        s.history.add_step(row)
-        run.tracker.log_metrics(io.step_metrics(row), step=s.step)
-        run.bar.set_postfix_str(f"epoch {row['epoch']} · loss {io.format_loss(row['train_loss'])}", refresh=False)
 
     def _end_epoch(self, s: TrainState, run: RunContext) -> bool:
         """Exact train loss, validation, the epoch's row, log line, early stopping, checkpoint."""
@@ -353,7 +352,7 @@ class Trainer:
             raise TrainingError(f"the validation loss became {row['val_loss']} at epoch {row['epoch']}, step "
                                 f"{row['step']}; {self._stopped()}. Check the val data for NaN/inf values, and "
                                 "lower the learning rate if the train loss is rising too.")
-        stop = self.early_stopping.update(row, self.model) if self.early_stopping is not None else False
+        stop = self.early_stopping.update(row, self._eval_model()) if self.early_stopping is not None else False
         if row["val_loss"] is not None and (s.best_metric is None or row["val_loss"] < s.best_metric):
             s.best_metric = row["val_loss"]
         self._save(s, run, metric=row["val_loss"])
@@ -379,7 +378,7 @@ class Trainer:
         check_batches(batches, "evaluate")
         self._prepare()
         check_eval_batches(batches, "evaluate", self.dist_)
-        return _evaluate(self.model, batches, precision=self.precision_, device=self.device_, dist=self.dist_,
+        return _evaluate(self._eval_model(), batches, precision=self.precision_, device=self.device_, dist=self.dist_,
                          loss=self.loss, step=self.step, metrics=self.metrics)
 
     def predict(self, batches: Batches) -> torch.Tensor:
@@ -387,7 +386,11 @@ class Trainer:
         check_batches(batches, "predict")
         self._prepare()
         check_eval_batches(batches, "predict", self.dist_)
-        return _predict(self.model, batches, precision=self.precision_, device=self.device_, dist=self.dist_)
+        return _predict(self._eval_model(), batches, precision=self.precision_, device=self.device_, dist=self.dist_)
+
+    def _eval_model(self) -> torch.nn.Module:
+        """The weights validation, evaluate and predict use: the moving average with ``ema=``, else the model."""
+        return self.model if self.ema_ is None else self.ema_.module
 
     def __repr__(self) -> str:
         return (f"Trainer(model={type(self.model).__name__}, optimizer={type(self.optimizer).__name__}, "

@@ -1,0 +1,179 @@
+"""Loading a Dataset that does real work: cleanfit.Batches(workers=W) against torch's DataLoader, one run.
+
+1. Images/s through a JPEG-decode + random 64x64 crop + horizontal flip Dataset (Pillow; 72x72 JPEGs
+   generated here, batch 64): ``Batches(ds, 64, workers=W)`` (per-example seeding on) against
+   ``DataLoader(ds, 64, shuffle=True, num_workers=W, persistent_workers=W > 0)``, for each W. Workers are
+   started by a warm-up epoch on both sides, then the best of interleaved repeats is taken. With
+   ``--device cuda``, both pin memory and copy each batch to the GPU (non-blocking).
+2. Padded text: token sequences with long-tailed lengths (log-normal, 4 to 512 tokens), padded by the same
+   collate on both sides (W=0 and 2); and the cost of ``step -> (loss, count)`` against a bare loss in a
+   Trainer with accumulation, on a tiny embedding model.
+3. The per-example seeding cost (Python ``random``, NumPy's global RNG, torch's CPU generator, from
+   ``(seed, epoch, index)``), per item, and the save/restore of the main process's RNGs, per batch.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_loading.py [--workers 0 2] [--images 2048] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import random
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+
+import cleanfit as cf
+from cleanfit.seeding import MainRngs, example_seed, seed_example
+
+CROP, SIDE, BATCH = 64, 72, 64
+
+
+class Jpegs(Dataset):
+    """Decode, random-crop and flip; randomness from Python's ``random`` (what torchvision transforms use)."""
+
+    def __init__(self, blobs: list[bytes]) -> None:
+        self.blobs = blobs
+
+    def __len__(self) -> int:
+        return len(self.blobs)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image = Image.open(io.BytesIO(self.blobs[i])).convert("RGB")
+        left, top = random.randint(0, SIDE - CROP), random.randint(0, SIDE - CROP)
+        image = image.crop((left, top, left + CROP, top + CROP))
+        if random.random() < 0.5:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1), i % 10
+
+
+def make_jpegs(n: int) -> list[bytes]:
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, size=(SIDE, SIDE, 3), dtype=np.uint8)
+    blobs = []
+    for i in range(n):
+        pixels = np.roll(base, i, axis=0) ^ np.uint8(i % 256)
+        out = io.BytesIO()
+        Image.fromarray(pixels).save(out, format="JPEG", quality=90)
+        blobs.append(out.getvalue())
+    return blobs
+
+
+class Sentences(Dataset):
+    def __init__(self, n: int) -> None:
+        rng = np.random.default_rng(0)
+        lengths = np.clip(rng.lognormal(mean=3.5, sigma=1.0, size=n).astype(int), 4, 512)
+        self.seqs = [torch.from_numpy(rng.integers(1, 1000, size=k)) for k in lengths]
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.seqs[i]
+
+
+def pad(items: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    ids = torch.nn.utils.rnn.pad_sequence(items, batch_first=True)
+    return {"input_ids": ids, "labels": ids.masked_fill(ids == 0, -100)}
+
+
+def _epoch_rate(iterable, device: str) -> float:
+    items, start = 0, time.perf_counter()
+    for batch in iterable:
+        first = batch[0] if isinstance(batch, (list, tuple)) else batch["input_ids"]
+        if device != "cpu":
+            first = first.to(device, non_blocking=True)
+        items += len(first)
+    if device != "cpu":
+        torch.cuda.synchronize()
+    return items / (time.perf_counter() - start)
+
+
+def compare(ds: Dataset, workers: int, device: str, repeats: int, collate=None) -> tuple[float, float, float]:
+    """Best items/s of each over ``repeats`` epochs, interleaved epoch by epoch (a busy neighbour slows both
+    alike), and the median of the paired ratios."""
+    pin = device != "cpu"
+    ours = cf.Batches(ds, BATCH, seed=0, workers=workers, pin_memory=pin, collate=collate)
+    theirs = DataLoader(ds, BATCH, shuffle=True, num_workers=workers, persistent_workers=workers > 0,
+                        pin_memory=pin, collate_fn=collate)
+    _epoch_rate(ours, device), _epoch_rate(theirs, device)  # warm-up: workers started, caches warm
+    pairs = [(_epoch_rate(ours, device), _epoch_rate(theirs, device)) for _ in range(repeats)]
+    ours.close()
+    ratios = sorted(a / b for a, b in pairs)
+    return max(a for a, _ in pairs), max(b for _, b in pairs), ratios[len(ratios) // 2]
+
+
+def seeding_cost(n: int = 20000) -> tuple[float, float]:
+    start = time.perf_counter()
+    for i in range(n):
+        seed_example(example_seed(0, 1, i))
+    per_item = (time.perf_counter() - start) / n * 1e6
+    start = time.perf_counter()
+    for _ in range(n // 20):
+        with MainRngs():
+            pass
+    per_batch = (time.perf_counter() - start) / (n // 20) * 1e6
+    return per_item, per_batch
+
+
+def count_cost(steps_data: int = 256) -> tuple[float, float]:
+    """Seconds per epoch of a tiny LM through the Trainer: bare loss vs (loss, count)."""
+    ds = Sentences(steps_data)
+
+    def bare(model, batch):
+        return F.cross_entropy(model(batch["input_ids"]).flatten(0, 1), batch["labels"].flatten(), ignore_index=-100)
+
+    def counted(model, batch):
+        return bare(model, batch), (batch["labels"] != -100).sum()
+
+    times = {}
+    for name, step in (("bare", bare), ("counted", counted)) * 2:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Embedding(1000, 16), torch.nn.Linear(16, 1000))
+        trainer = cf.Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), step=step, accumulate=4,
+                             device="cpu", precision="fp32", progress=False, report=False)
+        start = time.perf_counter()
+        trainer.fit(cf.Batches(ds, 16, collate=pad), epochs=1)
+        times[name] = min(times.get(name, 1e9), time.perf_counter() - start)
+    return times["bare"], times["counted"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--images", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=7, help="timed epochs of each, interleaved")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, device {args.device}")
+    images = Jpegs(make_jpegs(args.images))
+    print(f"\n{args.images} JPEGs {SIDE}x{SIDE} -> random {CROP}x{CROP} crop + flip, batch {BATCH}\n")
+    print("| workers | Batches images/s (best) | DataLoader images/s (best) | ratio of bests | median paired ratio |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for w in args.workers:
+        ours, theirs, median = compare(images, w, args.device, args.repeats)
+        print(f"| {w} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x | {median:.2f}x |", flush=True)
+    text = Sentences(4096)
+    print("\npadded text: 4096 sequences, log-normal lengths 4..512 tokens, batch 64, pad collate\n")
+    print("| workers | Batches seq/s (best) | DataLoader seq/s (best) | ratio of bests | median paired ratio |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for w in sorted({0, *[w for w in args.workers if w <= 2]}):
+        ours, theirs, median = compare(text, w, "cpu", args.repeats, collate=pad)
+        print(f"| {w} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x | {median:.2f}x |", flush=True)
+    bare, counted = count_cost()
+    print(f"\n(loss, count) weighting: an epoch of a tiny LM (accumulate=4) {counted:.3f} s vs {bare:.3f} s with a "
+          f"bare loss: {counted / bare:.2f}x")
+    per_item, per_batch = seeding_cost()
+    print(f"per-example seeding: {per_item:.1f} µs per item (goal < 20); main-process RNG save/restore "
+          f"{per_batch:.0f} µs per batch ({per_batch / BATCH:.1f} µs per item at batch {BATCH})")
+
+
+if __name__ == "__main__":
+    main()
