@@ -160,6 +160,20 @@ def test_an_unreadable_row_group_is_named(tmp_path: Path) -> None:
     path.write_bytes(bytes(raw))
     with pytest.raises(DataError, match=r"t\.parquet \(row group 2\): cannot read this row group"):
         cf.audit(str(path), "label", memory=0)
+    with pytest.raises(DataError, match=r"t\.parquet: cannot read the table"):
+        cf.audit(str(path), "label", memory=BIG)
+
+
+def test_sorted_labels_and_labels_new_in_time(tmp_path: Path) -> None:
+    df = _leaky_frame(4000).sort_values("label", kind="stable").reset_index(drop=True)
+    df["day"] = np.arange(len(df), dtype="float64")
+    df.loc[len(df) - 150:, "label"] = 2  # a label that only the last rows have: unseen in train
+    _write_files(df, tmp_path / "s", files=2, row_group=333)
+    for kwargs in ({}, {"time": "day"}):
+        inside, outside = (cf.audit(str(tmp_path / "s"), "label", memory=m, sample=ALL, **kwargs) for m in (BIG, 0))
+        assert _seen(outside) == _seen(inside) and outside.split == inside.split
+        assert outside.by_check("label-order")
+    assert any("have labels train never shows (2)" in f.message for f in outside.by_check("split-shift"))
 
 
 def test_open_table_reads_footers_only(tmp_path: Path) -> None:

@@ -171,7 +171,7 @@ def label_order(con: Any, order: Order, n: int, has_time: bool) -> list[Finding]
     if ratio > distribution._RUNS_RATIO:
         return []
     in_time_order = has_time and order.time_back == 0
-    pure = order.pure_blocks / order.blocks if order.blocks else 1.0
+    pure = order.pure_blocks / order.blocks if order.blocks else float(order.changes == 0)  # < BATCH rows: one block
     pure_chance = float(np.sum((counts / n) ** BATCH))
     how = "sorted by label" if order.changes == len(counts) - 1 else "blocked by label"
     details = {"label_changes": order.changes, "expected_if_shuffled": round(expected, 1),

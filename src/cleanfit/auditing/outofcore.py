@@ -64,7 +64,10 @@ def _audit_in_memory(table: ParquetTable, target: str, split: RowSplit | None, *
                      requested: tuple[str, ...], seed: int, audit: Callable[..., AuditReport]) -> AuditReport:
     import pyarrow.parquet as pq
 
-    frame = pq.ParquetDataset(table.paths).read(columns=table.columns).to_pandas().reset_index(drop=True)
+    try:
+        frame = pq.ParquetDataset(table.paths).read(columns=table.columns).to_pandas().reset_index(drop=True)
+    except Exception as exc:  # noqa: BLE001 - a corrupt page, a bad codec: the file's fault
+        raise DataError(f"{table.name}: cannot read the table ({exc}); rewrite the broken file or remove it") from exc
     y = frame[target]
     if y.isna().any():
         raise DataError(f"{table.name}: the target column {target!r} has {int(y.isna().sum()):,} empty rows; drop them or fill them first")
