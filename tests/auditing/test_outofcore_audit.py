@@ -83,6 +83,17 @@ def test_regression_target_and_a_glob(tmp_path: Path) -> None:
     assert _seen(outside) == _seen(inside)
 
 
+@pytest.mark.parametrize("test, val", [(0.29, 0.0), (0.58, 0.0), (0.35, 0.15), (0.05, 0.45)])
+def test_stratified_counts_round_alike_in_sql_and_numpy(tmp_path: Path, test: float, val: float) -> None:
+    # classes of 25, 50 and 90 rows: 0.29 * 50, 0.58 * 25, 0.35 * 90 are halves in decimal but not in doubles
+    df = pd.DataFrame({"x": np.arange(165.0), "label": np.repeat([0, 1, 2], [25, 50, 90])})
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path, row_group_size=40)
+    spec = RowSplit("stratify", test=test, val=val, seed=4)
+    inside, outside = (cf.audit(str(path), "label", spec, memory=m, checks=["duplicates"]) for m in (BIG, 0))
+    assert outside.split == inside.split
+
+
 def test_model_based_checks_run_on_a_stated_sample(tmp_path: Path) -> None:
     folder = _write_files(_leaky_frame(), tmp_path / "t")
     report = cf.audit(str(folder), "label", memory=0, sample=1500)

@@ -105,11 +105,28 @@ def _target(frame: pd.DataFrame, target: str, where: str) -> pd.Series:
     return y
 
 
+def _batch(rows: np.ndarray, frame: pd.DataFrame, y: pd.Series, key: np.ndarray, label_hash: np.ndarray,
+           t: np.ndarray | None, group: str | None, spec: RowSplit, in_sample: np.ndarray) -> Any:
+    """One row group's columns of the DuckDB table ``rows``, as an Arrow table."""
+    import pyarrow as pa
+
+    skey = group_keys(frame[group], spec.seed) if spec.by == "group" else row_keys(rows, spec.seed)
+    part = part_of_keys(skey, spec) if spec.by in ("random", "group") else None
+    cols = {"row": pa.array(rows), "skey": pa.array(skey), "key": pa.array(key),
+            "lkey": pa.array(combine(key, label_hash)), "y": pa.Array.from_pandas(y)}
+    if t is not None:
+        cols["t"] = pa.array(t)
+    if group is not None:
+        g = frame[group]
+        cols["g"] = pa.array(hash_column(g), mask=g.isna().to_numpy())
+    cols["part"] = pa.array(part, type=pa.int8()) if part is not None else pa.nulls(len(rows), pa.int8())
+    cols["sampled"] = pa.array(in_sample)
+    return pa.table(cols)
+
+
 def stream(con: Any, table: ParquetTable, *, features: list[str], target: str, time: str | None, group: str | None,
            spec: RowSplit, sample: int, progress: Progress | None = None) -> Loaded:
     """Read every row group once into the DuckDB table ``rows``; see the module docstring."""
-    import pyarrow as pa
-
     n = table.num_rows
     keep_below = np.uint64(min(2**64 - 1, int(min(1.0, sample / max(n, 1)) * 2**64)))
     order, labels = Order(), _Labels()
@@ -130,19 +147,8 @@ def stream(con: Any, table: ParquetTable, *, features: list[str], target: str, t
             parsed, time_format = parse_time(frame[time], f"{where}: time column {time!r}")
             t = parsed.view(np.int64) if parsed.dtype.kind in "Mm" else parsed
         order.add(label_hash, t)
-        skey = group_keys(frame[group], spec.seed) if spec.by == "group" else row_keys(rows, spec.seed)
-        part = part_of_keys(skey, spec) if spec.by in ("random", "group") else None
         in_sample = row_keys(rows, _SAMPLE_SEED + spec.seed) <= keep_below if sample < n else np.ones(len(rows), bool)
-        cols = {"row": pa.array(rows), "skey": pa.array(skey), "key": pa.array(key),
-                "lkey": pa.array(combine(key, label_hash)), "y": pa.Array.from_pandas(y)}
-        if t is not None:
-            cols["t"] = pa.array(t)
-        if group is not None:
-            g = frame[group]
-            cols["g"] = pa.array(hash_column(g), mask=g.isna().to_numpy())
-        cols["part"] = pa.array(part, type=pa.int8()) if part is not None else pa.nulls(len(rows), pa.int8())
-        cols["sampled"] = pa.array(in_sample)
-        batch = pa.table(cols)  # noqa: F841 - DuckDB reads the local by name
+        batch = _batch(rows, frame, y, key, label_hash, t, group, spec, in_sample)  # noqa: F841 - DuckDB reads it by name
         con.execute("INSERT INTO rows SELECT * FROM batch" if created else "CREATE TABLE rows AS SELECT * FROM batch")
         created = True
         if in_sample.any():

@@ -130,10 +130,10 @@ def _assign_parts(con: Any, spec: RowSplit, n: int) -> None:
         rank, limits = "row_number() OVER (ORDER BY t, row) - 1", f"{n_train} AS n_train, {n_val} AS n_val"
     else:  # rowsplit.class_counts, per class: n_test = floor(test * n + 0.5), n_val = min(rest, floor(val * n + 0.5))
         size = "count(*) OVER (PARTITION BY y)"
-        n_test = f"floor({spec.test!r} * {size} + 0.5)::BIGINT"
+        n_test = f"floor({spec.test!r}::DOUBLE * {size} + 0.5)::BIGINT"  # doubles, as NumPy: the same roundings
         rank = "row_number() OVER (PARTITION BY y ORDER BY skey, row) - 1"
-        limits = (f"{size} - {n_test} - least({size} - {n_test}, floor({spec.val!r} * {size} + 0.5)::BIGINT) AS n_train, "
-                  f"least({size} - {n_test}, floor({spec.val!r} * {size} + 0.5)::BIGINT) AS n_val")
+        n_val = f"least({size} - {n_test}, floor({spec.val!r}::DOUBLE * {size} + 0.5)::BIGINT)"
+        limits = f"{size} - {n_test} - {n_val} AS n_train, {n_val} AS n_val"
     con.execute(f"""CREATE TABLE audit AS SELECT * EXCLUDE (part, rk, n_train, n_val),
         (CASE WHEN rk < n_train THEN 0 WHEN rk < n_train + n_val THEN 1 ELSE 2 END)::TINYINT AS part
         FROM (SELECT *, {rank} AS rk, {limits} FROM rows)""")
