@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cleanfit as cf
+from cleanfit.auditing.ooc_load import BATCH, Order
 from cleanfit.auditing.ooc_scan import memory_budget, open_table
 from cleanfit.cli.main import main
 from cleanfit.data.rowsplit import RowSplit, class_counts, group_keys, random_part, row_keys, split_rows
@@ -125,6 +126,33 @@ def test_row_split_invariants(n: int, seed: int, test: float, val: float, classe
     rows = np.arange(n)
     assert np.array_equal(np.concatenate([row_keys(rows[:n // 2], seed), row_keys(rows[n // 2:], seed)]), row_keys(rows, seed))
     assert np.array_equal(group_keys(np.array([1.0, -0.0]), seed)[1:], group_keys(np.array([0.0]), seed))
+
+
+@settings(max_examples=40, deadline=None)
+@given(labels=st.lists(st.integers(0, 2), min_size=1, max_size=200), cuts=st.lists(st.integers(1, 60), max_size=6))
+def test_stored_order_statistics_do_not_depend_on_row_groups(labels: list[int], cuts: list[int]) -> None:
+    codes = np.array(labels, dtype=np.uint64)
+    times = np.cumsum(np.where(np.arange(len(codes)) % 3 == 0, -1.0, 2.0))
+    order = Order()
+    points = np.unique(np.minimum(np.cumsum(cuts), len(codes)))  # row-group boundaries
+    for piece, t in zip(np.split(codes, points), np.split(times, points)):
+        if len(piece):
+            order.add(piece, t)
+    full = len(codes) // BATCH
+    blocks = codes[: full * BATCH].reshape(full, BATCH)
+    assert order.changes == int(np.count_nonzero(codes[1:] != codes[:-1]))
+    assert (order.blocks, order.pure_blocks) == (full, int(np.all(blocks == blocks[:, :1], axis=1).sum()))
+    assert (order.time_back, order.time_forward) == (int(np.sum(np.diff(times) < 0)), int(np.sum(np.diff(times) > 0)))
+
+
+def test_text_labels_and_missing_groups(tmp_path: Path) -> None:
+    df = _leaky_frame(3000, seed=4)
+    df["label"] = np.where(df["label"] > 0, "yes", "no")
+    df["patient"] = df["patient"].astype("float64").where(df["patient"] % 7 != 0)  # some rows without a group
+    _write_files(df, tmp_path / "t", files=2, row_group=400)
+    for kwargs in ({"groups": "patient"}, {"groups": "patient", "splits": RowSplit("stratify", seed=2)}):
+        inside, outside = (cf.audit(str(tmp_path / "t"), "label", memory=m, sample=ALL, **kwargs) for m in (BIG, 0))
+        assert _seen(outside) == _seen(inside) and outside.split == inside.split and outside.task == "classification"
 
 
 def test_random_part_fractions_and_determinism() -> None:
