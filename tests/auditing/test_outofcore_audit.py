@@ -155,6 +155,17 @@ def test_text_labels_and_missing_groups(tmp_path: Path) -> None:
         assert _seen(outside) == _seen(inside) and outside.split == inside.split and outside.task == "classification"
 
 
+def test_integer_groups_read_as_floats_in_some_row_groups(tmp_path: Path) -> None:
+    df = _leaky_frame(3000, seed=5)
+    df["patient"] = pd.array(df["patient"], dtype="Int64")
+    df.loc[2500:2510, "patient"] = pd.NA  # only the last row group has missing groups: pandas reads it as floats
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path, row_group_size=500)
+    inside, outside = (cf.audit(str(path), "label", groups="patient", memory=m, sample=ALL) for m in (BIG, 0))
+    assert outside.split == inside.split and _seen(outside) == _seen(inside)
+    assert not outside.by_check("group")  # a group split keeps every patient in one part
+
+
 def test_random_part_fractions_and_determinism() -> None:
     spec = RowSplit("random", test=0.2, val=0.1, seed=5)
     part = random_part(np.arange(200_000), spec)

@@ -8,7 +8,7 @@ fixed-width columns per row, which DuckDB stores (spilling to disk past its memo
     key    UBIGINT   the row's exact-duplicate key: overlap.hash_rows over the features, as the in-memory audit
     lkey   UBIGINT   key folded with the label (a copy with a different label)
     y      the target as stored            t  DOUBLE/BIGINT the time (as the in-memory audit reads it)
-    g      UBIGINT   the group value's hash (NULL for a missing group)
+    g      UBIGINT   the group value's key, rowsplit.group_keys (NULL for a missing group)
     part   TINYINT   0/1/2 for random and group splits (stratify and time are ranked afterwards in SQL)
     sampled BOOLEAN  in the uniform row sample the model-based checks run on
 
@@ -118,7 +118,7 @@ def _batch(rows: np.ndarray, frame: pd.DataFrame, y: pd.Series, key: np.ndarray,
         cols["t"] = pa.array(t)
     if group is not None:
         g = frame[group]
-        cols["g"] = pa.array(hash_column(g), mask=g.isna().to_numpy())
+        cols["g"] = pa.array(group_keys(g, 0), mask=g.isna().to_numpy())
     cols["part"] = pa.array(part, type=pa.int8()) if part is not None else pa.nulls(len(rows), pa.int8())
     cols["sampled"] = pa.array(in_sample)
     return pa.table(cols)

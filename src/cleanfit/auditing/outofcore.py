@@ -18,7 +18,7 @@ import hashlib
 import os
 import tempfile
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,11 +77,12 @@ def _audit_in_memory(table: ParquetTable, target: str, split: RowSplit | None, *
         parsed, _ = parse_time(frame[time], f"{table.name}: time column {time!r}")
         times = parsed.view(np.int64) if parsed.dtype.kind in "Mm" else parsed
     part = split_rows(spec, len(frame), y=y.to_numpy(), groups=frame[groups] if groups else None, time=times)
-    splits = _splits_of(part, spec)
+    splits = splits_of(part, spec)
     return audit(frame.drop(columns=[target]), y.to_numpy(), splits, time=time, groups=groups, checks=list(requested), seed=seed)
 
 
-def _splits_of(part: np.ndarray, spec: RowSplit) -> Splits:
+def splits_of(part: np.ndarray, spec: RowSplit) -> Splits:
+    """A :class:`Splits` of the rows of each part, its method ``row-<by>``."""
     made = Splits(*(np.flatnonzero(part == p) for p in (0, 1, 2)))
     made.by = f"row-{spec.by}"
     return made
@@ -89,12 +90,13 @@ def _splits_of(part: np.ndarray, spec: RowSplit) -> Splits:
 
 def audit_out_of_core(table: ParquetTable, target: str, split: RowSplit | None, *, time: str | None, groups: str | None,
                       requested: tuple[str, ...], seed: int, memory: int, sample: int = SAMPLE,
-                      progress: Progress | None = None) -> AuditReport:
-    """The out-of-core audit of ``table`` (a DuckDB database in a temporary folder, removed afterwards)."""
+                      progress: Progress | None = None, drop: Sequence[str] = ()) -> AuditReport:
+    """The out-of-core audit of ``table`` (a DuckDB database in a temporary folder, removed afterwards); the
+    features are every column but the target, time, group and ``drop`` ones."""
     import duckdb
 
     started = _time.perf_counter()
-    features = [c for c in table.columns if c not in {target, time, groups}]
+    features = [c for c in table.columns if c not in {target, time, groups, *drop}]
     with tempfile.TemporaryDirectory(prefix="cleanfit-audit-") as tmp:
         con = duckdb.connect(os.path.join(tmp, "audit.duckdb"))
         try:
@@ -155,7 +157,7 @@ def _sample_data(con: Any, loaded: Loaded, spec: RowSplit, requested: tuple[str,
                  groups: str | None, seed: int) -> AuditData:
     """The in-memory AuditData of the sampled rows, with their parts."""
     parts = np.array([p for (p,) in con.execute("SELECT part FROM audit WHERE sampled ORDER BY row").fetchall()], dtype=np.int8)
-    sample_split = _splits_of(parts, spec)
+    sample_split = splits_of(parts, spec)
     data = prepare(loaded.sample, loaded.sample_y, sample_split, time=time, groups=groups, transformers=(),
                    seed=seed, requested=requested)
     data.task = loaded.task  # the task of the whole table, not of the sample

@@ -92,8 +92,14 @@ def row_keys(rows: np.ndarray, seed: int) -> np.ndarray:
 
 
 def group_keys(values: pd.Series | np.ndarray, seed: int) -> np.ndarray:
-    """The uint64 key of each row's group value (equal values, equal keys; missing values hash alike)."""
+    """The uint64 key of each row's group value (equal values, equal keys; missing values hash alike).
+
+    Integers are keyed as the floats they equal (below 2**53), so a row group that pandas reads as floats
+    (it has a missing value) keys its groups as one read as integers does.
+    """
     arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    if arr.dtype.kind in "iu" and (arr.size == 0 or np.abs(arr).max() < 2**53):
+        arr = arr.astype(np.float64)
     if arr.dtype.kind == "f":
         arr = arr + 0.0  # -0.0 and 0.0 are one group
     elif arr.dtype.kind not in "iub":
