@@ -256,6 +256,17 @@ def test_cli_out_of_core_progress_and_json(tmp_path: Path) -> None:
     assert payload["split"] == cf.audit(str(folder), "label", groups="patient", memory=BIG).split
 
 
+def test_cli_folder_under_the_budget_is_split_by_row_number_in_memory(tmp_path: Path) -> None:
+    folder = _write_files(_leaky_frame(2000), tmp_path / "t", files=2)
+    out_json = tmp_path / "audit.json"
+    code, out, err = _cli(["audit", str(folder), "--target", "label", "--checks", "duplicates,split-shift",
+                           "--json", str(out_json)])
+    assert code in (0, 1) and "rows/s" not in err, out + err  # in memory: no pass to report
+    payload = json.loads(out_json.read_text())
+    assert payload["split"] == cf.audit(str(folder), "label", memory=0, checks=["duplicates"]).split
+    assert "sample" not in payload
+
+
 def test_cli_bad_table_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     folder = _write_files(_leaky_frame(1000), tmp_path / "t", files=2)
     pq.write_table(pa.Table.from_pandas(_leaky_frame(100).drop(columns=["b"]), preserve_index=False), folder / "part-9.parquet")

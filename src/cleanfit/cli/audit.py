@@ -102,12 +102,13 @@ def audit(ctx: click.Context, data: Path, target: str, time_col: str | None, gro
           json_path: Path | None, html_path: Path | None, fail_on: str, memory: str) -> int:
     """Audit DATA (.csv or .parquet) for leakage; exit 1 when the --fail-on gate fails.
 
-    A Parquet table (a file, a folder of files or a glob) larger than --memory is audited out of core:
-    split by row number, the exact checks in DuckDB, the model-based ones on a row sample.
+    A Parquet table larger than --memory is audited out of core: split by row number, the exact checks in
+    DuckDB, the model-based ones on a row sample. A folder of Parquet files or a glob is split by row number
+    too (in memory when it fits).
     """
     wanted = "all" if checks.strip() == "all" else [c.strip() for c in checks.split(",") if c.strip()]
     budget = memory_budget(memory, "--memory")
-    if is_parquet_path(data) and open_table(data, [target]).nbytes > budget:
+    if is_parquet_path(data) and (not data.is_file() or open_table(data, [target]).nbytes > budget):
         report = _out_of_core(data, target, time_col, group_col, split_col, test, val, by, seed, wanted, budget)
     else:
         report = _in_memory(data, target, time_col, group_col, split_col, test, val, by, seed, wanted)
@@ -124,10 +125,10 @@ def audit(ctx: click.Context, data: Path, target: str, time_col: str | None, gro
 
 def _out_of_core(data: Path, target: str, time_col: str | None, group_col: str | None, split_col: str | None,
                  test: float, val: float, by: str | None, seed: int, wanted: Any, budget: int) -> Any:
-    """The out-of-core audit of a Parquet table over the budget, with progress on stderr."""
+    """The audit of a Parquet table by path (out of core over the budget, with progress on stderr)."""
     if split_col is not None:
-        raise DataError(f"--split-col: {data} is larger than --memory and is split by row number out of core; "
-                        "raise --memory to audit an existing split column")
+        raise DataError(f"--split-col: {data} is a Parquet folder, a glob or a table larger than --memory, which is "
+                        "split by row number; give one Parquet file that fits --memory to audit an existing split column")
     for name, option in ((time_col, "--time"), (group_col, "--group")):
         if name is not None and name == target:
             raise DataError(f"{option} {name!r} is also the --target column; give {option} a different column of {data}")
