@@ -250,7 +250,8 @@ def test_cli_out_of_core_progress_and_json(tmp_path: Path) -> None:
     code, out, err = _cli(["audit", str(folder), "--target", "label", "--group", "patient", "--memory", "0",
                            "--json", str(out_json)])
     assert code == 1, out + err  # the planted duplicates fail the gate
-    assert "rows/s" in err and "6,000 / 6,000 rows" in err
+    assert "rows/s" in err and "6,000 / 6,000 rows" in err  # the pass over the table, then each check
+    assert "duplicates over every row" in err and "target-leakage on the row sample" in err
     payload = json.loads(out_json.read_text())
     assert payload["split"]["method"] == "row-group" and payload["sample"]["rows"] == 6000
     assert payload["split"] == cf.audit(str(folder), "label", groups="patient", memory=BIG).split

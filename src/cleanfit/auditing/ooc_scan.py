@@ -150,15 +150,33 @@ def row_groups(table: ParquetTable, columns: Sequence[str], progress: Progress |
             progress(start, total, time.perf_counter() - began)
 
 
-def console_progress(label: str, echo: Callable[[str], None]) -> Progress:
-    """A :data:`Progress` that prints ``label: rows done / all (rows/s)`` about every 2% of the rows."""
-    shown = {"next": 0}
+class ConsoleProgress:
+    """A :data:`Progress` that prints ``label: rows done / all (rows/s)`` about every 2% of the rows, and
+    ``label: <step> (seconds)`` for each later step (:meth:`step`: the checks run over DuckDB's table)."""
 
-    def report(done: int, total: int, seconds: float) -> None:
-        if done < shown["next"] and done < total:
+    def __init__(self, label: str, echo: Callable[[str], None]) -> None:
+        self.label, self.echo, self._next = label, echo, 0
+
+    def __call__(self, done: int, total: int, seconds: float) -> None:
+        if done < self._next and done < total:
             return
-        shown["next"] = done + max(1, total // 50)
+        self._next = done + max(1, total // 50)
         rate = done / seconds if seconds > 0 else 0.0
-        echo(f"{label}: {done:,} / {total:,} rows ({rate:,.0f} rows/s)")
+        self.echo(f"{self.label}: {done:,} / {total:,} rows ({rate:,.0f} rows/s)")
 
-    return report
+    def step(self, what: str, seconds: float) -> None:
+        self.echo(f"{self.label}: {what} ({seconds:.1f} s)")
+
+
+def console_progress(label: str, echo: Callable[[str], None]) -> ConsoleProgress:
+    """The console's :class:`ConsoleProgress`.
+
+    >>> p = console_progress("audit", print)
+    >>> p(50, 100, 2.0); p(60, 100, 2.5); p(100, 100, 4.0)
+    audit: 50 / 100 rows (25 rows/s)
+    audit: 60 / 100 rows (24 rows/s)
+    audit: 100 / 100 rows (25 rows/s)
+    >>> p.step("duplicates", 1.25)
+    audit: duplicates (1.2 s)
+    """
+    return ConsoleProgress(label, echo)

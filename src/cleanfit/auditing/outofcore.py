@@ -107,9 +107,11 @@ def audit_out_of_core(table: ParquetTable, target: str, split: RowSplit | None, 
             loaded = stream(con, table, features=features, target=target, time=time, group=groups,
                             spec=_provisional(asked, time, groups), sample=sample, progress=progress)
             spec = asked.resolved(loaded.task, time=time, groups=groups)
+            began = _time.perf_counter()
             _assign_parts(con, spec, loaded.n)
+            _step(progress, f"split by row number ({spec.by})", began)
             return _run_checks(con, loaded, spec, features, requested, time=time, groups=groups, seed=seed,
-                               sample=sample, started=started)
+                               started=started, progress=progress)
         finally:
             con.close()
 
@@ -164,8 +166,14 @@ def _sample_data(con: Any, loaded: Loaded, spec: RowSplit, requested: tuple[str,
     return data
 
 
+def _step(progress: Any, what: str, began: float) -> None:
+    """Tell a progress reporter that can hear about steps (``ConsoleProgress.step``) that one is done."""
+    if hasattr(progress, "step"):
+        progress.step(what, _time.perf_counter() - began)
+
+
 def _run_checks(con: Any, loaded: Loaded, spec: RowSplit, features: list[str], requested: tuple[str, ...], *,
-                time: str | None, groups: str | None, seed: int, sample: int, started: float) -> AuditReport:
+                time: str | None, groups: str | None, seed: int, started: float, progress: Any = None) -> AuditReport:
     sizes = ooc_checks.part_sizes(con)
     if not sizes[0]:
         raise DataError(f"the row split by={spec.by!r} left no train rows; lower test/val")
@@ -193,8 +201,11 @@ def _run_checks(con: Any, loaded: Loaded, spec: RowSplit, features: list[str], r
         elif name == "preprocessing":
             skipped[name] = "no transformers given"
         else:
+            began = _time.perf_counter()
             findings += runs[name]()
             ran.append(name)
+            on_sample = name in _SAMPLED or (name == "group" and not groups)
+            _step(progress, f"{name} {'on the row sample' if on_sample else 'over every row'}", began)
     sampled = [c for c in ran if c in _SAMPLED or (c == "group" and not groups)]
     return AuditReport(findings, checks=ran, skipped=skipped, n_rows=loaded.n, n_features=len(features),
                        seconds=_time.perf_counter() - started, task=loaded.task,

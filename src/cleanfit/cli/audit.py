@@ -136,7 +136,7 @@ def _out_of_core(data: Path, target: str, time_col: str | None, group_col: str |
         if by == needed and column is None:
             raise DataError(f"--by {needed} needs {option} COLUMN (the column to split by)")
     spec = RowSplit(by or "auto", test=test, val=val, seed=seed)
-    progress = console_progress(f"audit pass over {data}", lambda line: click.echo(line, err=True))
+    progress = console_progress(f"audit of {data}", lambda line: click.echo(line, err=True))
     return run_audit(str(data), target, spec, time=time_col, groups=group_col, checks=wanted, seed=seed,
                      memory=budget, progress=progress)
 
