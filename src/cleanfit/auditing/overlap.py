@@ -155,8 +155,18 @@ def chance_overlap(inv: np.ndarray, part: np.ndarray, early: int, late: int, n_k
     pl = float(np.sum(part == late)) / n
     mult = np.bincount(inv[assigned], minlength=n_keys)
     m_values, how_many = np.unique(mult[mult > 1], return_counts=True)
-    m = m_values.astype(np.float64)
-    w = how_many.astype(np.float64)
+    return chance_from_multiplicities(m_values, how_many, pe, pl)
+
+
+def chance_from_multiplicities(m_values: np.ndarray, how_many: np.ndarray, pe: float, pl: float) -> tuple[float, float]:
+    """:func:`chance_overlap` from its sufficient statistics: ``how_many[j]`` keys hold ``m_values[j]``
+    assigned rows (keys with one row may be left out), and the part shares ``pe`` and ``pl``.
+
+    >>> chance_from_multiplicities(np.array([2]), np.array([10]), 0.5, 0.5)  # 10 pairs split 50/50
+    (5.0, 2.5)
+    """
+    m = np.asarray(m_values).astype(np.float64)
+    w = np.asarray(how_many).astype(np.float64)
     none_early = (1 - pe) ** (m - 1)
     mean = m * pl * (1 - none_early)
     q = pl / (1 - pe) if pe < 1 else 0.0

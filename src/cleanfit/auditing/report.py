@@ -46,6 +46,7 @@ class AuditReport:
     seconds: float = 0.0
     task: str | None = None
     split: dict[str, str] | None = None
+    sample: dict[str, Any] | None = None  # out of core: {"rows", "checks", "out_of_core"}: the row sample some checks saw
 
     def __post_init__(self) -> None:
         self.findings = sorted(self.findings, key=lambda f: _RANK[f.severity])
@@ -86,6 +87,7 @@ class AuditReport:
             "n_rows": self.n_rows,
             "n_features": self.n_features,
             "seconds": round(self.seconds, 3),
+            **({"sample": _jsonable(self.sample)} if self.sample is not None else {}),
         }
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -118,9 +120,17 @@ class AuditReport:
             lines += [f"{s:<8}  {c:<{width}}  {m}".rstrip() for s, c, m in rows]
         else:
             lines.append("No leakage found.")
+        if self.sample is not None:
+            lines.append(self._sample_note())
         if self.skipped:
             lines.append("skipped: " + "; ".join(f"{k} ({v})" for k, v in self.skipped.items()))
         return "\n".join(lines)
+
+    def _sample_note(self) -> str:
+        """``"out of core: near-duplicates, ... ran on a uniform sample of 100,000 rows"``."""
+        assert self.sample is not None
+        checks = ", ".join(self.sample.get("checks", ())) or "no check"
+        return f"out of core: {checks} ran on a uniform sample of {int(self.sample['rows']):,} rows; the rest on every row"
 
     def _scope(self) -> str:
         """What was audited: ``"609 rows, 32 features, 8 checks"``."""
@@ -141,6 +151,8 @@ class AuditReport:
             parts.append("<p>No leakage found.</p>")
         checks = [(esc(c), "ran") for c in self.checks] + [(esc(c), esc(r)) for c, r in self.skipped.items()]
         parts.append("<h2>Checks</h2>" + table(["check", "status"], checks, raw=True))
+        if self.sample is not None:
+            parts.append(f"<p>{esc(self._sample_note())}</p>")
         return "".join(parts)
 
     def to_html(self, path: str | Path | None = None) -> str:

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from cleanfit.auditing.inputs import AuditData, prepare
+from cleanfit.auditing.ooc_scan import Progress, is_parquet_path
+from cleanfit.auditing.outofcore import SAMPLE, audit_path
 from cleanfit.auditing.distribution import check_label_order, check_split_shift
 from cleanfit.auditing.duplicates import check_duplicates, check_near_duplicates
 from cleanfit.auditing.groups import check_group
@@ -65,6 +67,9 @@ def audit(
     transformers: Sequence[Any] = (),
     checks: str | Iterable[str] = "all",
     seed: int = 0,
+    memory: Any = "auto",
+    sample: int = SAMPLE,
+    progress: Progress | None = None,
 ) -> AuditReport:
     """Audit data and a split for the ways a model fools you; returns an :class:`AuditReport`.
 
@@ -74,6 +79,12 @@ def audit(
     column name or one value per row; ``transformers`` fitted scikit-learn transformers to verify;
     ``checks`` ``"all"`` or a list of check ids. Checks that need something not given (a split, a
     label, a time column) are listed in ``report.skipped``. ``seed`` fixes the row samples.
+
+    ``X`` may also be the path of a Parquet table (a file, a folder of files, a glob), with ``y``, ``time`` and
+    ``groups`` column names and ``splits`` None or a :class:`~cleanfit.data.rowsplit.RowSplit`: the table is split
+    by row number, and audited out of core (DuckDB) when it is larger than ``memory`` (``"auto"``: half the
+    available memory; ``"2GB"``; bytes), the model-based checks on ``sample`` rows; ``progress(done, total,
+    seconds)`` hears about the pass (see :mod:`cleanfit.auditing.outofcore`).
 
     >>> import numpy as np
     >>> X = np.random.default_rng(0).normal(size=(200, 3)); y = (X[:, 0] > 0).astype(int)
@@ -86,6 +97,9 @@ def audit(
     """
     started = _time.perf_counter()
     requested = _requested(checks)
+    if is_parquet_path(X):
+        return audit_path(X, y, splits, time=time, groups=groups, requested=requested, seed=seed, memory=memory,
+                          sample=sample, progress=progress, in_memory=audit)
     data = prepare(X, y, splits, time=time, groups=groups, transformers=transformers, seed=seed, requested=requested)
     findings: list[Finding] = []
     ran, skipped = [], {}

@@ -16,6 +16,8 @@ import pandas as pd
 from cleanfit._util.columns import did_you_mean, shown
 from cleanfit._util.files import write_atomic
 from cleanfit.auditing import audit as run_audit
+from cleanfit.auditing.ooc_scan import console_progress, is_parquet_path, memory_budget, open_table
+from cleanfit.data.rowsplit import RowSplit
 from cleanfit.data.splits import split
 from cleanfit.data.tables import infer_task, read_table
 from cleanfit.errors import DataError
@@ -92,11 +94,55 @@ def _make_split(frame: pd.DataFrame, y: pd.Series, *, by: str | None, test: floa
 @click.option("--html", "html_path", type=click.Path(path_type=Path), default=None, help="Write an HTML report.")
 @click.option("--fail-on", type=click.Choice(["critical", "warning", "never"]), default="critical", show_default=True,
               help="Exit 1 when a finding is at least this severe.")
+@click.option("--memory", default="auto", show_default=True,
+              help="Memory budget: a Parquet table larger than it is audited out of core ('auto', '2GB', bytes).")
 @click.pass_context
 def audit(ctx: click.Context, data: Path, target: str, time_col: str | None, group_col: str | None,
           split_col: str | None, test: float, val: float, by: str | None, seed: int, checks: str,
-          json_path: Path | None, html_path: Path | None, fail_on: str) -> int:
-    """Audit DATA (.csv or .parquet) for leakage; exit 1 when the --fail-on gate fails."""
+          json_path: Path | None, html_path: Path | None, fail_on: str, memory: str) -> int:
+    """Audit DATA (.csv or .parquet) for leakage; exit 1 when the --fail-on gate fails.
+
+    A Parquet table larger than --memory is audited out of core: split by row number, the exact checks in
+    DuckDB, the model-based ones on a row sample. A folder of Parquet files or a glob is split by row number
+    too (in memory when it fits).
+    """
+    wanted = "all" if checks.strip() == "all" else [c.strip() for c in checks.split(",") if c.strip()]
+    budget = memory_budget(memory, "--memory")
+    if is_parquet_path(data) and (not data.is_file() or open_table(data, [target]).nbytes > budget):
+        report = _out_of_core(data, target, time_col, group_col, split_col, test, val, by, seed, wanted, budget)
+    else:
+        report = _in_memory(data, target, time_col, group_col, split_col, test, val, by, seed, wanted)
+    click.echo(str(report))
+    if json_path is not None:
+        payload = {"data": str(data), "target": target, "fail_on": fail_on, "gate_failed": report.failed(fail_on), **report.to_dict()}
+        _write(json_path, "--json", json.dumps(payload, indent=2) + "\n")
+    if html_path is not None:
+        _write(html_path, "--html", report.to_html())
+    code = 1 if report.failed(fail_on) else 0
+    ctx.exit(code)
+    return code
+
+
+def _out_of_core(data: Path, target: str, time_col: str | None, group_col: str | None, split_col: str | None,
+                 test: float, val: float, by: str | None, seed: int, wanted: Any, budget: int) -> Any:
+    """The audit of a Parquet table by path (out of core over the budget, with progress on stderr)."""
+    if split_col is not None:
+        raise DataError(f"--split-col: {data} is a Parquet folder, a glob or a table larger than --memory, which is "
+                        "split by row number; give one Parquet file that fits --memory to audit an existing split column")
+    for name, option in ((time_col, "--time"), (group_col, "--group")):
+        if name is not None and name == target:
+            raise DataError(f"{option} {name!r} is also the --target column; give {option} a different column of {data}")
+    for needed, column, option in (("group", group_col, "--group"), ("time", time_col, "--time")):
+        if by == needed and column is None:
+            raise DataError(f"--by {needed} needs {option} COLUMN (the column to split by)")
+    spec = RowSplit(by or "auto", test=test, val=val, seed=seed)
+    progress = console_progress(f"audit of {data}", lambda line: click.echo(line, err=True))
+    return run_audit(str(data), target, spec, time=time_col, groups=group_col, checks=wanted, seed=seed,
+                     memory=budget, progress=progress)
+
+
+def _in_memory(data: Path, target: str, time_col: str | None, group_col: str | None, split_col: str | None,
+               test: float, val: float, by: str | None, seed: int, wanted: Any) -> Any:
     frame = read_table(data)
     for name, option in ((target, "--target"), (time_col, "--time"), (group_col, "--group"), (split_col, "--split-col")):
         _column(frame, name, option, data)
@@ -114,14 +160,4 @@ def audit(ctx: click.Context, data: Path, target: str, time_col: str | None, gro
     else:
         parts = _make_split(frame, y, by=by, test=test, val=val, time=time_col, group=group_col, seed=seed)
         features = frame.drop(columns=[target])
-    wanted = "all" if checks.strip() == "all" else [c.strip() for c in checks.split(",") if c.strip()]
-    report = run_audit(features, y.to_numpy(), parts, time=time_col, groups=group_col, checks=wanted, seed=seed)
-    click.echo(str(report))
-    if json_path is not None:
-        payload = {"data": str(data), "target": target, "fail_on": fail_on, "gate_failed": report.failed(fail_on), **report.to_dict()}
-        _write(json_path, "--json", json.dumps(payload, indent=2) + "\n")
-    if html_path is not None:
-        _write(html_path, "--html", report.to_html())
-    code = 1 if report.failed(fail_on) else 0
-    ctx.exit(code)
-    return code
+    return run_audit(features, y.to_numpy(), parts, time=time_col, groups=group_col, checks=wanted, seed=seed)

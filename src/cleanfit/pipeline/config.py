@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from cleanfit._util.args import SEED_LIMIT
 from cleanfit._util.columns import close_names
+from cleanfit.auditing.ooc_scan import memory_budget
 from cleanfit.errors import ConfigError
 
 __all__ = [
@@ -133,9 +134,16 @@ class TrackingConfig(_Section):
 
 
 class AuditConfig(_Section):
-    """``[audit]``: which findings stop training (``"never"`` trains anyway)."""
+    """``[audit]``: which findings stop training (``"never"`` trains anyway), and the memory budget above which
+    a Parquet table is audited out of core and split by row number (``"auto"``, ``"2GB"``, bytes)."""
 
     fail_on: Literal["critical", "warning", "never"] = "critical"
+    memory: str | int = "auto"
+
+    @model_validator(mode="after")
+    def _memory_is_a_size(self) -> AuditConfig:
+        memory_budget(self.memory, "audit.memory")  # raises ConfigError naming the field
+        return self
 
 
 class Config(_Section):

@@ -65,7 +65,7 @@ class TabularRun:
         return {
             "task": self.task,
             "metrics": {k: _finite_or_none(v) for k, v in self.metrics.items()},
-            "split": {"method": split_method(self.config, self.task), "fingerprint": self.splits.fingerprint},
+            "split": {"method": split_method(self.config, self.task, self.splits), "fingerprint": self.splits.fingerprint},
             "audit": {"passed": bool(self.audit.passed), "findings": [f.to_dict() for f in self.audit.findings]},
             "diagnosis": [f.to_dict() for f in self.diagnosis],
             "epochs": len(self.history.epochs),
@@ -290,7 +290,7 @@ def _params(data: PreparedData) -> dict[str, Any]:
     params.update(
         {
             "task": data.task,
-            "split.method": split_method(config, data.task),
+            "split.method": split_method(config, data.task, data.splits),
             "split.fingerprint": data.splits.fingerprint,
             "split.rows": json.dumps({p: int(len(getattr(data.splits, p))) for p in ("train", "val", "test")}),
             "data.fingerprint": data.data_fingerprint,

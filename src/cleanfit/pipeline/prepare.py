@@ -14,7 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cleanfit.auditing import AuditReport, audit
+from cleanfit.auditing import CHECKS, AuditReport, audit
+from cleanfit.auditing.ooc_scan import ParquetTable, is_parquet_path, memory_budget, open_table
+from cleanfit.auditing.outofcore import audit_out_of_core, splits_of
+from cleanfit.data.rowsplit import RowSplit, split_rows
 from cleanfit.data.splits import split
 from cleanfit._util.columns import did_you_mean
 from cleanfit.data.tables import infer_task, parse_time, read_table
@@ -63,8 +66,12 @@ class PreparedData:
         return len(self.classes) if self.classes is not None else 1
 
 
-def split_method(config: Config, task: str) -> str:
-    """The ``split.by`` in effect: ``"auto"`` is time, else group, else stratify (classification) or random."""
+def split_method(config: Config, task: str, splits: Any = None) -> str:
+    """The ``split.by`` in effect: ``"auto"`` is time, else group, else stratify (classification) or random;
+    ``"row-<by>"`` when ``splits`` is the row-number split of a table over ``audit.memory``."""
+    made_by = str(getattr(splits, "by", ""))
+    if made_by.startswith("row-"):
+        return made_by
     if config.split.by != "auto":
         return config.split.by
     if config.data.time is not None:
@@ -87,9 +94,14 @@ def prepare(config: Config, *, run_audit: bool = True) -> PreparedData:
     time_column = None if config.data.time is None else frame[config.data.time]
     time = None if time_column is None else parse_time(time_column, f"data.time = {config.data.time!r}")[0]
     groups = None if config.data.group is None else frame[config.data.group].to_numpy()
-    splits = _split(config, frame, target, time, groups)
-    # the audit reads the time column by the same rule (parse_time), and keeps its time zone to print it
-    report = audit(features, frame[config.data.target], splits, time=time_column, groups=groups) if run_audit else None
+    large = _over_budget(config)
+    splits = _split(config, frame, target, time, groups, by_row=large is not None)
+    if run_audit and large is not None:  # the same row split, audited out of core (exact checks on every row)
+        report: Any = audit_out_of_core(large, config.data.target, _row_spec(config, target.task), time=config.data.time,
+                                        groups=config.data.group, requested=tuple(CHECKS), seed=0,
+                                        memory=memory_budget(config.audit.memory, "audit.memory"), drop=config.data.drop)
+    else:  # the audit reads the time column by the same rule (parse_time), and keeps its time zone to print it
+        report = audit(features, frame[config.data.target], splits, time=time_column, groups=groups) if run_audit else None
     _audit_gate(config, report)
     numeric, text = column_kinds(features)
     preprocessor = build_preprocessor(numeric, text, config.preprocess)
@@ -113,11 +125,34 @@ def prepare(config: Config, *, run_audit: bool = True) -> PreparedData:
     )
 
 
+def _over_budget(config: Config) -> ParquetTable | None:
+    """The Parquet table of ``data.path`` when it is larger than ``audit.memory`` (else None)."""
+    if not is_parquet_path(config.data.path):
+        return None
+    table = open_table(config.data.path, [config.data.target])
+    return table if table.nbytes > memory_budget(config.audit.memory, "audit.memory") else None
+
+
+def _row_spec(config: Config, task: str) -> RowSplit:
+    if config.split.gap:
+        raise DataError(f"split.gap = {config.split.gap}: {Path(config.data.path).name} is larger than audit.memory and is "
+                        "split by row number, which has no gaps; set split.gap = 0 or raise audit.memory")
+    return RowSplit(split_method(config, task), test=config.split.test, val=config.split.val, seed=config.split.seed)
+
+
+def _by_row(config: Config, frame: pd.DataFrame, target: Target, time: np.ndarray | None, groups: np.ndarray | None) -> Any:
+    """The row-number split (:mod:`cleanfit.data.rowsplit`) the out-of-core audit computes for the same table."""
+    spec = _row_spec(config, target.task)
+    times = None if time is None else (time.view(np.int64) if time.dtype.kind in "Mm" else time)
+    return splits_of(split_rows(spec, len(frame), y=target.values, groups=groups, time=times), spec)
+
+
 def _split(config: Config, frame: pd.DataFrame, target: Target, time: np.ndarray | None,
-           groups: np.ndarray | None) -> Any:
-    """Step 2: the rows split by ``split_method``, refused when too few are left to train or test on."""
+           groups: np.ndarray | None, *, by_row: bool = False) -> Any:
+    """Step 2: the rows split by ``split_method`` (by row number for a table over ``audit.memory``), refused
+    when too few are left to train or test on."""
     method = split_method(config, target.task)
-    splits = split(
+    splits = _by_row(config, frame, target, time, groups) if by_row else split(
         len(frame),
         test=config.split.test,
         val=config.split.val,
@@ -309,6 +344,7 @@ def _merge_reports(first: Any, second: Any) -> Any:
         seconds=first.seconds + second.seconds,
         task=first.task,
         split=first.split,
+        sample=first.sample,
     )
 
 
