@@ -135,6 +135,11 @@ def check_near_duplicates(data: AuditData) -> list[Finding]:
     if space is None:
         return []
     overlaps, wider = _near_overlaps(space)
+    if data.cache.get("impact"):  # held-out rows with a near copy in train, for audit(impact=True)
+        copied = np.zeros(data.n, dtype=bool)
+        for late in data.later_parts():
+            copied[space.rows[space.flagged(data.part, TRAIN, late)]] = True
+        data.cache.setdefault("copied_rows", {})["near-duplicates"] = copied
     return _near_finding(overlaps, wider, space.cols)
 
 
@@ -154,13 +159,17 @@ class _NearSpace:
 
     def count(self, part: np.ndarray, early: int, late: int, radius: float = NEAR) -> int:
         """Rows of ``late`` within ``radius`` of a row of ``early`` (under the parts ``part``), exact copies excluded."""
+        return int(self.flagged(part, early, late, radius).sum())
+
+    def flagged(self, part: np.ndarray, early: int, late: int, radius: float = NEAR) -> np.ndarray:
+        """Over ``rows``: those :meth:`count` counts."""
         sub = part[self.rows]
         flagged = np.zeros(len(self.rows), dtype=bool)
         for where, inv in self.tables:
             flagged[where] |= _verified(self.data, self.rows[where], inv, sub[where], early, late,
                                         self.positions, self.mean, self.scale, radius)
         flagged &= ~observed_overlap(self.exact_sub, sub, early, late, len(self.rows))
-        return int(flagged.sum())
+        return flagged
 
 
 def _near_space(data: AuditData) -> _NearSpace | None:

@@ -90,12 +90,14 @@ def _make_split(frame: pd.DataFrame, y: pd.Series, *, by: str | None, test: floa
 @click.option("--checks", default="all", show_default=True, help="Comma-separated check ids, or 'all'.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the findings as JSON.")
 @click.option("--html", "html_path", type=click.Path(path_type=Path), default=None, help="Write an HTML report.")
+@click.option("--impact", is_flag=True, default=False,
+              help="Measure what each critical or warning finding is worth: a quick model's test score with and without it.")
 @click.option("--fail-on", type=click.Choice(["critical", "warning", "never"]), default="critical", show_default=True,
               help="Exit 1 when a finding is at least this severe.")
 @click.pass_context
 def audit(ctx: click.Context, data: Path, target: str, time_col: str | None, group_col: str | None,
           split_col: str | None, test: float, val: float, by: str | None, seed: int, checks: str,
-          json_path: Path | None, html_path: Path | None, fail_on: str) -> int:
+          json_path: Path | None, html_path: Path | None, impact: bool, fail_on: str) -> int:
     """Audit DATA (.csv or .parquet) for leakage; exit 1 when the --fail-on gate fails."""
     frame = read_table(data)
     for name, option in ((target, "--target"), (time_col, "--time"), (group_col, "--group"), (split_col, "--split-col")):
@@ -115,7 +117,7 @@ def audit(ctx: click.Context, data: Path, target: str, time_col: str | None, gro
         parts = _make_split(frame, y, by=by, test=test, val=val, time=time_col, group=group_col, seed=seed)
         features = frame.drop(columns=[target])
     wanted = "all" if checks.strip() == "all" else [c.strip() for c in checks.split(",") if c.strip()]
-    report = run_audit(features, y.to_numpy(), parts, time=time_col, groups=group_col, checks=wanted, seed=seed)
+    report = run_audit(features, y.to_numpy(), parts, time=time_col, groups=group_col, checks=wanted, impact=impact, seed=seed)
     click.echo(str(report))
     if json_path is not None:
         payload = {"data": str(data), "target": target, "fail_on": fail_on, "gate_failed": report.failed(fail_on), **report.to_dict()}
