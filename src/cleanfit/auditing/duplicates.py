@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from cleanfit.auditing.inputs import PART_NAMES, TRAIN, AuditData, numeric_columns, plural
 from cleanfit.auditing.overlap import (
@@ -98,11 +99,14 @@ def check_duplicates(data: AuditData) -> list[Finding]:
 
 def _natural(data: AuditData) -> bool:
     """Whether rows collide naturally: independent columns would repeat rows at least a tenth as often
-    as the data does (otherwise repeated rows are copies).
+    as the data does, and, where they would repeat fewer than one pair, the pairs seen are not too many
+    for chance (Poisson, 1%); otherwise repeated rows are copies.
 
     A column's chance that two rows share a value is estimated from a row sample without bias
     (pairs within the sample), so a fine-grained column counts as fine-grained however large the
-    data, and one with a frequent value (a missing value, a zero) counts as coarse as it is.
+    data, and one with a frequent value (a missing value, a zero) counts as coarse as it is. Pairs of
+    copies (rows equal in every column) are left out of that estimate: a copy whose value occurs
+    nowhere else shows the value is rare, not that rows repeat it naturally.
     """
     inv, n_keys = exact_keys(data)
     mult = np.bincount(inv, minlength=n_keys).astype(np.float64)
@@ -110,13 +114,17 @@ def _natural(data: AuditData) -> bool:
     m = min(data.n, 20_000)
     rows = np.sort(np.random.default_rng(data.seed).choice(data.n, m, replace=False))
     sample = data.X.iloc[rows]
+    copies = np.bincount(inv[rows]).astype(np.float64)
+    copy_pairs = float(np.sum(copies * (copies - 1)))  # ordered pairs of copies in the sample: equal in every column
     q = 1.0
     for c in data.features:
         counts = sample[c].value_counts(dropna=False).to_numpy().astype(np.float64)
-        q *= float(np.sum(counts * (counts - 1))) / (m * (m - 1))
+        q *= max(float(np.sum(counts * (counts - 1))) - copy_pairs, 0.0) / (m * (m - 1))
         if q == 0.0:
             return False
     chance_pairs = data.n * (data.n - 1) / 2 * q
+    if chance_pairs < 1 and stats.poisson.sf(pairs - 1, chance_pairs) < 0.01:
+        return False  # fewer than one natural twin expected, and far more pairs seen: copies
     return chance_pairs >= 0.1 * pairs
 
 
