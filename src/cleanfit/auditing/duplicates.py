@@ -27,7 +27,8 @@ from cleanfit.auditing.overlap import (
     p_value,
     part_pairs,
 )
-from cleanfit.findings import Finding
+from cleanfit.auditing.rawcopies import check_raw_copies
+from cleanfit.findings import SEVERITIES, Finding
 
 # near-duplicates: rows whose root-mean-square difference, in standard deviations per column, is at most this
 NEAR = 0.02
@@ -36,6 +37,7 @@ _TABLES = 4
 _PROJECTIONS = 8
 _PERMUTATIONS = 3
 _CHUNK = 100_000
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
 def exact_keys(data: AuditData) -> tuple[np.ndarray, int]:
@@ -139,16 +141,20 @@ def _conflicting_labels(data: AuditData, mask: np.ndarray) -> int:
 
 def check_near_duplicates(data: AuditData) -> list[Finding]:
     assert data.part is not None
+    raw = check_raw_copies(data)  # copies up to rounding or a grey level: close on the raw scale only
     space = _near_space(data)
     if space is None:
-        return []
+        return raw
     overlaps, wider = _near_overlaps(space)
     if data.cache.get("impact"):  # held-out rows with a near copy in train, for audit(impact=True)
         copied = np.zeros(data.n, dtype=bool)
         for late in data.later_parts():
             copied[space.rows[space.flagged(data.part, TRAIN, late)]] = True
         data.cache.setdefault("copied_rows", {})["near-duplicates"] = copied
-    return _near_finding(overlaps, wider, space.cols)
+    found = _near_finding(overlaps, wider, space.cols)
+    if raw and (not found or _RANK[raw[0].severity] < _RANK[found[0].severity]):
+        return raw  # the stronger evidence
+    return found
 
 
 @dataclass(frozen=True)
