@@ -73,12 +73,22 @@ def _columns_of(data: AuditData, f: Finding) -> list[Any]:
 
 
 def _rows(data: AuditData) -> tuple[np.ndarray, np.ndarray]:
-    """``(train rows, test rows)``, sampled (cached): the test part, or val when there is no test part."""
+    """``(train rows, test rows)``, sampled (cached): the test part, or val when there is no test part.
+
+    A train sample keeps every train row that has an exact copy among the sampled test rows, so the
+    model sees what the duplicates finding is about.
+    """
     if "impact_rows" not in data.cache:
         assert data.part is not None
         held = TEST if np.any(data.part == TEST) else VAL
-        train = sample_rows(data.rows(TRAIN), data.seed + 5, TRAIN_ROWS)
         test = sample_rows(data.rows(held), data.seed + 6, TEST_ROWS)
+        train = sample_rows(data.rows(TRAIN), data.seed + 5, TRAIN_ROWS)
+        if len(train) < np.sum(data.part == TRAIN) and "exact" in data.cache:
+            inv, n_keys = data.cache["exact"]
+            in_test = np.zeros(n_keys, dtype=bool)
+            in_test[inv[test]] = True
+            sources = np.flatnonzero((data.part == TRAIN) & in_test[inv])
+            train = np.union1d(train, sources)
         data.cache["impact_rows"] = (train, test)
     return data.cache["impact_rows"]
 
@@ -205,7 +215,8 @@ def _sizes(data: AuditData) -> dict[str, Any]:
     sizes: dict[str, Any] = {"train_rows": len(train), "test_rows": len(test),
                              "model": f"HistGradientBoosting, {_ITERATIONS} iterations"}
     if len(train) < total:
-        sizes["note"] = f"model fit on a uniform sample of {len(train):,} of the {total:,} train rows"
+        sizes["note"] = (f"model fit on a uniform sample of the train rows ({len(train):,} of {total:,}, with every "
+                         "train row that has an exact copy in the test rows)")
     return sizes
 
 

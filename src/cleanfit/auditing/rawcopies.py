@@ -59,13 +59,13 @@ def _has_partner(A: np.ndarray, a_key: np.ndarray, B: np.ndarray, b_key: np.ndar
 def check_raw_copies(data: AuditData) -> list[Finding]:
     """The raw-scale ``near-duplicates`` finding, if held-out rows have raw copies in train far above chance."""
     assert data.part is not None
-    cols = [c for c in numeric_columns(data) if data.X[c].dtype.kind != "b" and data.X[c].nunique() > 1]
-    if not cols:
-        return []
     train = data.rows(TRAIN)
     late_parts = data.later_parts()
     held = np.flatnonzero(np.isin(data.part, late_parts))
     if len(held) * len(train) > PAIR_BUDGET:
+        return []
+    cols = [c for c in numeric_columns(data) if data.X[c].dtype.kind != "b" and data.X[c].nunique() > 1]
+    if not cols:
         return []
     other = [c for c in data.features if c not in set(cols)]
     key = hash_rows(data.X, other) if other else np.zeros(data.n, dtype=np.uint64)

@@ -157,9 +157,11 @@ def _parse_dates(series: pd.Series, where: str) -> pd.Series:
 MAX_TEXT_LEVELS = 100  # a text column with more distinct values is not one-hot encoded by `cleanfit train`
 MOSTLY_DISTINCT = 0.5  # ... nor one with a distinct value on more than this share of its rows
 _DATE_SAMPLE = 50
+# a date has a year (4 digits beside a separator or a month name, or d/m/yy) or a time of day (hh:mm)
 _DATE_SHAPE = re.compile(
-    r"\d{1,4}[-/.]\d{1,2}(?:[-/.]\d{1,4})?|\d{1,2}:\d{2}|"
-    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b",
+    r"(?:^|\D)[12]\d{3}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{2}|\d{4})(?:\D|$)|\d{1,2}:\d{2}|"
+    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,? +(?:\d{1,2},? +)?[12]\d{3}\b|"
+    r"\b\d{1,2} +(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* +[12]\d{3}\b",
     re.I,
 )
 
@@ -187,11 +189,13 @@ def is_text(series: pd.Series) -> bool:
 def looks_like_dates(series: pd.Series) -> bool:
     """Whether text values are dates or times (``"2012-01-01"``, ``"01/31/2024 10:00"``, ``"Jan 5 2020"``).
 
-    Judged on the first 50 values that are present: at least 90% must have the shape of a date and
-    parse as one.
+    Judged on the first 50 values that are present: at least 90% must have the shape of a date (a year,
+    or a time of day) and parse as one. Age bands, fractions, versions and month names alone are not dates.
 
     >>> looks_like_dates(pd.Series(["2012-01-01", "2012-01-02"])), looks_like_dates(pd.Series(["W-0001", "W-0002"]))
     (True, False)
+    >>> looks_like_dates(pd.Series(["10-14", "15-19"])), looks_like_dates(pd.Series(["may", "june"]))
+    (False, False)
     """
     sample = series.dropna().head(_DATE_SAMPLE).astype(str)
     if sample.empty or sample.str.contains(_DATE_SHAPE).mean() < 0.9:
