@@ -20,20 +20,10 @@ def _worst(report, check: str) -> int:
     return max((SEV[f.severity] for f in report.by_check(check)), default=-1)
 
 
-def plant_text_ids(case: L.Case, order_kept: float, rng: np.random.Generator) -> L.Case:
-    """Ids like ``W-0001`` issued one class after the other (the rows stay shuffled), then
-    ``1 - order_kept`` of them shuffled."""
-    ids = np.empty(len(case.X), dtype=np.int64)
-    ids[np.argsort(case.y, kind="stable")] = np.arange(len(case.X)) + 1
-    move = np.flatnonzero(rng.random(len(ids)) > order_kept)
-    ids[move] = ids[rng.permutation(move)]
-    return L.Case(case.X.assign(ref=[f"W-{i}" for i in ids]), case.y, case.splits)  # not zero-padded: "W-10" > "W-9"
-
-
 @pytest.mark.parametrize("name", ["wine", "breast_cancer", "diabetes"])
 @pytest.mark.parametrize("order_kept, least", [(0.85, "warning"), (1.0, "critical")])
 def test_text_ids_issued_in_class_order_are_identifier(name: str, order_kept: float, least: str) -> None:
-    case = plant_text_ids(L.clean(name, 0), order_kept, np.random.default_rng(0))
+    case = L.plant_text_ids(L.clean(name, 0), order_kept, np.random.default_rng(0))
     report = audit(case.X, case.y, case.splits)
     (f,) = [f for f in report.by_check("identifier") if f.details["column"] == "ref"]
     assert SEV[f.severity] >= SEV[least], str(report)
@@ -41,7 +31,7 @@ def test_text_ids_issued_in_class_order_are_identifier(name: str, order_kept: fl
 
 @pytest.mark.parametrize("name", ["wine", "diabetes"])
 def test_shuffled_text_ids_are_not_identifier_leaks(name: str) -> None:
-    case = plant_text_ids(L.clean(name, 0), 0.0, np.random.default_rng(0))
+    case = L.plant_text_ids(L.clean(name, 0), 0.0, np.random.default_rng(0))
     report = audit(case.X, case.y, case.splits)
     assert _worst(report, "identifier") < SEV["warning"]
     (f,) = report.by_check("text-columns")  # still not a feature
