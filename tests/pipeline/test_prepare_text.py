@@ -22,7 +22,8 @@ def _wine_with_text(path: Path) -> Path:
     X, y = load_wine(return_X_y=True, as_frame=True)
     frame = X.assign(date=pd.date_range("2012-01-01", periods=len(X)).strftime("%Y-%m-%d"),
                      Name=[f"bottle {i}" for i in np.random.default_rng(0).permutation(len(X))],
-                     colour=np.where(X["alcohol"] > 13, "red", "white"), cultivar=y)
+                     colour=np.where(X["alcohol"] > 13, "red", "white"), cultivar=y.astype(float))
+    frame.loc[[5, 60], "cultivar"] = np.nan  # two rows without a target: data.missing_target = "drop"
     frame.to_csv(path, index=False)
     return path
 
@@ -33,13 +34,13 @@ def _cleanfit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_train_stops_on_text_columns_that_are_not_features_before_writing(tmp_path: Path, mlflow_tracking_uri: str) -> None:
     _wine_with_text(tmp_path / "wine.csv")
-    (tmp_path / "run.toml").write_text('[data]\npath = "wine.csv"\ntarget = "cultivar"\n')
+    (tmp_path / "run.toml").write_text('[data]\npath = "wine.csv"\ntarget = "cultivar"\nmissing_target = "drop"\n')
     out = tmp_path / "out"
     done = _cleanfit("train", "run.toml", "--out", str(out), cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     line = done.stderr.strip()
     assert len(line.splitlines()) == 1 and "Traceback" not in line, line
-    for expected in ('"date" (dates stored as text: 178 distinct values)', '"Name" (a distinct value on most rows: 178',
+    for expected in ('"date" (dates stored as text: 176 distinct values)', '"Name" (a distinct value on most rows: 176',
                      'data.time = "date"', 'data.drop = ["Name"]'):
         assert expected in line, line
     assert "colour" not in line  # two levels: an ordinary feature
@@ -48,6 +49,7 @@ def test_train_stops_on_text_columns_that_are_not_features_before_writing(tmp_pa
                       "--set", "train.epochs=1", "--set", "model.hidden=[8]", "--set", "audit.fail_on=never", cwd=tmp_path)
     assert fixed.returncode == 0, fixed.stderr
     assert (out / "run.json").exists()
+    assert 'data.missing_target = "drop": dropped 2 of 178 rows of wine.csv' in fixed.stderr
 
 
 def _with_missing_targets(tmp_path: Path) -> Path:

@@ -33,7 +33,23 @@ _ROW_CHECKS = ("duplicates", "near-duplicates", "group")
 
 
 def measure_impact(data: AuditData, findings: list[Finding]) -> None:
-    """Put ``details["impact"]`` on every critical or warning finding (a ``note`` says why one is not measured)."""
+    """Put ``details["impact"]`` on every critical or warning finding (a ``note`` says why one is not measured).
+
+    Called by ``audit(..., impact=True)``:
+
+    >>> import numpy as np, pandas as pd
+    >>> from cleanfit.auditing import audit
+    >>> rng = np.random.default_rng(0)
+    >>> X = pd.DataFrame(rng.normal(size=(600, 3)), columns=["a", "b", "c"])
+    >>> y = (X["a"] + rng.normal(size=600) > 0).astype(int).to_numpy()
+    >>> X["leak"] = y * 2 + 1  # the label, re-coded
+    >>> class Parts:
+    ...     train, val, test = np.arange(480), np.arange(0), np.arange(480, 600)
+    >>> (f,) = audit(X, y, Parts(), checks=["target-leakage"], impact=True).findings
+    >>> impact = f.details["impact"]
+    >>> impact["metric"], impact["with"], impact["with"] - impact["without"] > 0.1, impact["interval"][0] > 0
+    ('accuracy', 1.0, True, True)
+    """
     worth = [f for f in findings if f.severity in ("critical", "warning")]
     if not worth:
         return

@@ -87,9 +87,12 @@ def prepare(config: Config, *, run_audit: bool = True) -> PreparedData:
     """
     frame = read_table(config.data.path, field="data.path")
     check_columns(frame, config)
-    frame = drop_missing_target(frame, config)
+    frame, dropped = drop_missing_target(frame, config)
     target = encode_target(frame, config)
     features = feature_frame(frame, config)
+    if dropped:  # said once the table is known to be usable, so a refusal stays one line
+        _log.warning("data.missing_target = \"drop\": dropped %d of %d rows of %s that have no %r value",
+                     dropped, len(frame) + dropped, Path(config.data.path).name, config.data.target)
     time_column = None if config.data.time is None else frame[config.data.time]
     time = None if time_column is None else parse_time(time_column, f"data.time = {config.data.time!r}")[0]
     groups = None if config.data.group is None else frame[config.data.group].to_numpy()
@@ -192,18 +195,16 @@ def check_columns(frame: pd.DataFrame, config: Config) -> None:
             raise DataError(f"data.drop lists the target {name!r}; remove it from data.drop")
 
 
-def drop_missing_target(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
-    """``data.missing_target = "drop"``: the rows without a target value dropped, and how many said (logger
-    ``cleanfit``); with the default ``"error"`` the frame as it is (:func:`encode_target` refuses it)."""
+def drop_missing_target(frame: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, int]:
+    """``data.missing_target = "drop"``: the rows without a target value dropped, and how many; with the
+    default ``"error"`` the frame as it is (:func:`encode_target` refuses it, naming this setting)."""
     missing = frame[config.data.target].isna()
     if config.data.missing_target != "drop" or not missing.any():
-        return frame
+        return frame, 0
     kept = frame.loc[~missing.to_numpy()].reset_index(drop=True)
     if len(kept) == 0:
         raise DataError(f"data.target = {config.data.target!r}: every row has no target value; pick the label column")
-    _log.warning("data.missing_target = \"drop\": dropped %d of %d rows of %s that have no %r value",
-                 int(missing.sum()), len(frame), Path(config.data.path).name, config.data.target)
-    return kept
+    return kept, int(missing.sum())
 
 
 @dataclass(frozen=True)
