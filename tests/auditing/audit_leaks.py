@@ -207,6 +207,71 @@ def plant_split_shift(case: Case, strength: float, rng: np.random.Generator) -> 
     return Case(case.X, case.y, Parts(np.setdiff1d(train, move), case.splits.val, np.sort(np.concatenate([case.splits.test, move]))))
 
 
+# ---- issue 15's families: copies the chance baselines missed, text ids in class order ----------------
+
+def entered_twice(case: Case, k: int, rng: np.random.Generator) -> Case:
+    """``k`` train records entered a second time, over test rows."""
+    X, y = case.X.copy(), case.y.copy()
+    dst = rng.choice(case.splits.test, k, replace=False)
+    src = rng.choice(case.splits.train, k, replace=False)
+    X.iloc[dst] = X.iloc[src].to_numpy()
+    y[dst] = y[src]
+    return Case(X, y, case.splits)
+
+
+def rounded_copies(case: Case, share: float, rng: np.random.Generator) -> Case:
+    """``share`` of the test rows overwritten by train rows whose amounts (columns of 10 and more) were
+    re-exported in whole units."""
+    X, y = case.X.copy(), case.y.copy()
+    k = max(1, int(round(share * len(case.splits.test))))
+    dst = rng.choice(case.splits.test, k, replace=False)
+    src = rng.choice(case.splits.train, k, replace=False)
+    values = np.array(X.iloc[src].to_numpy(dtype=np.float64))
+    amounts = (X.abs().median() >= 10).to_numpy()
+    values[:, amounts] = np.round(values[:, amounts])
+    X.iloc[dst] = values
+    y[dst] = y[src]
+    return Case(X, y, case.splits)
+
+
+def moved_a_grey_level(case: Case, share: float, rng: np.random.Generator, pixels: int = 3) -> Case:
+    """``share`` of the test rows overwritten by train images with a few pixels moved by one grey level."""
+    X, y = case.X.copy(), case.y.copy()
+    k = max(1, int(round(share * len(case.splits.test))))
+    dst = rng.choice(case.splits.test, k, replace=False)
+    src = rng.choice(case.splits.train, k, replace=False)
+    values = np.array(X.iloc[src].to_numpy(dtype=np.float64))
+    for r in range(k):
+        where = rng.choice(X.shape[1], pixels, replace=False)
+        values[r, where] = np.clip(values[r, where] + rng.choice([-1.0, 1.0], pixels), 0, 16)
+    X.iloc[dst] = values
+    y[dst] = y[src]
+    return Case(X, y, case.splits)
+
+
+def plant_text_ids(case: Case, order_kept: float, rng: np.random.Generator) -> Case:
+    """Ids like ``W-0001`` issued one class after the other (the rows stay shuffled), then
+    ``1 - order_kept`` of them shuffled."""
+    ids = np.empty(len(case.X), dtype=np.int64)
+    ids[np.argsort(case.y, kind="stable")] = np.arange(len(case.X)) + 1
+    move = np.flatnonzero(rng.random(len(ids)) > order_kept)
+    ids[move] = ids[rng.permutation(move)]
+    return Case(case.X.assign(ref=[f"W-{i}" for i in ids]), case.y, case.splits)  # not zero-padded: "W-10" > "W-9"
+
+
+def plant_entered_twice(case: Case, k: int, rng: np.random.Generator) -> Case:
+    """The small coarse table of ``case``, with ``k`` records entered twice."""
+    return entered_twice(small_table_of(case), k, rng)
+
+
+def small_table_of(case: Case) -> Case:
+    """Two coarse columns of ``case`` (rows repeat on them all the time) and one continuous amount from it."""
+    X = case.X
+    small = pd.DataFrame({"high": (X["f1"] > X["f1"].median()).astype(int), "band": pd.qcut(X["f2"], 2, labels=False),
+                          "amount": X["f3"] + X["f5"] / 1000})
+    return Case(small, case.y, case.splits)
+
+
 Plant = Callable[[Case, float, np.random.Generator], Case]
 
 # check id -> (plant, strengths weakest first, which datasets it applies to)
@@ -222,6 +287,10 @@ PLANTS: dict[str, tuple[Any, list[Any], list[str]]] = {
     "preprocessing": (plant_preprocessing, ["scaler", "target-encoder"], DATASETS),
     "label-order": (plant_label_order, [0.8, 0.95, 1.0], sorted(CLASSIFICATION)),
     "split-shift": (plant_split_shift, [1.0], sorted(CLASSIFICATION)),
+    "duplicates/entered-twice": (plant_entered_twice, [2, 4, 8], ["breast_cancer", "wine", "diabetes"]),
+    "near-duplicates/rounded": (rounded_copies, [0.03, 0.1, 0.2], ["breast_cancer", "wine"]),
+    "near-duplicates/grey-level": (moved_a_grey_level, [0.01, 0.03, 0.1], ["digits"]),
+    "identifier/text": (plant_text_ids, [0.85, 0.9, 1.0], DATASETS),
 }
 
 
@@ -232,6 +301,8 @@ def check_of(kind: str) -> str:
 def clean_for(kind: str, case: Case, rng: np.random.Generator) -> Case:
     """The clean counterpart of a planted case: what the same setting looks like without the leak."""
     check = check_of(kind)
+    if kind == "duplicates/entered-twice":
+        return small_table_of(case)
     if check == "temporal" or kind == "target-leakage/future":
         return time_split(case)
     if check == "group":

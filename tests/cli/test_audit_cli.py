@@ -162,3 +162,30 @@ def test_an_integer_regression_target_gets_a_random_split_by_default(tmp_path: P
     df.to_csv(path, index=False)
     code, out, err = _run(["audit", str(path), "--target", "price"])
     assert code == 0 and "PASSED" in out, err
+
+
+def test_impact_measures_a_leak_in_the_text_and_json(table: Path, tmp_path: Path):
+    df = pd.read_csv(table)
+    df["leak"] = df["label"] * 3 + 1  # the label, re-coded
+    leaky = tmp_path / "leaky.csv"
+    df.to_csv(leaky, index=False)
+    out_json = tmp_path / "audit.json"
+    code, out, _ = _run(["audit", str(leaky), "--target", "label", "--split-col", "part", "--impact", "--json", str(out_json),
+                      "--fail-on", "never"])
+    assert code == 0 and "Impact: accuracy" in out
+    (leak,) = [f for f in json.loads(out_json.read_text())["findings"] if f["details"].get("column") == "leak"]
+    impact = leak["details"]["impact"]
+    assert impact["with"] > impact["without"] and impact["interval"][0] > 0
+    _, plain, _ = _run(["audit", str(leaky), "--target", "label", "--split-col", "part"])
+    assert "Impact" not in plain
+
+
+def test_dates_and_names_stored_as_text_are_named(table: Path, tmp_path: Path):
+    df = pd.read_csv(table)
+    df["date"] = pd.date_range("2015-01-01", periods=len(df)).strftime("%Y-%m-%d")
+    df["Name"] = [f"row {i}" for i in np.random.default_rng(0).permutation(len(df))]
+    path = tmp_path / "text.csv"
+    df.to_csv(path, index=False)
+    code, out, _ = _run(["audit", str(path), "--target", "label", "--split-col", "part"])
+    assert code == 0 and "No leakage found" not in out
+    assert "Column 'date' holds dates" in out and "Column 'Name' is text" in out

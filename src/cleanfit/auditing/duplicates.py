@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from cleanfit.auditing.inputs import PART_NAMES, TRAIN, AuditData, numeric_columns, plural
 from cleanfit.auditing.overlap import (
@@ -26,7 +27,8 @@ from cleanfit.auditing.overlap import (
     p_value,
     part_pairs,
 )
-from cleanfit.findings import Finding
+from cleanfit.auditing.rawcopies import check_raw_copies
+from cleanfit.findings import SEVERITIES, Finding
 
 # near-duplicates: rows whose root-mean-square difference, in standard deviations per column, is at most this
 NEAR = 0.02
@@ -35,6 +37,7 @@ _TABLES = 4
 _PROJECTIONS = 8
 _PERMUTATIONS = 3
 _CHUNK = 100_000
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
 def exact_keys(data: AuditData) -> tuple[np.ndarray, int]:
@@ -98,11 +101,14 @@ def check_duplicates(data: AuditData) -> list[Finding]:
 
 def _natural(data: AuditData) -> bool:
     """Whether rows collide naturally: independent columns would repeat rows at least a tenth as often
-    as the data does (otherwise repeated rows are copies).
+    as the data does, and, where they would repeat fewer than one pair, the pairs seen are not too many
+    for chance (Poisson, 1%); otherwise repeated rows are copies.
 
     A column's chance that two rows share a value is estimated from a row sample without bias
     (pairs within the sample), so a fine-grained column counts as fine-grained however large the
-    data, and one with a frequent value (a missing value, a zero) counts as coarse as it is.
+    data, and one with a frequent value (a missing value, a zero) counts as coarse as it is. Pairs of
+    copies (rows equal in every column) are left out of that estimate: a copy whose value occurs
+    nowhere else shows the value is rare, not that rows repeat it naturally.
     """
     inv, n_keys = exact_keys(data)
     mult = np.bincount(inv, minlength=n_keys).astype(np.float64)
@@ -110,13 +116,17 @@ def _natural(data: AuditData) -> bool:
     m = min(data.n, 20_000)
     rows = np.sort(np.random.default_rng(data.seed).choice(data.n, m, replace=False))
     sample = data.X.iloc[rows]
+    copies = np.bincount(inv[rows]).astype(np.float64)
+    copy_pairs = float(np.sum(copies * (copies - 1)))  # ordered pairs of copies in the sample: equal in every column
     q = 1.0
     for c in data.features:
         counts = sample[c].value_counts(dropna=False).to_numpy().astype(np.float64)
-        q *= float(np.sum(counts * (counts - 1))) / (m * (m - 1))
+        q *= max(float(np.sum(counts * (counts - 1))) - copy_pairs, 0.0) / (m * (m - 1))
         if q == 0.0:
             return False
     chance_pairs = data.n * (data.n - 1) / 2 * q
+    if chance_pairs < 1 and stats.poisson.sf(pairs - 1, chance_pairs) < 0.01:
+        return False  # fewer than one natural twin expected, and far more pairs seen: copies
     return chance_pairs >= 0.1 * pairs
 
 
@@ -131,11 +141,20 @@ def _conflicting_labels(data: AuditData, mask: np.ndarray) -> int:
 
 def check_near_duplicates(data: AuditData) -> list[Finding]:
     assert data.part is not None
+    raw = check_raw_copies(data)  # copies up to rounding or a grey level: close on the raw scale only
     space = _near_space(data)
     if space is None:
-        return []
+        return raw
     overlaps, wider = _near_overlaps(space)
-    return _near_finding(overlaps, wider, space.cols)
+    if data.cache.get("impact"):  # held-out rows with a near copy in train, for audit(impact=True)
+        copied = np.zeros(data.n, dtype=bool)
+        for late in data.later_parts():
+            copied[space.rows[space.flagged(data.part, TRAIN, late)]] = True
+        data.cache.setdefault("copied_rows", {})["near-duplicates"] = copied
+    found = _near_finding(overlaps, wider, space.cols)
+    if raw and (not found or _RANK[raw[0].severity] < _RANK[found[0].severity]):
+        return raw  # the stronger evidence
+    return found
 
 
 @dataclass(frozen=True)
@@ -154,13 +173,17 @@ class _NearSpace:
 
     def count(self, part: np.ndarray, early: int, late: int, radius: float = NEAR) -> int:
         """Rows of ``late`` within ``radius`` of a row of ``early`` (under the parts ``part``), exact copies excluded."""
+        return int(self.flagged(part, early, late, radius).sum())
+
+    def flagged(self, part: np.ndarray, early: int, late: int, radius: float = NEAR) -> np.ndarray:
+        """Over ``rows``: those :meth:`count` counts."""
         sub = part[self.rows]
         flagged = np.zeros(len(self.rows), dtype=bool)
         for where, inv in self.tables:
             flagged[where] |= _verified(self.data, self.rows[where], inv, sub[where], early, late,
                                         self.positions, self.mean, self.scale, radius)
         flagged &= ~observed_overlap(self.exact_sub, sub, early, late, len(self.rows))
-        return int(flagged.sum())
+        return flagged
 
 
 def _near_space(data: AuditData) -> _NearSpace | None:

@@ -111,10 +111,10 @@ class AuditReport:
         if self.findings:
             width = max(len(f.check) for f in self.findings)
             text_width = 88
-            rule = min(text_width, max(len(f.message) for f in self.findings))
+            rule = min(text_width, max(len(_with_impact(f)) for f in self.findings))
             rows = [("severity", "check", "finding"), ("-" * 8, "-" * width, "-" * rule)]
             for f in self.findings:
-                wrapped = textwrap.wrap(f.message, text_width) or [""]
+                wrapped = textwrap.wrap(_with_impact(f), text_width) or [""]
                 rows.append((f.severity, f.check, wrapped[0]))
                 rows.extend(("", "", more) for more in wrapped[1:])
             lines += [f"{s:<8}  {c:<{width}}  {m}".rstrip() for s, c, m in rows]
@@ -145,7 +145,7 @@ class AuditReport:
         parts = [f"<p>{verdict}: {where}{counts}</p>"]
         if self.findings:
             nowrap = '<span style="white-space:nowrap">{}</span>'
-            rows = [(badge(f.severity), nowrap.format(esc(f.check)), esc(f.message)) for f in self.findings]
+            rows = [(badge(f.severity), nowrap.format(esc(f.check)), esc(_with_impact(f))) for f in self.findings]
             parts.append(table(["severity", "check", "finding"], rows, raw=True))
         else:
             parts.append("<p>No leakage found.</p>")
@@ -164,6 +164,26 @@ class AuditReport:
 
     def _repr_html_(self) -> str:
         return f"<div><h3>Leakage audit</h3>{self._body()}</div>"
+
+
+def impact_text(impact: dict[str, Any]) -> str:
+    """One sentence for ``details["impact"]``.
+
+    >>> impact_text({"metric": "accuracy", "with": 0.97, "without": 0.71, "interval": [0.22, 0.3],
+    ...              "compared": "the test score with and without 'leak'"})
+    "Impact: accuracy 0.970 vs 0.710 (the test score with and without 'leak'): +0.260, 95% interval +0.220 to +0.300."
+    """
+    if impact.get("with") is None or impact.get("without") is None:
+        return f"Impact not measured: {impact.get('note', 'no rows to compare')}."
+    text = (f"Impact: {impact['metric']} {impact['with']:.3f} vs {impact['without']:.3f} ({impact['compared']}): "
+            f"{impact['with'] - impact['without']:+.3f}")
+    interval = impact.get("interval")
+    return text + (f", 95% interval {interval[0]:+.3f} to {interval[1]:+.3f}." if interval else ".")
+
+
+def _with_impact(f: Finding) -> str:
+    impact = f.details.get("impact")
+    return f.message if not isinstance(impact, dict) else f"{f.message} {impact_text(impact)}"
 
 
 def _jsonable(value: Any) -> Any:

@@ -17,6 +17,8 @@ import pandas as pd
 
 from cleanfit.auditing.inputs import AuditData, feature_codes
 from cleanfit.auditing.scoring import Scorer, sample_rows
+from cleanfit.auditing.text import text_problems
+from cleanfit.data.tables import is_text, looks_like_dates
 from cleanfit.findings import Finding
 
 # single-feature score (AUC for classes, R² for regression) at which a feature is a target proxy
@@ -26,6 +28,7 @@ WARNING = {"classification": 0.97, "regression": 0.9}
 ID_CRITICAL = {"classification": 0.85, "regression": 0.5}
 ID_WARNING = {"classification": 0.65, "regression": 0.15}
 _ID_NAME = re.compile(r"(^|[_\W])(id|ids|uuid|guid|key|idx|index|row|record|rowid)($|[_\W])|[a-z]Id$|ID$", re.I)
+_DIGITS = re.compile(r"\d+")
 _SHIFTS = (1, 2, 3, -1, -2, -3)
 _SHIFT_ROWS = 100_000
 _METRIC = {"classification": "AUC", "regression": "R²"}
@@ -51,7 +54,7 @@ def identifier_columns(data: AuditData) -> list[Any]:
         kind = s.dtype.kind
         if kind in "fcbMm" or isinstance(s.dtype, pd.CategoricalDtype) and len(s.dtype.categories) < 0.5 * n:
             continue
-        if kind == "O" and _looks_like_dates(s):
+        if kind == "O" and looks_like_dates(s):
             continue
         unique = s.nunique(dropna=True) / n
         monotone = kind in "iu" and (s.is_monotonic_increasing or s.is_monotonic_decreasing)
@@ -62,16 +65,25 @@ def identifier_columns(data: AuditData) -> list[Any]:
     return found
 
 
-def _looks_like_dates(s: pd.Series) -> bool:
-    """Whether text values parse as dates (a timestamp column read from CSV is not a row id)."""
-    sample = s.dropna().head(50).astype(str)
-    if sample.empty:
-        return False
-    try:
-        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
-    except (ValueError, TypeError):
-        return False
-    return bool(parsed.notna().mean() >= 0.9)
+def id_codes(data: AuditData, column: Any) -> np.ndarray:
+    """An id column as numbers in issue order: text ids (``"W-0001"``, ``"W-12"``) sorted by their text
+    with the digit runs read as numbers, so ids issued one class after the other keep that order.
+
+    >>> _natural_order(pd.Series(["W-10", "W-9", "A-2", None]))
+    array([ 2.,  1.,  0., nan])
+    """
+    s = data.X[column]
+    return _natural_order(s) if is_text(s) else feature_codes(data, column)
+
+
+def _natural_order(s: pd.Series) -> np.ndarray:
+    present = s.notna().to_numpy()
+    text = [str(v) for v in s[present]]
+    width = max((len(run) for t in text for run in _DIGITS.findall(t)), default=1)
+    keys = [_DIGITS.sub(lambda m: m.group(0).zfill(width), t) for t in text]
+    out = np.full(len(s), np.nan)
+    out[present] = pd.factorize(np.array(keys, dtype=object), sort=True)[0]
+    return out
 
 
 def check_target_leakage(data: AuditData) -> list[Finding]:
@@ -163,7 +175,7 @@ def _agreement(x: np.ndarray, y: np.ndarray, k: int, task: str | None) -> float:
 
 
 def check_identifier(data: AuditData) -> list[Finding]:
-    candidates: list[tuple[str, np.ndarray]] = [(str(c), feature_codes(data, c)) for c in identifier_columns(data)]
+    candidates: list[tuple[str, np.ndarray]] = [(str(c), id_codes(data, c)) for c in identifier_columns(data)]
     index = data.X.index
     default = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
     if not default and index.nunique() >= 0.95 * data.n:
@@ -174,12 +186,15 @@ def check_identifier(data: AuditData) -> list[Finding]:
     if not candidates:
         return []
     made = _scorer(data) if data.y is not None else None
+    shown_as_text = {p.column for p in text_problems(data).values()} if "text-columns" in data.requested else set()
     findings = []
     for name, values in candidates:
         is_index = name == "the index"
         label = name if is_index else f"column {name!r}"
+        # text the text-columns check reports already is shown here only if its order carries the label
+        reported = name in shown_as_text
         if made is None:
-            if not is_index:
+            if not is_index and not reported:
                 findings.append(Finding("identifier", "info", (
                     f"{label.capitalize()} looks like a row id; ids carry no signal on new data, so drop it "
                     "from the features."), {"column": name}))
@@ -193,6 +208,8 @@ def check_identifier(data: AuditData) -> list[Finding]:
             sev = "warning"
         else:
             sev = "info"
+        if sev == "info" and reported:
+            continue
         if is_index:  # not a feature unless it becomes one (reset_index, a saved file): a warning at most
             if sev == "info":
                 continue

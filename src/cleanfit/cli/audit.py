@@ -92,6 +92,8 @@ def _make_split(frame: pd.DataFrame, y: pd.Series, *, by: str | None, test: floa
 @click.option("--checks", default="all", show_default=True, help="Comma-separated check ids, or 'all'.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None, help="Write the findings as JSON.")
 @click.option("--html", "html_path", type=click.Path(path_type=Path), default=None, help="Write an HTML report.")
+@click.option("--impact", is_flag=True, default=False,
+              help="Measure what each critical or warning finding is worth: a quick model's test score with and without it.")
 @click.option("--fail-on", type=click.Choice(["critical", "warning", "never"]), default="critical", show_default=True,
               help="Exit 1 when a finding is at least this severe.")
 @click.option("--memory", default="auto", show_default=True,
@@ -99,7 +101,7 @@ def _make_split(frame: pd.DataFrame, y: pd.Series, *, by: str | None, test: floa
 @click.pass_context
 def audit(ctx: click.Context, data: Path, target: str, time_col: str | None, group_col: str | None,
           split_col: str | None, test: float, val: float, by: str | None, seed: int, checks: str,
-          json_path: Path | None, html_path: Path | None, fail_on: str, memory: str) -> int:
+          json_path: Path | None, html_path: Path | None, impact: bool, fail_on: str, memory: str) -> int:
     """Audit DATA (.csv or .parquet) for leakage; exit 1 when the --fail-on gate fails.
 
     A Parquet table larger than --memory is audited out of core: split by row number, the exact checks in
@@ -109,9 +111,9 @@ def audit(ctx: click.Context, data: Path, target: str, time_col: str | None, gro
     wanted = "all" if checks.strip() == "all" else [c.strip() for c in checks.split(",") if c.strip()]
     budget = memory_budget(memory, "--memory")
     if is_parquet_path(data) and (not data.is_file() or open_table(data, [target]).nbytes > budget):
-        report = _out_of_core(data, target, time_col, group_col, split_col, test, val, by, seed, wanted, budget)
+        report = _out_of_core(data, target, time_col, group_col, split_col, test, val, by, seed, wanted, budget, impact)
     else:
-        report = _in_memory(data, target, time_col, group_col, split_col, test, val, by, seed, wanted)
+        report = _in_memory(data, target, time_col, group_col, split_col, test, val, by, seed, wanted, impact)
     click.echo(str(report))
     if json_path is not None:
         payload = {"data": str(data), "target": target, "fail_on": fail_on, "gate_failed": report.failed(fail_on), **report.to_dict()}
@@ -124,7 +126,7 @@ def audit(ctx: click.Context, data: Path, target: str, time_col: str | None, gro
 
 
 def _out_of_core(data: Path, target: str, time_col: str | None, group_col: str | None, split_col: str | None,
-                 test: float, val: float, by: str | None, seed: int, wanted: Any, budget: int) -> Any:
+                 test: float, val: float, by: str | None, seed: int, wanted: Any, budget: int, impact: bool) -> Any:
     """The audit of a Parquet table by path (out of core over the budget, with progress on stderr)."""
     if split_col is not None:
         raise DataError(f"--split-col: {data} is a Parquet folder, a glob or a table larger than --memory, which is "
@@ -135,6 +137,9 @@ def _out_of_core(data: Path, target: str, time_col: str | None, group_col: str |
     for needed, column, option in (("group", group_col, "--group"), ("time", time_col, "--time")):
         if by == needed and column is None:
             raise DataError(f"--by {needed} needs {option} COLUMN (the column to split by)")
+    if impact:
+        raise DataError(f"--impact: {data} is audited by row number (a Parquet folder, a glob or a table over --memory), "
+                        "where impact is not measured yet; audit one Parquet or CSV file that fits --memory")
     spec = RowSplit(by or "auto", test=test, val=val, seed=seed)
     progress = console_progress(f"audit of {data}", lambda line: click.echo(line, err=True))
     return run_audit(str(data), target, spec, time=time_col, groups=group_col, checks=wanted, seed=seed,
@@ -142,7 +147,7 @@ def _out_of_core(data: Path, target: str, time_col: str | None, group_col: str |
 
 
 def _in_memory(data: Path, target: str, time_col: str | None, group_col: str | None, split_col: str | None,
-               test: float, val: float, by: str | None, seed: int, wanted: Any) -> Any:
+               test: float, val: float, by: str | None, seed: int, wanted: Any, impact: bool) -> Any:
     frame = read_table(data)
     for name, option in ((target, "--target"), (time_col, "--time"), (group_col, "--group"), (split_col, "--split-col")):
         _column(frame, name, option, data)
@@ -160,4 +165,5 @@ def _in_memory(data: Path, target: str, time_col: str | None, group_col: str | N
     else:
         parts = _make_split(frame, y, by=by, test=test, val=val, time=time_col, group=group_col, seed=seed)
         features = frame.drop(columns=[target])
-    return run_audit(features, y.to_numpy(), parts, time=time_col, groups=group_col, checks=wanted, seed=seed)
+    return run_audit(features, y.to_numpy(), parts, time=time_col, groups=group_col, checks=wanted, impact=impact,
+                     seed=seed)

@@ -5,12 +5,16 @@
 - :func:`infer_task`: the ONE task rule (classification or regression), used by the audit,
   ``cleanfit audit``, ``cleanfit train`` and :func:`cleanfit.compare`;
 - :func:`parse_time`: the ONE reading of a time column, used by :func:`cleanfit.split`, the audit and
-  a config's ``data.time``.
+  a config's ``data.time``;
+- :func:`text_column_problem`: the ONE rule for text columns that are not features (dates stored as
+  text, identifiers, too many levels), used by the audit and ``cleanfit train``.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +150,88 @@ def _parse_dates(series: pd.Series, where: str) -> pd.Series:
         f"{where} holds values such as {series.iloc[0]!r} that are neither numbers nor dates: the time "
         f"column must be numbers or datetimes (ISO dates such as 2024-01-31)"
     )
+
+
+# -- text columns that are not features: one rule for the audit and `cleanfit train` ------------------------
+
+MAX_TEXT_LEVELS = 100  # a text column with more distinct values is not one-hot encoded by `cleanfit train`
+MOSTLY_DISTINCT = 0.5  # ... nor one with a distinct value on more than this share of its rows
+_DATE_SAMPLE = 50
+# a date has a year (4 digits beside a separator or a month name, or d/m/yy) or a time of day (hh:mm)
+_DATE_SHAPE = re.compile(
+    r"(?:^|\D)[12]\d{3}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.](?:\d{2}|\d{4})(?:\D|$)|\d{1,2}:\d{2}|"
+    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,? +(?:\d{1,2},? +)?[12]\d{3}\b|"
+    r"\b\d{1,2} +(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* +[12]\d{3}\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class TextColumn:
+    """What a text column is, when it is not a feature: ``kind`` is ``"date"`` (dates or times stored as
+    text), ``"identifier"`` (a distinct value on most rows) or ``"levels"`` (more than
+    :data:`MAX_TEXT_LEVELS` values); ``distinct`` counts its values, ``share`` is ``distinct`` over the
+    rows that have a value, ``example`` one value."""
+
+    column: str
+    kind: str
+    distinct: int
+    share: float
+    example: str
+
+
+def is_text(series: pd.Series) -> bool:
+    """Whether a column holds text (object or string dtype), not numbers, datetimes or categories."""
+    return series.dtype.kind == "O" or pd.api.types.is_string_dtype(series.dtype) and not isinstance(
+        series.dtype, pd.CategoricalDtype)
+
+
+def looks_like_dates(series: pd.Series) -> bool:
+    """Whether text values are dates or times (``"2012-01-01"``, ``"01/31/2024 10:00"``, ``"Jan 5 2020"``).
+
+    Judged on the first 50 values that are present: at least 90% must have the shape of a date (a year,
+    or a time of day) and parse as one. Age bands, fractions, versions and month names alone are not dates.
+
+    >>> looks_like_dates(pd.Series(["2012-01-01", "2012-01-02"])), looks_like_dates(pd.Series(["W-0001", "W-0002"]))
+    (True, False)
+    >>> looks_like_dates(pd.Series(["10-14", "15-19"])), looks_like_dates(pd.Series(["may", "june"]))
+    (False, False)
+    """
+    sample = series.dropna().head(_DATE_SAMPLE).astype(str)
+    if sample.empty or sample.str.contains(_DATE_SHAPE).mean() < 0.9:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+        except (ValueError, TypeError, OverflowError):
+            return False
+    return bool(parsed.notna().mean() >= 0.9)
+
+
+def text_column_problem(series: pd.Series, name: Any = None) -> TextColumn | None:
+    """The reason a text column is not a feature to one-hot encode, or None (numbers and few-level text).
+
+    >>> text_column_problem(pd.Series(["2012-01-01", "2012-01-02", "2012-01-03"]), "date").kind
+    'date'
+    >>> text_column_problem(pd.Series([f"car {i}" for i in range(300)]), "Name").kind
+    'identifier'
+    >>> text_column_problem(pd.Series(["a", "b", "a"] * 50), "colour") is None
+    True
+    """
+    if not is_text(series):
+        return None
+    present = series.dropna()
+    if present.empty:
+        return None
+    distinct = int(present.nunique())
+    share = distinct / len(present)
+    example = str(present.iloc[0])
+    column = str(series.name if name is None else name)
+    if looks_like_dates(present):
+        return TextColumn(column, "date", distinct, share, example)
+    if share > MOSTLY_DISTINCT and distinct > 20:
+        return TextColumn(column, "identifier", distinct, share, example)
+    if distinct > MAX_TEXT_LEVELS:
+        return TextColumn(column, "levels", distinct, share, example)
+    return None

@@ -67,6 +67,8 @@ class DataConfig(_Section):
     group: str | None = None
     drop: list[str] = Field(default_factory=list)
     task: Literal["auto", "classification", "regression"] = "auto"
+    # rows without a target value: "error" stops the run, "drop" drops them (and says how many)
+    missing_target: Literal["error", "drop"] = "error"
 
 
 class SplitConfig(_Section):

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import json
+import logging
+
 import numpy as np
 import pandas as pd
 
@@ -20,12 +23,14 @@ from cleanfit.auditing.outofcore import audit_out_of_core, splits_of
 from cleanfit.data.rowsplit import RowSplit, split_rows
 from cleanfit.data.splits import split
 from cleanfit._util.columns import did_you_mean
-from cleanfit.data.tables import infer_task, parse_time, read_table
+from cleanfit.data.tables import infer_task, parse_time, read_table, text_column_problem
 from cleanfit.errors import DataError
 from cleanfit.pipeline.config import Config, PreprocessConfig
 from cleanfit.tracking.environment import data_fingerprint
 
 __all__ = ["AuditGateError", "PreparedData", "prepare", "split_method", "infer_task"]
+
+_log = logging.getLogger("cleanfit")
 
 MIN_TRAIN_ROWS = 10  # fewer cannot be trained on, cross-validated by the audit, or trusted
 
@@ -89,8 +94,12 @@ def prepare(config: Config, *, run_audit: bool = True) -> PreparedData:
     """
     frame = read_table(config.data.path, field="data.path")
     check_columns(frame, config)
+    frame, dropped = drop_missing_target(frame, config)
     target = encode_target(frame, config)
     features = feature_frame(frame, config)
+    if dropped:  # said once the table is known to be usable, so a refusal stays one line
+        _log.warning("data.missing_target = \"drop\": dropped %d of %d rows of %s that have no %r value",
+                     dropped, len(frame) + dropped, Path(config.data.path).name, config.data.target)
     time_column = None if config.data.time is None else frame[config.data.time]
     time = None if time_column is None else parse_time(time_column, f"data.time = {config.data.time!r}")[0]
     groups = None if config.data.group is None else frame[config.data.group].to_numpy()
@@ -221,6 +230,18 @@ def check_columns(frame: pd.DataFrame, config: Config) -> None:
             raise DataError(f"data.drop lists the target {name!r}; remove it from data.drop")
 
 
+def drop_missing_target(frame: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, int]:
+    """``data.missing_target = "drop"``: the rows without a target value dropped, and how many; with the
+    default ``"error"`` the frame as it is (:func:`encode_target` refuses it, naming this setting)."""
+    missing = frame[config.data.target].isna()
+    if config.data.missing_target != "drop" or not missing.any():
+        return frame, 0
+    kept = frame.loc[~missing.to_numpy()].reset_index(drop=True)
+    if len(kept) == 0:
+        raise DataError(f"data.target = {config.data.target!r}: every row has no target value; pick the label column")
+    return kept, int(missing.sum())
+
+
 @dataclass(frozen=True)
 class Target:
     """The target column, encoded: class codes (int64) or float values, and what they mean."""
@@ -238,8 +259,8 @@ def encode_target(frame: pd.DataFrame, config: Config) -> Target:
     missing = int(y.isna().sum())
     if missing:
         raise DataError(
-            f"data.target = {name!r}: {missing} of {len(y)} rows have no target value; "
-            f"drop those rows from the file (a model cannot learn from or be scored on them)"
+            f"data.target = {name!r}: {missing} of {len(y)} rows have no target value (a model cannot learn "
+            f"from or be scored on them); set data.missing_target = \"drop\" to drop them, or fill them in the file"
         )
     task = config.data.task if config.data.task != "auto" else infer_task(y)
     if task == "regression":
@@ -278,6 +299,8 @@ def feature_frame(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
             f"and data.drop columns; remove some names from data.drop"
         )
     numeric, text = column_kinds(features)
+    if text and config.preprocess.categorical != "none":
+        refuse_text_columns(features[text], Path(data.path).name)
     if text and config.preprocess.categorical == "none":
         raise DataError(
             f"columns {_short(text)} are not numeric and preprocess.categorical = \"none\"; set "
@@ -298,6 +321,28 @@ def feature_frame(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
     for column in text:
         features[column] = features[column].map(lambda v: "missing" if pd.isna(v) else str(v)).astype(object)
     return features
+
+
+def refuse_text_columns(text: pd.DataFrame, where: str) -> None:
+    """Stop before encoding text columns that are not features (dates stored as text, identifier-like
+    text, more than ~100 levels: the rule of :func:`cleanfit.data.tables.text_column_problem`), naming
+    every one, its count of distinct values, and the fix."""
+    problems = [p for p in (text_column_problem(text[c], c) for c in text.columns) if p is not None]
+    if not problems:
+        return
+    what = {"date": "dates stored as text", "identifier": "a distinct value on most rows", "levels": "too many levels"}
+    q = json.dumps  # TOML's quoting, so the fix can be pasted into the config
+    listed = ", ".join(f"{q(p.column)} ({what[p.kind]}: {p.distinct:,} distinct values)" for p in problems)
+    dates = [p.column for p in problems if p.kind == "date"]
+    others = [p.column for p in problems if p.kind != "date"]
+    fixes = [f"data.time = {q(dates[0])} (or list it in data.drop)"] if len(dates) == 1 else []
+    drop = others + (dates if len(dates) != 1 else [])
+    if drop:
+        fixes.append("data.drop = [" + ", ".join(q(c) for c in drop) + "]")
+    raise DataError(
+        f"{where}: text columns that are not features would be one-hot encoded into many columns: "
+        f"{listed}; set {' and '.join(fixes)}"
+    )
 
 
 def column_kinds(features: pd.DataFrame) -> tuple[list[str], list[str]]:
