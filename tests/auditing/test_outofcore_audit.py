@@ -99,7 +99,7 @@ def test_model_based_checks_run_on_a_stated_sample(tmp_path: Path) -> None:
     folder = _write_files(_leaky_frame(), tmp_path / "t")
     report = cf.audit(str(folder), "label", memory=0, sample=1500)
     assert 1200 < report.sample["rows"] < 1800  # a uniform sample of about 1500 rows
-    assert set(report.sample["checks"]) == {"near-duplicates", "target-leakage", "identifier", "group"}
+    assert set(report.sample["checks"]) == {"near-duplicates", "target-leakage", "identifier", "text-columns", "group"}
     assert f"{report.sample['rows']:,} rows" in str(report) and report.to_dict()["sample"] == report.sample
     assert report.n_rows == 6000
     dup = report.by_check("duplicates")[0]  # exact: counted over every row, not the sample

@@ -31,6 +31,7 @@ from cleanfit.auditing.ooc_load import Loaded, stream
 from cleanfit.auditing.ooc_scan import ParquetTable, Progress, memory_budget, open_table
 from cleanfit.auditing.report import AuditReport
 from cleanfit.auditing.target import check_identifier, check_target_leakage
+from cleanfit.auditing.text import check_text_columns
 from cleanfit.data.rowsplit import RowSplit, class_counts, split_rows
 from cleanfit.data.splits import PART_NAMES, Splits
 from cleanfit.data.tables import infer_task, parse_time
@@ -38,7 +39,7 @@ from cleanfit.errors import DataError
 from cleanfit.findings import Finding
 
 SAMPLE = 100_000  # rows the model-based checks see out of core
-_SAMPLED = ("near-duplicates", "target-leakage", "identifier")
+_SAMPLED = ("near-duplicates", "target-leakage", "identifier", "text-columns")
 
 
 def audit_path(path: Any, target: Any, split: Any, *, time: str | None, groups: str | None, requested: tuple[str, ...],
@@ -186,6 +187,7 @@ def _run_checks(con: Any, loaded: Loaded, spec: RowSplit, features: list[str], r
         "near-duplicates": lambda: check_near_duplicates(data),
         "target-leakage": lambda: check_target_leakage(data),
         "identifier": lambda: check_identifier(data),
+        "text-columns": lambda: check_text_columns(data),
         "temporal": lambda: ooc_checks.temporal_check(con, sizes, data),
         "group": lambda: ooc_checks.group(con, groups) if groups else check_group(data),
         "label-order": lambda: ((ooc_checks.label_order(con, loaded.order, loaded.n, time is not None) if classes
