@@ -34,6 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from cleanfit.tracking.store import mlflow_client
+
 Rows = list[tuple[str, float, int, int]]
 Answer = Callable[[bool, Any], None]  # (ok, result or error message)
 
@@ -94,8 +96,6 @@ def _handle(client: Any, request: str, args: tuple[Any, ...]) -> Any:
 
 
 def _serve(inp: BinaryIO, out: BinaryIO) -> None:
-    from mlflow.tracking import MlflowClient
-
     clients: dict[str, Any] = {}
     while True:
         try:
@@ -115,7 +115,7 @@ def _serve(inp: BinaryIO, out: BinaryIO) -> None:
             attempts = 1 if request in ("open", "artifact") else 2  # SQLite already waits 20 s on a lock
             for _ in range(attempts):
                 try:
-                    client = clients.get(uri) or clients.setdefault(uri, MlflowClient(uri))
+                    client = clients.get(uri) or clients.setdefault(uri, mlflow_client(uri))
                     reply = ("ok", seq, _handle(client, request, tuple(args)))
                     break
                 except Exception as exc:  # noqa: BLE001 - every store failure is reported to the parent
