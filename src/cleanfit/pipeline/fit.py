@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from cleanfit._util.files import write_json as _write_json
+from cleanfit._util.locks import Held, claim, release
 from cleanfit._util.ranks import rank
 from cleanfit.data.batches import Batches
 from cleanfit.errors import ConfigError
@@ -31,6 +32,7 @@ from cleanfit.tracking.environment import environment_params
 from cleanfit.training import EarlyStopping, Trainer, constant, warmup_cosine, warmup_linear
 
 RUN_FILE = "run.json"
+LOCK_FILE = ".cleanfit.lock"  # held by the process training in the folder
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.json"
 
@@ -109,6 +111,21 @@ def fit_prepared(
     batches = {part: _batches(data, part) for part in ("train", "val", "test")}
     if main:  # the last check that can reject the run; nothing is written before it
         _check_checkpoint_dir(checkpoint_dir)
+    lock = lock_run_folder(out) if main else None  # one process per run folder, from its first write on
+    try:
+        return _fit_locked(data, model, optimizer, batches, out=out, checkpoint_dir=checkpoint_dir,
+                           identity=identity, resume=resume, quiet=quiet, track=track)
+    finally:
+        if lock is not None:
+            release(lock)
+
+
+def _fit_locked(data: PreparedData, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                batches: dict[str, Any], *, out: Path, checkpoint_dir: Path, identity: str, resume: bool,
+                quiet: bool, track: bool) -> TabularRun:
+    """:func:`fit_prepared` once the run folder is this process's."""
+    config = data.config
+    main = rank() == 0
     tracker, run_id = _open_run(data, out, identity, resume=resume, tracked=main and track, main=main)
     trainer = _trainer(data, model, optimizer, checkpoint_dir, tracker, progress=not quiet and main)
     started = time.perf_counter()
@@ -136,6 +153,22 @@ def fit_prepared(
     if main:
         _finish(result, data, identity, tracker, seconds, quiet)
     return result
+
+
+def lock_run_folder(out: Path) -> int:
+    """Make ``out`` this process's (an OS lock on ``out/.cleanfit.lock``, freed when the process ends).
+
+    Another process training there is a :class:`~cleanfit.errors.ConfigError` naming the folder and
+    that process's PID. Returns the lock's descriptor for :func:`cleanfit._util.locks.release`.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return claim(out / LOCK_FILE)
+    except Held as held:
+        raise ConfigError(
+            f"--out {out}: another cleanfit process (PID {held.pid if held.pid is not None else 'unknown'}) is "
+            "training in this folder; wait for it to end (or stop it), or pass --out NEW_DIR"
+        ) from None
 
 
 def _open_run(data: PreparedData, out: Path, identity: str, *, resume: bool, tracked: bool,
