@@ -14,6 +14,7 @@ import sys
 import click
 
 from cleanfit import __version__
+from cleanfit._util.files import DiskFull, disk_full_message
 from cleanfit.errors import CleanfitError
 
 # command name -> "module:attribute" of its click command
@@ -66,6 +67,9 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=argv, prog_name="cleanfit", standalone_mode=False)
     except CleanfitError as exc:
         click.echo(f"cleanfit: error: {_one_line(str(exc))}", err=True)
+        sys.exit(2)
+    except DiskFull as exc:
+        click.echo(f"cleanfit: error: {_one_line(disk_full_message(exc))}", err=True)
         sys.exit(2)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)

@@ -7,6 +7,7 @@ only rank 0 writes files, talks to MLflow and prints.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cleanfit._util.files import DiskFull, disk_full_message
 from cleanfit._util.files import write_json as _write_json
 from cleanfit._util.locks import Held, claim, release
 from cleanfit._util.ranks import rank
@@ -30,6 +32,8 @@ from cleanfit.seeding import seed_everything
 from cleanfit.tracking import MLflowTracker, NullTracker
 from cleanfit.tracking.environment import environment_params
 from cleanfit.training import EarlyStopping, Trainer, constant, warmup_cosine, warmup_linear
+
+logger = logging.getLogger("cleanfit")
 
 RUN_FILE = "run.json"
 LOCK_FILE = ".cleanfit.lock"  # held by the process training in the folder
@@ -151,7 +155,11 @@ def _fit_locked(data: PreparedData, model: torch.nn.Module, optimizer: torch.opt
         tracking_uri=_tracking_uri(tracker),
     )
     if main:
-        _finish(result, data, identity, tracker, seconds, quiet)
+        try:
+            _finish(result, data, identity, tracker, seconds, quiet)
+        except DiskFull as exc:  # the run's files could not be written: it failed, and says so in one line
+            _record_failure(exc, data, out, identity, run_id, tracker)
+            raise ConfigError(f"the run's outputs could not be written: {disk_full_message(exc)}") from None
     return result
 
 
@@ -213,7 +221,10 @@ def _record_failure(exc: BaseException, data: PreparedData, out: Path, identity:
                     tracker: Any) -> None:
     """A fit that raised (or was interrupted): the run file says so, and the tracking run ends with it."""
     status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-    _write_json(out / RUN_FILE, _run_record(data, identity, run_id, status=status.lower()))
+    try:  # on a full disk the small run file is rewritten in place; never hide the run's own error
+        _write_json(out / RUN_FILE, _run_record(data, identity, run_id, status=status.lower()), in_place_if_full=True)
+    except OSError as failed:
+        logger.warning("could not record the run as %s in %s: %s", status.lower(), out / RUN_FILE, failed)
     if tracker is not None:
         tracker.finish(status)
 
