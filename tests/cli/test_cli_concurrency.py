@@ -73,3 +73,24 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path, cancer: Path) -> N
     resumed = subprocess.run([sys.executable, "-m", "cleanfit", *args], cwd=tmp_path,
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
+
+
+def test_sigterm_mid_run_is_handled_like_ctrl_c_and_the_run_resumes(
+    mlflow_tracking_uri: str, tmp_path: Path, cancer: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    args = ["train", str(cancer), "--out", "out", *SMALL]
+    terminated = _start(tmp_path, "SIGTERM", *args)  # SIGTERM to itself right after its first checkpoint
+    _, err = terminated.communicate(timeout=300)
+    assert terminated.returncode == 143, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("cleanfit: terminated (SIGTERM)")
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["status"] == "killed"
+    client = MlflowClient(mlflow_tracking_uri)
+    assert client.get_run(record["run_id"]).info.status == "KILLED"
+
+    resumed = subprocess.run([sys.executable, "-m", "cleanfit", *args, "--resume"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert client.get_run(record["run_id"]).info.status == "FINISHED"

@@ -9,7 +9,9 @@ stderr and exit with code 2; never a traceback. Exit code 1 is reserved for a ga
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+import threading
 
 import click
 
@@ -61,8 +63,28 @@ def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what ``kill`` and job schedulers send), raised where the process is, like Ctrl-C: the
+    run is recorded as killed (``run.json`` "killed", the MLflow run KILLED) and the exit code is 143."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the console script; exits with 0, 1 (gate failed) or 2 (bad input)."""
+    """Entry point of the console script; exits with 0, 1 (gate failed), 2 (bad input), 130 (Ctrl-C)
+    or 143 (SIGTERM)."""
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
+    try:
+        _main(argv)
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         code = cli.main(args=argv, prog_name="cleanfit", standalone_mode=False)
     except CleanfitError as exc:
@@ -78,7 +100,10 @@ def main(argv: list[str] | None = None) -> None:
         hint = f" (see 'cleanfit {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else " (see 'cleanfit --help')"
         click.echo(f"cleanfit: error: {_one_line(exc.format_message())}{hint}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, Terminated):
+            click.echo("cleanfit: terminated (SIGTERM); resume with --resume", err=True)
+            sys.exit(128 + signal.SIGTERM)
         click.echo("cleanfit: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:

@@ -15,7 +15,7 @@ Protocol (pickled tuples, handled strictly in order, over the worker's stdin/std
                        ("ping", seq)                          a barrier for flush()
     worker -> parent   ("ok", seq, result) | ("error", seq, message) | ("pong", seq)
 
-The worker runs at a lower priority (nice 10), ignores Ctrl-C (the parent decides when to stop) and exits when its stdin closes, after
+The worker runs at a lower priority (nice 10), ignores Ctrl-C and SIGTERM (the parent decides when to stop) and exits when its stdin closes, after
 handling everything it received, so a parent killed hard still leaves its last metrics in the store.
 :class:`_WorkerLink` is the parent side: one worker per training process, shared by its trackers.
 """
@@ -126,6 +126,7 @@ def _serve(inp: BinaryIO, out: BinaryIO) -> None:
 
 def _main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a group-wide SIGTERM: the parent ends the run first
     try:
         os.nice(10)  # background work: on a busy machine the training process comes first
     except (AttributeError, OSError):  # not on Windows
