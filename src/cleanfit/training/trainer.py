@@ -186,7 +186,7 @@ class Trainer:
                                               schedule_steps=self.total_steps_ if planned(self.schedule) else None),
             device=self.device_, early_stopping=self.early_stopping,
         )
-        saved = reader.resolve(resume) if reader is not None and resume else None
+        saved = reader.resolve(resume, check=state.check) if reader is not None and resume else None
         self.history_ = state.history
         tracker = self.tracker if main else None
         run = self._run = RunContext(tracker=io.make_tracker(tracker), owns_run=io.owns_run(tracker), manager=manager,
