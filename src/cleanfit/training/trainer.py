@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import torch
 
-from cleanfit._util.args import check_seed
+from cleanfit._util.args import check_seed, is_path
 from cleanfit.data.batches import Batches
 from cleanfit.data.devices import pick_device, to_device
 from cleanfit.errors import ConfigError, TrainingError
@@ -123,6 +123,8 @@ class Trainer:
         if checkpoint_every and checkpoint_dir is None:
             raise ConfigError(f"Trainer(checkpoint_every={checkpoint_every}) saves nowhere without checkpoint_dir; "
                               "pass checkpoint_dir='checkpoints' (or drop checkpoint_every).")
+        if checkpoint_dir is not None and not is_path(checkpoint_dir):
+            raise ConfigError(f"Trainer(checkpoint_dir={checkpoint_dir!r}) must be a folder path (str or Path) or None.")
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.checkpoint_every = checkpoint_every or None
         self.keep_last = keep_last
