@@ -64,7 +64,9 @@ def identifier_columns(data: AuditData) -> list[Any]:
 
 def _looks_like_dates(s: pd.Series) -> bool:
     """Whether text values parse as dates (a timestamp column read from CSV is not a row id)."""
-    sample = s.dropna().head(50).astype(str)
+    # bytes are text of an unknown encoding: decoded leniently (str() of undecodable bytes would raise)
+    sample = pd.Series([v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in s.dropna().head(50)],
+                       dtype=object)
     if sample.empty:
         return False
     try:
