@@ -162,6 +162,11 @@ class Trainer:
         try:
             self._loop(state, run)
             status = "FINISHED"
+        except RuntimeError as exc:
+            lost = distributed.lost_peer(exc, self.dist_.rank, self.dist_.world_size)
+            if lost is None:
+                raise
+            raise lost from None
         finally:
             if run.report is not None:
                 io.call_report(run.report, run.tracker, self.checkpoint_dir, state.history, run.params, status)
