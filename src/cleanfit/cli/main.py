@@ -59,8 +59,17 @@ def cli() -> None:
     """cleanfit: train PyTorch models without fooling yourself."""
 
 
+# Errors raised by the Python API name its arguments; on the command line the same advice names the options.
+_CLI_WORDS = (("fit(..., resume=True)", "--resume"), ("resume with resume=True", "run again with --resume"),
+              ("resume=True", "--resume"), ("use by='random'", "use a random split (--by random, or split.by = \"random\")"),
+              ("(or use by='random')", "(or use a random split: --by random, or split.by = \"random\")"))
+
+
 def _one_line(message: str) -> str:
-    return " ".join(str(message).split())
+    text = " ".join(str(message).split())
+    for api, cli in _CLI_WORDS:
+        text = text.replace(api, cli)
+    return text
 
 
 class Terminated(KeyboardInterrupt):

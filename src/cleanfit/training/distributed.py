@@ -163,7 +163,7 @@ def lost_peer(exc: BaseException, rank: int, world_size: int) -> TrainingError |
     return TrainingError(
         f"rank {rank} of {world_size}: lost contact with {other} ({first}); it died, was stopped or hangs "
         f"(noticed within CLEANFIT_DIST_TIMEOUT = {_timeout_s():g} s); the run stops here: resume it with "
-        "--resume (resume=True) once every rank can run"
+        "resume=True once every rank can run"
     )
 
 
