@@ -174,7 +174,9 @@ class _WorkerLink:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "cleanfit.tracking.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            # -c, not -m: runpy would warn that the package already imported this module
+            [sys.executable, "-c", "from cleanfit.tracking.worker import _main; _main()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             env=env,
         )
         self._seq = itertools.count(1)
