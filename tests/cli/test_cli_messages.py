@@ -48,7 +48,8 @@ def test_a_skipped_checkpoint_is_one_line_and_advice_names_cli_options(tmp_path:
     (tmp_path / "c.toml").write_text('[data]\npath = "cancer.csv"\ntarget = "diagnosis"\n')
     args = ["train", str(tmp_path / "c.toml"), "--out", str(tmp_path / "out"), "--set", "model.hidden=[4]",
             "--set", "train.epochs=2", "--set", "tracking.backend=none", "--set", "checkpoint.every=3"]
-    assert run_main(*args)[0] == 0
+    code, _, err = run_main(*args, "--resume")  # nothing to resume yet: it says so, and starts
+    assert code == 0 and "resume: no finished checkpoint in" in err and "starts from the beginning" in err
     newest = CheckpointManager(tmp_path / "out" / "checkpoints").list()[0]
     newest.write_bytes(newest.read_bytes()[:-1])  # a torn newest checkpoint
     code, _, err = run_main(*args, "--resume")

@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -43,6 +44,7 @@ __all__ = ["CheckpointManager", "CheckpointWarning", "check_compatible"]
 
 _NAME = re.compile(r"^step-(\d+)\.ckpt$")
 _BEST = "best.json"
+logger = logging.getLogger("cleanfit")
 _TEMP = re.compile(r"^\.(?:step-\d+\.ckpt|best\.json)\.(\d+)\.tmp$")  # see checkpoint_file.write_atomic
 _PROBE = ".cleanfit-write-probe"
 
@@ -284,7 +286,10 @@ class CheckpointManager:
         if resume is False or resume is None:
             return None
         if resume is True:
-            return self._resolve_newest(self)
+            state = self._resolve_newest(self)
+            if state is None:  # resume=True with nothing to resume: say so (a torn first write leaves no file)
+                logger.info("resume: no finished checkpoint in %s; training starts from the beginning", self.directory)
+            return state
         if not isinstance(resume, (str, os.PathLike)):
             raise ConfigError(f"resume={resume!r}: use True, False, 'best' or a checkpoint path")
         if resume == "best":
