@@ -1,6 +1,6 @@
 """One rank (or the single process) of the DDP tests in tests/test_ddp.py.
 
-    python tests/training/_ddp_worker.py OUT --batch B [--checkpoint-every K] [--resume PATH] [--kill-at-step S]
+    python tests/training/_ddp_worker.py OUT --batch B [--checkpoint-every K] [--resume PATH] [--kill-at-step S [--signal SIGSTOP]]
 
 or, for the single-process runs, ``main([OUT, "--batch", "10"])`` inside the test process.
 
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--checkpoint-every", type=int, default=None)
     parser.add_argument("--resume", default=None)
     parser.add_argument("--kill-at-step", type=int, default=None)
+    parser.add_argument("--signal", default="SIGKILL", help="what rank 1 sends itself at --kill-at-step (SIGSTOP: it hangs)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(N_TRAIN + N_VAL, 4)).astype("float32")
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.kill_at_step is not None and int(os.environ.get("RANK", "0")) == 1:
         def die(trainer, state):
             if state.step == args.kill_at_step:
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), getattr(signal, args.signal))
         trainer._after_step = die
     allreduces = [0]
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # count DDP's gradient all-reduces (one bucket here)

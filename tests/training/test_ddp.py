@@ -20,7 +20,7 @@ TIMEOUT = 120  # seconds: a hang fails the test instead of stalling the suite
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
                                                             "MASTER_PORT", "LOCAL_WORLD_SIZE")}
-    env.update(OMP_NUM_THREADS="1", CLEANFIT_DIST_TIMEOUT="20", **extra)
+    env.update({"OMP_NUM_THREADS": "1", "CLEANFIT_DIST_TIMEOUT": "20", **extra})
     return env
 
 
@@ -128,3 +128,26 @@ def test_a_killed_rank_makes_the_other_exit_with_an_error(tmp_path):
     assert procs[1].returncode == -9  # killed itself at step 2
     assert procs[0].returncode not in (0, None), err0[-2000:]
     assert not (tmp_path / "result-rank0.pt").exists()
+    # the survivor's error is cleanfit's one line, naming both ranks (not a raw gloo traceback)
+    assert "TrainingError: rank 0 of 2: lost contact with rank 1" in err0, err0[-2000:]
+
+
+def test_a_stopped_rank_ends_the_other_within_the_timeout_with_one_line_naming_it(tmp_path):
+    port = str(_free_port())
+    procs = []
+    for rank in (0, 1):
+        env = _env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=port, CLEANFIT_DIST_TIMEOUT="5")
+        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(tmp_path), "--batch", "5",
+                                       "--kill-at-step", "2", "--signal", "SIGSTOP"], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        _, err0 = procs[0].communicate(timeout=TIMEOUT)  # rank 1 is stopped, not dead: only the timeout ends it
+    finally:
+        procs[1].kill()
+        procs[1].communicate(timeout=TIMEOUT)
+        if procs[0].poll() is None:
+            procs[0].kill()
+    assert procs[0].returncode not in (0, None), err0[-2000:]
+    assert "TrainingError: rank 0 of 2: lost contact with rank 1" in err0, err0[-2000:]
+    assert "CLEANFIT_DIST_TIMEOUT = 5 s" in err0

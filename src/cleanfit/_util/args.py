@@ -6,7 +6,10 @@ error still names the parameter, the value and the fix; the rule behind it is th
 
 from __future__ import annotations
 
+import inspect
+import math
 import numbers
+import os
 from typing import Any
 
 from cleanfit.errors import DataError
@@ -52,3 +55,44 @@ def check_seed(seed: Any, call: str, *, error: type[Exception] = DataError) -> i
 def is_fraction(value: Any) -> bool:
     """A real number (not a bool) in ``[0, 1)``: a share of the rows to hold out."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 <= float(value) < 1
+
+
+def is_positive(value: Any) -> bool:
+    """A finite real number (not a bool, not text) greater than 0.
+
+    >>> is_positive(1.0), is_positive("1"), is_positive(float("inf")), is_positive(0)
+    (True, False, False, False)
+    """
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(float(value)) and float(value) > 0)
+
+
+def is_flag(value: Any) -> bool:
+    """A bool (Python's or NumPy's); not ``1`` and not ``"yes"``.
+
+    >>> is_flag(True), is_flag("yes"), is_flag(1)
+    (True, False, False)
+    """
+    return isinstance(value, bool) or type(value).__name__ == "bool_"
+
+
+def is_path(value: Any) -> bool:
+    """A path: ``str`` or an ``os.PathLike`` (not an int, which ``open`` would take as a descriptor)."""
+    return isinstance(value, (str, os.PathLike))
+
+
+def takes_args(fn: Any, count: int) -> bool:
+    """Whether ``fn`` can be called with ``count`` positional arguments (True when it cannot be told).
+
+    >>> takes_args(lambda seed: 1.0, 1), takes_args(lambda: 1.0, 1)
+    (True, False)
+    """
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # some builtins have no signature: let the call decide
+        return True
+    try:
+        signature.bind(*range(count))
+    except TypeError:
+        return False
+    return True

@@ -2,11 +2,16 @@
 
 :func:`write_atomic` writes to a temporary file in the target's folder with a per-process name
 (``.NAME.PID.tmp``), flushes and fsyncs it, renames it over the target with :func:`os.replace`, and
-fsyncs the folder. Checkpoints, ``best.json``, ``run.json``, metrics and reports all go through it.
+fsyncs the folder. Checkpoints, ``best.json``, ``run.json``, metrics, reports, plots and ``model.pt``
+all go through it. When the disk is full (or a size limit is hit) it leaves no partial file and raises
+:class:`DiskFull`, an ``OSError`` that names the file and the bytes it needed. A small status file
+(``run.json``) can still be rewritten on a full disk with ``in_place_if_full=True``: its old blocks
+are reused, so a run never stays "running" for want of a few bytes.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -16,6 +21,25 @@ from typing import Any
 from cleanfit.errors import ConfigError
 
 TEMP_SUFFIX = ".tmp"
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class DiskFull(OSError):
+    """No room to write ``filename``: ``needed`` is the size in bytes of what could not be written."""
+
+    needed: int = 0
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """Whether ``exc`` means there was no room left (full disk, quota, file size limit)."""
+    return exc.errno in _DISK_FULL
+
+
+def disk_full_message(exc: DiskFull, option: str = "--out") -> str:
+    """One line for a user: the file, the folder, the bytes needed and the fix."""
+    path = Path(exc.filename)
+    return (f"no space left writing {path.name} ({exc.needed} bytes) in {path.parent}: {exc.strerror}; "
+            f"free space there, or pass {option} on a larger disk")
 
 
 def temp_path(path: Path) -> Path:
@@ -23,12 +47,43 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
 
 
-def write_atomic(path: str | Path, data: bytes | str | Sequence[bytes | memoryview]) -> None:
+def write_atomic(path: str | Path, data: bytes | str | Sequence[bytes | memoryview], *,
+                 in_place_if_full: bool = False) -> None:
     """Write ``data`` (text as UTF-8, bytes, or parts written in order) to ``path`` so that ``path``
-    is either the old file or the complete new one."""
+    is either the old file or the complete new one (:class:`DiskFull` when there is no room).
+
+    ``in_place_if_full``: on a full disk, overwrite an existing ``path`` in place instead (only for a
+    small file whose new content fits in the blocks it already has; not atomic against a crash).
+    """
     path = Path(path)
-    temp = temp_path(path)
     parts = [data.encode("utf-8")] if isinstance(data, str) else [data] if isinstance(data, bytes) else data
+    try:
+        _write_then_rename(path, parts)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        if in_place_if_full and path.is_file() and _overwrite(path, parts):
+            return
+        full = DiskFull(exc.errno, exc.strerror, str(path))
+        full.needed = sum(memoryview(p).nbytes for p in parts)
+        raise full from None
+
+
+def _overwrite(path: Path, parts: Sequence[bytes | memoryview]) -> bool:
+    try:
+        with open(path, "r+b") as f:
+            for part in parts:
+                f.write(part)
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        return False
+    return True
+
+
+def _write_then_rename(path: Path, parts: Sequence[bytes | memoryview]) -> None:
+    temp = temp_path(path)
     try:
         with open(temp, "wb") as f:
             for part in parts:
@@ -45,9 +100,10 @@ def write_atomic(path: str | Path, data: bytes | str | Sequence[bytes | memoryvi
     fsync_directory(path.parent)
 
 
-def write_json(path: str | Path, value: Any, *, default: Callable[[Any], Any] | None = str) -> None:
+def write_json(path: str | Path, value: Any, *, default: Callable[[Any], Any] | None = str,
+               in_place_if_full: bool = False) -> None:
     """``value`` as indented JSON (NaN and infinities as JavaScript writes them), atomically."""
-    write_atomic(path, json.dumps(value, indent=2, default=default) + "\n")
+    write_atomic(path, json.dumps(value, indent=2, default=default) + "\n", in_place_if_full=in_place_if_full)
 
 
 def fsync_directory(directory: Path) -> None:

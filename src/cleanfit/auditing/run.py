@@ -48,6 +48,9 @@ CHECKS: dict[str, tuple[Check, Callable[[AuditData], str | None]]] = {
 def _requested(checks: str | Iterable[str]) -> tuple[str, ...]:
     if isinstance(checks, str):
         checks = list(CHECKS) if checks == "all" else [checks]
+    if not isinstance(checks, Iterable) or not all(isinstance(c, str) for c in checks):
+        raise DataError(f"audit(checks={checks!r}): pass 'all' or a list of check ids, e.g. "
+                        f"checks=['duplicates', 'target-leakage'] (the checks are {', '.join(CHECKS)})")
     chosen = list(checks)
     unknown = [c for c in chosen if c not in CHECKS]
     if unknown:

@@ -18,6 +18,8 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 SAMPLE = 4000
 _FOLDS = 3
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 def sample_rows(rows: np.ndarray, seed: int, size: int = SAMPLE) -> np.ndarray:
     """At most ``size`` of ``rows``, chosen at random, in sorted order."""
@@ -62,7 +64,9 @@ class Scorer:
         cross-validated one from above, so a column scoring below ``screen`` in-sample is returned
         at that (optimistic) score without cross-validating.
         """
-        x = np.asarray(x, dtype=np.float64)[self.keep]
+        # Trees work in float32: infinite values and values past its range (1e39) become its extremes;
+        # a tree only sees the order of the values, and that is kept (NaN stays missing).
+        x = np.clip(np.asarray(x, dtype=np.float64)[self.keep], -_FLOAT32_MAX, _FLOAT32_MAX)
         if np.all(np.isnan(x)) or np.nanmin(x) == np.nanmax(x) and not np.any(np.isnan(x)):
             return 0.5 if self.task == "classification" else 0.0
         X = x.reshape(-1, 1)

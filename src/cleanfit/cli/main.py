@@ -9,11 +9,14 @@ stderr and exit with code 2; never a traceback. Exit code 1 is reserved for a ga
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+import threading
 
 import click
 
 from cleanfit import __version__
+from cleanfit._util.files import DiskFull, disk_full_message
 from cleanfit.errors import CleanfitError
 
 # command name -> "module:attribute" of its click command
@@ -56,16 +59,48 @@ def cli() -> None:
     """cleanfit: train PyTorch models without fooling yourself."""
 
 
+# Errors raised by the Python API name its arguments; on the command line the same advice names the options.
+_CLI_WORDS = (("fit(..., resume=True)", "--resume"), ("resume with resume=True", "run again with --resume"),
+              ("resume=True", "--resume"), ("use by='random'", "use a random split (--by random, or split.by = \"random\")"),
+              ("(or use by='random')", "(or use a random split: --by random, or split.by = \"random\")"))
+
+
 def _one_line(message: str) -> str:
-    return " ".join(str(message).split())
+    text = " ".join(str(message).split())
+    for api, cli in _CLI_WORDS:
+        text = text.replace(api, cli)
+    return text
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what ``kill`` and job schedulers send), raised where the process is, like Ctrl-C: the
+    run is recorded as killed (``run.json`` "killed", the MLflow run KILLED) and the exit code is 143."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the console script; exits with 0, 1 (gate failed) or 2 (bad input)."""
+    """Entry point of the console script; exits with 0, 1 (gate failed), 2 (bad input), 130 (Ctrl-C)
+    or 143 (SIGTERM)."""
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
+    try:
+        _main(argv)
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         code = cli.main(args=argv, prog_name="cleanfit", standalone_mode=False)
     except CleanfitError as exc:
         click.echo(f"cleanfit: error: {_one_line(str(exc))}", err=True)
+        sys.exit(2)
+    except DiskFull as exc:
+        click.echo(f"cleanfit: error: {_one_line(disk_full_message(exc))}", err=True)
         sys.exit(2)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
@@ -74,7 +109,10 @@ def main(argv: list[str] | None = None) -> None:
         hint = f" (see 'cleanfit {exc.ctx.info_name} --help')" if exc.ctx and exc.ctx.parent else " (see 'cleanfit --help')"
         click.echo(f"cleanfit: error: {_one_line(exc.format_message())}{hint}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, Terminated):
+            click.echo("cleanfit: terminated (SIGTERM); resume with --resume", err=True)
+            sys.exit(128 + signal.SIGTERM)
         click.echo("cleanfit: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:

@@ -25,6 +25,7 @@ from cleanfit.pipeline.demo import run_demo
 from cleanfit.pipeline.repro import compare_runs
 from cleanfit.pipeline.run import AuditGateError, train_config
 from cleanfit.tracking import TrackingWarning
+from cleanfit.training.checkpoints import CheckpointWarning
 
 _SET_HELP = "Override a config field, e.g. --set train.lr=3e-4 (repeatable)."
 
@@ -117,9 +118,19 @@ def _show_progress() -> None:
 @contextlib.contextmanager
 def _tracking_failure_said_once() -> Iterator[None]:
     """A failed tracking store is logged as one line (logger ``cleanfit``, shown by :func:`_show_progress`);
-    its TrackingWarning would print the same text again, with a source line."""
+    its TrackingWarning would print the same text again, with a source line. A checkpoint skipped on
+    resume (CheckpointWarning) is one line too, without Python's source line."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TrackingWarning)
+        show = warnings.showwarning
+
+        def one_line(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, CheckpointWarning):
+                click.echo(f"cleanfit: warning: {' '.join(str(message).split())}", err=True)
+            else:
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = one_line
         yield
 
 

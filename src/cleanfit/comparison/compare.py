@@ -31,7 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Union
 
-from cleanfit._util.args import is_int, is_seed
+from cleanfit._util.args import is_flag, is_int, is_seed, takes_args
 from cleanfit.comparison.mlflow_log import ComparisonLog, resolve_target
 from cleanfit.comparison.result import Comparison, Verdict
 from cleanfit.comparison.runner import Candidate as _Candidate
@@ -101,6 +101,9 @@ def compare(
         DataError: a callable returned something that is not a finite number.
     """
     seed_list = _seed_list(seeds)
+    if higher_is_better is not None and not is_flag(higher_is_better):
+        raise ConfigError(f"compare(higher_is_better={higher_is_better!r}): pass True, False or None "
+                          "(None reads the direction from the metric's name)")
     _check_options(split, workers)
     cand_a, cand_b = _candidate("a", a, overrides), _candidate("b", b, overrides)
     _check_candidates(cand_a, cand_b, workers)
@@ -223,6 +226,9 @@ def _candidate(label: str, source: Any, overrides: Sequence[str]) -> _Candidate:
         name = Path(source).name if not isinstance(source, Mapping) else f"config {label}"
         return _Candidate(label, name, config=config, params=config.flat())
     if callable(source):
+        if not takes_args(source, 1):
+            raise ConfigError(f"compare: candidate {label} ({_callable_name(source)}) cannot be called with a "
+                              "seed; write it as candidate(seed) -> score, e.g. def a(seed): ... return val_accuracy")
         return _Candidate(label, _callable_name(source), fn=source)
     raise ConfigError(
         f"compare: candidate {label} is a {type(source).__name__}; expected a TOML config path, "

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from cleanfit._util.files import write_json
 from cleanfit.errors import ConfigError
 from cleanfit.tracking.environment import environment_params
+from cleanfit.tracking.store import mlflow_client
 
 if TYPE_CHECKING:
     from cleanfit.comparison.result import Comparison
@@ -58,12 +59,10 @@ class ComparisonLog:
     """Writes the parent run at the start, a child per finished (candidate, seed), the summary at the end."""
 
     def __init__(self, uri: str | None, experiment: str) -> None:
-        from mlflow.tracking import MlflowClient
-
         # the same store cleanfit.MLflowTracker (and so ``cleanfit train``) would use
         self.uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
         try:
-            self._client = MlflowClient(self.uri)
+            self._client = mlflow_client(self.uri)
             found = self._client.get_experiment_by_name(experiment)
             self.experiment_id = found.experiment_id if found else self._client.create_experiment(experiment)
         except Exception as exc:  # MLflow raises many types for a store it cannot open

@@ -9,6 +9,7 @@ Re-exported as :class:`cleanfit.Comparison` (from :mod:`cleanfit.comparison.comp
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from cleanfit._util.files import write_atomic
 from cleanfit.comparison import stats as _stats
 
 Verdict = _stats.Verdict
@@ -274,7 +276,9 @@ class Comparison:
                      f"{self.confidence:.0%} CI [{low:+.4g}, {high:+.4g}]", fontsize=9)
         ax.set_xlabel("one line per seed (green: B better, red: A better); squares: mean ± std", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-        fig.savefig(path, dpi=120)
+        image = io.BytesIO()
+        fig.savefig(image, dpi=120, format=path.suffix.lstrip(".") or "png")
+        write_atomic(path, image.getvalue())
         return path
 
 

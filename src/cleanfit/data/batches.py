@@ -35,6 +35,7 @@ one slice per rank, so the global sequence does not depend on the number of rank
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -271,6 +272,9 @@ class Batches:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a position saved by :meth:`state_dict` for the same data, seed and global batch."""
+        if not isinstance(state, Mapping):
+            raise DataError(f"Batches.load_state_dict({state!r}): expected the dict that Batches.state_dict() "
+                            "returned (with 'epoch' and 'position')")
         expected = self.state_dict()
         for key in ("num_examples", "seed", "shuffle", "drop_last", "global_batch_size"):
             if key in state and state[key] != expected[key]:

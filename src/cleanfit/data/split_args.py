@@ -28,6 +28,9 @@ def row_count(n_or_data: Any) -> int:
     """The number of rows: ``n_or_data`` itself if it is an int, else ``len(n_or_data)``."""
     if isinstance(n_or_data, bool):
         raise DataError("split(n_or_data=...) got a bool: pass a row count or the data itself")
+    if isinstance(n_or_data, (str, bytes)):
+        raise DataError(f"split(n_or_data={n_or_data!r}) got text: pass a row count (int) or the data itself "
+                        "(array, DataFrame, list); to split a file, read it first (pandas.read_csv)")
     if isinstance(n_or_data, numbers.Integral):
         n = int(n_or_data)
     elif hasattr(n_or_data, "shape") and len(getattr(n_or_data, "shape", ())) > 0:

@@ -208,10 +208,17 @@ class Splits:
             )
         X_train, X_val, X_test = self.take(X)
         y_train = None if y is None else self.take(y, "train")
-        if hasattr(transformer, "fit_transform"):
-            out_train = transformer.fit_transform(X_train, y_train)
-        else:
-            out_train = transformer.fit(X_train, y_train).transform(X_train)
+        try:
+            if hasattr(transformer, "fit_transform"):
+                out_train = transformer.fit_transform(X_train, y_train)
+            else:
+                out_train = transformer.fit(X_train, y_train).transform(X_train)
+        except (ValueError, TypeError) as exc:  # e.g. StandardScaler on text
+            raise DataError(
+                f"Splits.fit_transform: {type(transformer).__name__} could not be fit on the train rows "
+                f"({' '.join(str(exc).split())[:200]}); give it the columns it takes (e.g. numbers for a "
+                "scaler; encode text first with OneHotEncoder, or use a ColumnTransformer)"
+            ) from None
         empty = np.empty(0, dtype=np.int64)
         outs = [
             transformer.transform(part) if _n_rows(part) else _take(out_train, empty)

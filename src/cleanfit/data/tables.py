@@ -63,8 +63,21 @@ def read_table(path: str | Path, *, field: str | None = None) -> pd.DataFrame:
         raise
     if len(frame) == 0:
         raise DataError(f"{where}: the file has a header but no data rows")
+    if suffix in CSV_SUFFIXES and frame.shape[1] == 1:
+        _check_separator(str(frame.columns[0]), where, "\t" if suffix == ".tsv" else ",")
     frame.columns = [str(column) for column in frame.columns]
     return frame
+
+
+def _check_separator(header: str, where: str, expected: str) -> None:
+    """One column whose name holds ``;``, ``|`` or a tab: the file is separated by that, not by ``expected``."""
+    for separator, name in ((";", "semicolons"), ("|", "'|'"), ("\t", "tabs"), (",", "commas")):
+        if separator != expected and separator in header:
+            shown = "tabs" if expected == "\t" else "commas"
+            raise DataError(
+                f"{where}: read as one column named {header[:60]!r}: the file looks separated by {name}, not "
+                f"{shown}; save it with {shown} (pandas: to_csv(sep={expected!r}))"
+            )
 
 
 # -- the task rule: one for the audit, `cleanfit audit`, `cleanfit train` and compare ---------------------------
@@ -146,9 +159,10 @@ def _parse_dates(series: pd.Series, where: str) -> pd.Series:
                 return pd.to_datetime(series, utc=utc, format="mixed")
             except (ValueError, TypeError, OverflowError):
                 continue
+    row, value = _first_unparsed(series)
     raise DataError(
-        f"{where} holds values such as {series.iloc[0]!r} that are neither numbers nor dates: the time "
-        f"column must be numbers or datetimes (ISO dates such as 2024-01-31)"
+        f"{where} holds {value!r} on data row {row} (counting from 1, after the header), which is neither a "
+        f"number nor a date: the time column must be numbers or datetimes (ISO dates such as 2024-01-31)"
     )
 
 
@@ -235,3 +249,14 @@ def text_column_problem(series: pd.Series, name: Any = None) -> TextColumn | Non
     if distinct > MAX_TEXT_LEVELS:
         return TextColumn(column, "levels", distinct, share, example)
     return None
+
+
+def _first_unparsed(series: pd.Series) -> tuple[int, Any]:
+    """The first value (1-based row, value) that does not parse as a date."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        parsed = pd.to_datetime(series, errors="coerce", utc=True, format="mixed")
+    bad = np.flatnonzero((series.notna() & parsed.isna()).to_numpy())
+    if bad.size:
+        return int(bad[0]) + 1, series.iloc[int(bad[0])]
+    return 1, series.iloc[0]  # each parses alone, only not together (mixed kinds)

@@ -204,6 +204,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     name: info.annotation  # type: ignore[misc]
     for name, info in Config.model_fields.items()
 }
+_SECTION_EXAMPLE = {"data": '[data] path = "table.csv" and target = "label" (the column to predict)'}
 
 
 def parse_override(text: str) -> tuple[tuple[str, str], Any]:
@@ -316,6 +317,8 @@ def _explain(
         fix = f"did you mean '{guess[0]}'?" if guess else f"known: {', '.join(known)}"
         return f"{origin}: {what}; {fix}"
     if kind == "missing":
+        if len(loc) == 1:  # a whole section, e.g. [data]
+            return f"{origin}: missing the [{loc[0]}] section; add it, e.g. {_SECTION_EXAMPLE.get(loc[0], f'[{loc[0]}]')}"
         return f"{origin}: missing required key '{key}'; add it, e.g. [{loc[0]}] {loc[-1]} = ..."
     if not loc:  # a cross-field rule: name the --set that took part in it, if one did
         message = error["msg"].removeprefix("Value error, ")

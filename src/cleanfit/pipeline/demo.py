@@ -25,6 +25,7 @@ from cleanfit._util.files import write_json
 from cleanfit.errors import CleanfitError
 from cleanfit.pipeline.config import load_config
 from cleanfit.pipeline.run import AuditGateError, prepare, split_method, train_prepared
+from cleanfit.tracking.store import mlflow_client
 
 __all__ = ["DEMO_CONFIG", "run_demo", "write_breast_cancer"]
 
@@ -156,9 +157,7 @@ def _claim_demo_dir(out: Path) -> Path:
 
 def _experiment_beside_store(uri: str, name: str, artifacts: Path) -> None:
     """Create the demo's MLflow experiment with its artifacts under ``out`` (not the working directory)."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(uri)
+    client = mlflow_client(uri)
     if client.get_experiment_by_name(name) is None:
         client.create_experiment(name, artifact_location=artifacts.resolve().as_uri())
 

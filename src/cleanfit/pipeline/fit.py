@@ -7,6 +7,7 @@ only rank 0 writes files, talks to MLflow and prints.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from cleanfit._util.files import DiskFull, disk_full_message
 from cleanfit._util.files import write_json as _write_json
+from cleanfit._util.locks import Held, claim, release
 from cleanfit._util.ranks import rank
 from cleanfit.data.batches import Batches
 from cleanfit.errors import ConfigError
@@ -31,7 +34,10 @@ from cleanfit.tracking import MLflowTracker, NullTracker
 from cleanfit.tracking.environment import environment_params
 from cleanfit.training import EarlyStopping, Trainer, constant, warmup_cosine, warmup_linear
 
+logger = logging.getLogger("cleanfit")
+
 RUN_FILE = "run.json"
+LOCK_FILE = ".cleanfit.lock"  # held by the process training in the folder
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.json"
 
@@ -110,6 +116,21 @@ def fit_prepared(
     batches = {part: _batches(data, part) for part in ("train", "val", "test")}
     if main:  # the last check that can reject the run; nothing is written before it
         _check_checkpoint_dir(checkpoint_dir)
+    lock = lock_run_folder(out) if main else None  # one process per run folder, from its first write on
+    try:
+        return _fit_locked(data, model, optimizer, batches, out=out, checkpoint_dir=checkpoint_dir,
+                           identity=identity, resume=resume, quiet=quiet, track=track)
+    finally:
+        if lock is not None:
+            release(lock)
+
+
+def _fit_locked(data: PreparedData, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                batches: dict[str, Any], *, out: Path, checkpoint_dir: Path, identity: str, resume: bool,
+                quiet: bool, track: bool) -> TabularRun:
+    """:func:`fit_prepared` once the run folder is this process's."""
+    config = data.config
+    main = rank() == 0
     tracker, run_id = _open_run(data, out, identity, resume=resume, tracked=main and track, main=main)
     trainer = _trainer(data, model, optimizer, checkpoint_dir, tracker, progress=not quiet and main)
     started = time.perf_counter()
@@ -135,8 +156,28 @@ def fit_prepared(
         tracking_uri=_tracking_uri(tracker),
     )
     if main:
-        _finish(result, data, identity, tracker, seconds, quiet)
+        try:
+            _finish(result, data, identity, tracker, seconds, quiet)
+        except DiskFull as exc:  # the run's files could not be written: it failed, and says so in one line
+            _record_failure(exc, data, out, identity, run_id, tracker)
+            raise ConfigError(f"the run's outputs could not be written: {disk_full_message(exc)}") from None
     return result
+
+
+def lock_run_folder(out: Path) -> int:
+    """Make ``out`` this process's (an OS lock on ``out/.cleanfit.lock``, freed when the process ends).
+
+    Another process training there is a :class:`~cleanfit.errors.ConfigError` naming the folder and
+    that process's PID. Returns the lock's descriptor for :func:`cleanfit._util.locks.release`.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return claim(out / LOCK_FILE)
+    except Held as held:
+        raise ConfigError(
+            f"--out {out}: another cleanfit process (PID {held.pid if held.pid is not None else 'unknown'}) is "
+            "training in this folder; wait for it to end (or stop it), or pass --out NEW_DIR"
+        ) from None
 
 
 def _open_run(data: PreparedData, out: Path, identity: str, *, resume: bool, tracked: bool,
@@ -181,7 +222,10 @@ def _record_failure(exc: BaseException, data: PreparedData, out: Path, identity:
                     tracker: Any) -> None:
     """A fit that raised (or was interrupted): the run file says so, and the tracking run ends with it."""
     status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-    _write_json(out / RUN_FILE, _run_record(data, identity, run_id, status=status.lower()))
+    try:  # on a full disk the small run file is rewritten in place; never hide the run's own error
+        _write_json(out / RUN_FILE, _run_record(data, identity, run_id, status=status.lower()), in_place_if_full=True)
+    except OSError as failed:
+        logger.warning("could not record the run as %s in %s: %s", status.lower(), out / RUN_FILE, failed)
     if tracker is not None:
         tracker.finish(status)
 

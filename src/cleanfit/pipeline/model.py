@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ def build_model(config: Config, n_features: int, n_outputs: int, base_dir: Path 
     """The ``[model]`` section's network: the MLP, or the user's ``module = "pkg.mod:factory"``."""
     spec = config.model.module
     if spec is None:
+        _check_fits_in_memory(n_features, n_outputs, list(config.model.hidden))
         return MLP(n_features, n_outputs, config.model.hidden, config.model.dropout)
     factory = load_factory(spec, base_dir)
     try:
@@ -61,6 +63,31 @@ def build_model(config: Config, n_features: int, n_outputs: int, base_dir: Path 
         raise ConfigError(f"model.module = {spec!r} built a {type(model).__name__} with no trainable parameters")
     _check_output_shape(model, spec, n_features, n_outputs)
     return model
+
+
+def _check_fits_in_memory(n_features: int, n_outputs: int, hidden: list[int]) -> None:
+    """A ConfigError, before anything is allocated, for an MLP whose training would not fit in memory.
+
+    Training holds the weights, their gradients and the optimizer's two moments (AdamW): about four
+    times the float32 weights. With ``hidden = [100000, 100000, 100000]`` that is 80 GB of weights alone.
+    """
+    sizes = [n_features, *hidden, n_outputs]
+    parameters = sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+    weights = 4 * parameters  # float32
+    memory = _physical_memory()
+    if memory is not None and 4 * weights > memory:
+        raise ConfigError(
+            f"model.hidden = {hidden}: the MLP has {parameters:,} parameters ({weights:,} bytes of float32 "
+            f"weights; training needs about {4 * weights:,} bytes with gradients and optimizer state), more than "
+            f"this machine's {memory:,} bytes of memory; use smaller hidden layers, e.g. hidden = [128, 64]"
+        )
+
+
+def _physical_memory() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not on every platform
+        return None
 
 
 def _check_output_shape(model: nn.Module, spec: str, n_features: int, n_outputs: int) -> None:

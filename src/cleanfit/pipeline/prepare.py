@@ -319,6 +319,7 @@ def feature_frame(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
             raise DataError(f"column {column!r} holds infinite values; replace them or list the column in data.drop")
         features[column] = values
     for column in text:
+        _check_one_value_per_cell(features[column], Path(data.path).name)
         features[column] = features[column].map(lambda v: "missing" if pd.isna(v) else str(v)).astype(object)
     return features
 
@@ -343,6 +344,18 @@ def refuse_text_columns(text: pd.DataFrame, where: str) -> None:
         f"{where}: text columns that are not features would be one-hot encoded into many columns: "
         f"{listed}; set {' and '.join(fixes)}"
     )
+
+
+def _check_one_value_per_cell(values: pd.Series, file: str) -> None:
+    """A DataError for a column of lists, arrays or dicts (as Parquet can hold): a model takes one value a cell."""
+    nested = values.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
+    if nested.any():
+        row = int(np.flatnonzero(nested.to_numpy())[0])
+        example = np.asarray(values.iloc[row]).tolist() if not isinstance(values.iloc[row], dict) else values.iloc[row]
+        raise DataError(
+            f"column {values.name!r} of {file} holds lists or other containers (row {row}: {str(example)[:60]}); "
+            "a model takes one value per cell: expand it into columns in the file, or list it in data.drop"
+        )
 
 
 def column_kinds(features: pd.DataFrame) -> tuple[list[str], list[str]]:

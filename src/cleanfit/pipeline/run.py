@@ -24,7 +24,7 @@ from typing import Any
 from cleanfit.errors import CheckpointError
 from cleanfit.pipeline.config import Config, load_config
 from cleanfit.pipeline.diagnose import audit_lines
-from cleanfit.pipeline.fit import RUN_FILE, TabularRun, fit_prepared, rank
+from cleanfit.pipeline.fit import LOCK_FILE, RUN_FILE, TabularRun, fit_prepared, rank
 from cleanfit.pipeline.prepare import AuditGateError, PreparedData, prepare, split_method
 
 __all__ = [
@@ -87,7 +87,7 @@ def claim_out(out: Path, checkpoint_dir: Path, identity: str, *, resume: bool) -
             previous = json.loads(run_file.read_text())["identity"]
         except (OSError, ValueError, KeyError, TypeError):
             previous = "unreadable"
-    elif out.is_dir() and any(out.iterdir()):
+    elif out.is_dir() and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise CheckpointError(f"--out {out} already holds files that are not a cleanfit run; pass an empty or new folder")
     has_checkpoints = checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir())
     if previous is not None and previous != identity:

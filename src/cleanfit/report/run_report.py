@@ -48,7 +48,7 @@ def plot_history(history: Any, path: str | Path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_plot_png(history, _findings(history, None)))
+    write_atomic(path, _plot_png(history, _findings(history, None)))
     return path
 
 
@@ -230,7 +230,7 @@ def log_run_artifacts(
     out.mkdir(parents=True, exist_ok=True)
     findings = _findings(history, diagnosis)
     plot = out / "loss_curves.png"
-    plot.write_bytes(_plot_png(history, findings))
+    write_atomic(plot, _plot_png(history, findings))
     written = {
         "plot": plot,
         "report": write_run_report(out / "report.html", history=history, config=config, metrics=metrics,
@@ -245,7 +245,9 @@ def log_run_artifacts(
         written["config"] = _write_json(out / "config.json", dict(config))
     if model is not None:
         written["model"] = out / "model.pt"
-        torch.save(model.state_dict(), written["model"])
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        write_atomic(written["model"], buffer.getvalue())
     for file in written.values():
         tracker.log_artifact(file)
     ids = [f.check for f in findings]

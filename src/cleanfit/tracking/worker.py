@@ -15,7 +15,7 @@ Protocol (pickled tuples, handled strictly in order, over the worker's stdin/std
                        ("ping", seq)                          a barrier for flush()
     worker -> parent   ("ok", seq, result) | ("error", seq, message) | ("pong", seq)
 
-The worker runs at a lower priority (nice 10), ignores Ctrl-C (the parent decides when to stop) and exits when its stdin closes, after
+The worker runs at a lower priority (nice 10), ignores Ctrl-C and SIGTERM (the parent decides when to stop) and exits when its stdin closes, after
 handling everything it received, so a parent killed hard still leaves its last metrics in the store.
 :class:`_WorkerLink` is the parent side: one worker per training process, shared by its trackers.
 """
@@ -33,6 +33,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from cleanfit.tracking.store import mlflow_client
 
 Rows = list[tuple[str, float, int, int]]
 Answer = Callable[[bool, Any], None]  # (ok, result or error message)
@@ -94,8 +96,6 @@ def _handle(client: Any, request: str, args: tuple[Any, ...]) -> Any:
 
 
 def _serve(inp: BinaryIO, out: BinaryIO) -> None:
-    from mlflow.tracking import MlflowClient
-
     clients: dict[str, Any] = {}
     while True:
         try:
@@ -115,7 +115,7 @@ def _serve(inp: BinaryIO, out: BinaryIO) -> None:
             attempts = 1 if request in ("open", "artifact") else 2  # SQLite already waits 20 s on a lock
             for _ in range(attempts):
                 try:
-                    client = clients.get(uri) or clients.setdefault(uri, MlflowClient(uri))
+                    client = clients.get(uri) or clients.setdefault(uri, mlflow_client(uri))
                     reply = ("ok", seq, _handle(client, request, tuple(args)))
                     break
                 except Exception as exc:  # noqa: BLE001 - every store failure is reported to the parent
@@ -126,6 +126,7 @@ def _serve(inp: BinaryIO, out: BinaryIO) -> None:
 
 def _main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a group-wide SIGTERM: the parent ends the run first
     try:
         os.nice(10)  # background work: on a busy machine the training process comes first
     except (AttributeError, OSError):  # not on Windows
@@ -173,7 +174,9 @@ class _WorkerLink:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "cleanfit.tracking.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            # -c, not -m: runpy would warn that the package already imported this module
+            [sys.executable, "-c", "from cleanfit.tracking.worker import _main; _main()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             env=env,
         )
         self._seq = itertools.count(1)

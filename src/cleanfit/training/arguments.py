@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from cleanfit._util.args import is_positive
 from cleanfit.data.batches import Batches
 from cleanfit.errors import CheckpointError, ConfigError, DataError
 from cleanfit.training.checkpoints import CheckpointManager
@@ -94,7 +95,7 @@ def check_arguments(model: Any, optimizer: Any, loss: Any, step: Any, precision:
         raise ConfigError(f"Trainer(precision={precision!r}) must be one of {', '.join(PRECISIONS)}.")
     if isinstance(accumulate, bool) or not isinstance(accumulate, int) or accumulate < 1:
         raise ConfigError(f"Trainer(accumulate={accumulate!r}) must be an int >= 1 (batches per optimizer step).")
-    if clip_grad is not None and (isinstance(clip_grad, bool) or not clip_grad > 0):
+    if clip_grad is not None and not is_positive(clip_grad):
         raise ConfigError(f"Trainer(clip_grad={clip_grad!r}) must be a positive max norm (e.g. 1.0) or None.")
     if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int)
                                          or checkpoint_every < 0):

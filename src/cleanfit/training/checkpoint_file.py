@@ -20,7 +20,6 @@ the directory is fsynced.
 from __future__ import annotations
 
 import collections
-import errno
 import hashlib
 import io
 import json
@@ -33,7 +32,7 @@ from typing import Any
 
 import torch
 
-from cleanfit._util.files import TEMP_SUFFIX, write_atomic  # noqa: F401 - the checkpoints use them as _file.*
+from cleanfit._util.files import TEMP_SUFFIX, is_disk_full, write_atomic  # noqa: F401 - the checkpoints use them as _file.*
 from cleanfit.errors import CheckpointError
 
 MAGIC = b"CLEANFIT CKPT v1\n"
@@ -43,7 +42,6 @@ HEADER_SIZE = len(MAGIC) + _LENGTHS.size + _DIGEST_SIZE
 
 _PLAIN_TYPES = (int, float, complex, str, bytes, bool, type(None), torch.dtype, torch.device, torch.Size)
 _CONTAINERS = (dict, collections.OrderedDict, list, tuple, set)
-_DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
 class InvalidCheckpoint(CheckpointError):
@@ -181,11 +179,6 @@ def decode(data: bytes, path: Path, map_location: Any = "cpu") -> dict[str, Any]
     if not isinstance(state, dict):
         raise InvalidCheckpoint(f"{path} does not hold a training state dict (found {type(state).__name__})")
     return state
-
-
-def is_disk_full(exc: OSError) -> bool:
-    """Whether ``exc`` means there was no room left (full disk, quota, file size limit)."""
-    return exc.errno in _DISK_FULL
 
 
 def pid_alive(pid: int) -> bool:

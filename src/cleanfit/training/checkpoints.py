@@ -25,11 +25,12 @@ True
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ __all__ = ["CheckpointManager", "CheckpointWarning", "check_compatible"]
 
 _NAME = re.compile(r"^step-(\d+)\.ckpt$")
 _BEST = "best.json"
+logger = logging.getLogger("cleanfit")
 _TEMP = re.compile(r"^\.(?:step-\d+\.ckpt|best\.json)\.(\d+)\.tmp$")  # see checkpoint_file.write_atomic
 _PROBE = ".cleanfit-write-probe"
 
@@ -76,6 +78,7 @@ class CheckpointManager:
         if mode not in ("min", "max"):
             raise ConfigError(f"mode={mode!r}: must be 'min' (e.g. for a loss) or 'max' (e.g. for accuracy)")
         self.directory = Path(directory)
+        self._check: Callable[[dict[str, Any], Path], None] | None = None
         self.keep_last = keep_last
         self.monitor = monitor
         self.mode = mode
@@ -266,20 +269,27 @@ class CheckpointManager:
             raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
         return _file.decode(data, path, map_location)
 
-    def resolve(self, resume: bool | str | os.PathLike[str]) -> dict[str, Any] | None:
+    def resolve(self, resume: bool | str | os.PathLike[str], *,
+                check: Callable[[dict[str, Any], Path], None] | None = None) -> dict[str, Any] | None:
         """The state to resume from, or None to start fresh.
 
         ``False``: None. ``True``: the newest valid checkpoint (a corrupt or truncated newer one is
         skipped with a :class:`CheckpointWarning`); None when there are no checkpoint files;
         CheckpointError when there are files but none is valid. ``"best"``: the best checkpoint.
         A directory: the newest valid checkpoint in it. A file: that file. The file used is
-        recorded in :attr:`resolved_path`.
+        recorded in :attr:`resolved_path`. ``check(state, path)`` (e.g. the Trainer's structure check)
+        raises CheckpointError for a state that verifies but cannot be this run's: with ``True`` that
+        checkpoint is skipped like a corrupt one.
         """
+        self._check = check
         self.resolved_path = None
         if resume is False or resume is None:
             return None
         if resume is True:
-            return self._resolve_newest(self)
+            state = self._resolve_newest(self)
+            if state is None:  # resume=True with nothing to resume: say so (a torn first write leaves no file)
+                logger.info("resume: no finished checkpoint in %s; training starts from the beginning", self.directory)
+            return state
         if not isinstance(resume, (str, os.PathLike)):
             raise ConfigError(f"resume={resume!r}: use True, False, 'best' or a checkpoint path")
         if resume == "best":
@@ -299,6 +309,8 @@ class CheckpointManager:
 
     def _load_resolved(self, path: Path) -> dict[str, Any]:
         state = self.load(path)
+        if self._check is not None:
+            self._check(state, path)
         self.resolved_path = path
         return state
 
@@ -310,6 +322,8 @@ class CheckpointManager:
         for path in candidates:
             try:
                 state = source.load(path)
+                if self._check is not None:
+                    self._check(state, path)
             except _file.UnsafeCheckpoint:
                 raise
             except CheckpointError as exc:

@@ -6,8 +6,10 @@ gloo on CPU) with a timeout, so that a rank whose peer died exits with an error 
 and registers its shutdown at interpreter exit (the group stays up after ``fit`` for ``evaluate`` and
 ``predict``). Outside torchrun everything here is a no-op on one process.
 
-The timeout is ``CLEANFIT_DIST_TIMEOUT`` seconds (default 300): long enough for rank 0 to write a
-large checkpoint while the others wait, short enough that a dead peer is noticed.
+The timeout is ``CLEANFIT_DIST_TIMEOUT`` seconds (default 60): long enough for rank 0 to write a
+checkpoint while the others wait, short enough that a stopped peer is noticed within a minute. A
+collective that fails because a peer died or stopped becomes :func:`lost_peer`'s one-line
+:class:`~cleanfit.errors.TrainingError` naming this rank and the lost one.
 
 >>> d = Distributed.single()
 >>> d.rank, d.world_size, d.is_main, d.enabled
@@ -30,11 +32,11 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from cleanfit._util.ranks import env_world, world
-from cleanfit.errors import ConfigError
+from cleanfit.errors import ConfigError, TrainingError
 
 __all__ = ["Distributed", "setup", "launched_by_torchrun"]
 
-DEFAULT_TIMEOUT_S = 300.0
+DEFAULT_TIMEOUT_S = 60.0
 _owned_group = False  # True when cleanfit started the process group (and so shuts it down at exit)
 _NO_CONTEXT = contextlib.nullcontext()  # reusable: entering it does nothing
 
@@ -146,6 +148,23 @@ def _rank_device(device: str | torch.device) -> str | torch.device:
     if device in ("auto", "cuda") or (isinstance(device, torch.device) and device.type == "cuda" and device.index is None):
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return device
+
+
+def lost_peer(exc: BaseException, rank: int, world_size: int) -> TrainingError | None:
+    """The one-line error for a collective that failed because another rank died or stopped, else None."""
+    if world_size < 2 or not isinstance(exc, RuntimeError):
+        return None
+    text = str(exc)
+    if not (isinstance(exc, dist.DistError) or any(w in text for w in ("Connection closed", "Connection reset",
+                                                                        "imed out", "Broken pipe"))):
+        return None
+    other = f"rank {1 - rank}" if world_size == 2 else "another rank"
+    first = " ".join(text.strip().splitlines()[0].split())[:160] if text.strip() else type(exc).__name__
+    return TrainingError(
+        f"rank {rank} of {world_size}: lost contact with {other} ({first}); it died, was stopped or hangs "
+        f"(noticed within CLEANFIT_DIST_TIMEOUT = {_timeout_s():g} s); the run stops here: resume it with "
+        "resume=True once every rank can run"
+    )
 
 
 def _timeout_s() -> float:

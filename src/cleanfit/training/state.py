@@ -18,12 +18,13 @@ from typing import Any
 
 import torch
 
-from cleanfit.errors import CheckpointError
+from cleanfit.errors import CheckpointError, CleanfitError
 from cleanfit.training.checkpoints import check_compatible
 from cleanfit.training.compiling import plain_keys
 from cleanfit.training.early_stopping import EarlyStopping
 from cleanfit.training.history import History
 from cleanfit.training.precision import Precision
+from cleanfit.training.state_check import check_structure
 
 __all__ = ["TrainState", "identity_of"]
 
@@ -124,6 +125,20 @@ class TrainState:
             **({} if self.ema is None else {"ema": self.ema.state_dict()}),  # Trainer(ema=...) only
         }
 
+    def check(self, state: Any, source: Any = None) -> None:
+        """CheckpointError unless ``state`` has the structure this state saves (see ``state_check``).
+
+        A state whose identity names another run is left to :meth:`load_state_dict`, which refuses it
+        naming what differs (a checkpoint of another run is not a broken one to skip).
+        """
+        identity = state.get("identity") if isinstance(state, dict) else None
+        if isinstance(identity, dict):
+            try:
+                check_compatible(identity, self.identity, path=source)
+            except CheckpointError:
+                return
+        check_structure(state, self.state_dict(), source)
+
     def load_state_dict(self, state: dict[str, Any], *, rank: int = 0, source: Any = None) -> None:
         """Restore every field from a checkpoint, after checking it belongs to this run.
 
@@ -140,6 +155,15 @@ class TrainState:
         if int(state.get("micro_step", 0)) != 0:
             raise CheckpointError(f"{source or 'the checkpoint'} was saved inside an accumulation window; "
                                   "cleanfit saves only between optimizer steps, so it was not written by this version.")
+        try:
+            self._restore(state, rank=rank, source=source)
+        except CleanfitError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+            raise CheckpointError(f"{source or 'the checkpoint'} cannot be restored into this run "
+                                  f"({type(exc).__name__}: {exc}); resume from another checkpoint") from None
+
+    def _restore(self, state: dict[str, Any], *, rank: int, source: Any) -> None:
         self.model.load_state_dict(plain_keys(state["model"]))
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])  # identity_of names ema_decay: a checkpoint without it was refused

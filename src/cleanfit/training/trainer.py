@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import torch
 
-from cleanfit._util.args import check_seed
+from cleanfit._util.args import check_seed, is_path
 from cleanfit.data.batches import Batches
 from cleanfit.data.devices import pick_device, to_device
 from cleanfit.errors import ConfigError, TrainingError
@@ -132,6 +132,8 @@ class Trainer:
         if checkpoint_every and checkpoint_dir is None:
             raise ConfigError(f"Trainer(checkpoint_every={checkpoint_every}) saves nowhere without checkpoint_dir; "
                               "pass checkpoint_dir='checkpoints' (or drop checkpoint_every).")
+        if checkpoint_dir is not None and not is_path(checkpoint_dir):
+            raise ConfigError(f"Trainer(checkpoint_dir={checkpoint_dir!r}) must be a folder path (str or Path) or None.")
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.checkpoint_every = checkpoint_every or None
         self.keep_last = keep_last
@@ -172,6 +174,11 @@ class Trainer:
         try:
             self._loop(state, run)
             status = "FINISHED"
+        except RuntimeError as exc:
+            lost = distributed.lost_peer(exc, self.dist_.rank, self.dist_.world_size)
+            if lost is None:
+                raise
+            raise lost from None
         finally:
             if run.report is not None:
                 io.call_report(run.report, run.tracker, self.checkpoint_dir, state.history, run.params, status)
@@ -200,7 +207,7 @@ class Trainer:
                                               ema=self.ema),
             device=self.device_, early_stopping=self.early_stopping, ema=self.ema_,
         )
-        saved = reader.resolve(resume) if reader is not None and resume else None
+        saved = reader.resolve(resume, check=state.check) if reader is not None and resume else None
         self.history_ = state.history
         tracker = self.tracker if main else None
         run = self._run = RunContext(tracker=io.make_tracker(tracker), owns_run=io.owns_run(tracker), manager=manager,
