@@ -412,6 +412,8 @@ def test_cli_detects_a_bad_learning_rate_and_tracks_it(bad_and_good: tuple[Path,
     parent = client.get_run(data["run_id"])
     assert parent.info.experiment_id == experiment.experiment_id
     assert parent.data.tags["cleanfit.verdict"] == "b"
+    assert parent.data.params["metric"] == "val_accuracy"  # no --metric: the task's main one, by name
+    assert parent.data.params["metric_requested"] == "the task's main metric"
     children = client.search_runs([experiment.experiment_id],
                                   filter_string=f"tags.mlflow.parentRunId = '{data['run_id']}'")
     seen = {(r.data.tags["cleanfit.candidate"], r.data.params["seed"], r.data.params["train.lr"]) for r in children}
@@ -420,6 +422,39 @@ def test_cli_detects_a_bad_learning_rate_and_tracks_it(bad_and_good: tuple[Path,
     assert [by_key["b", s].data.metrics["val_accuracy"] for s in range(10)] == pytest.approx(data["scores"]["b"])
     assert "test_accuracy" in by_key["a", 0].data.metrics
     assert by_key["b", 2].data.params["train.seed"] == "2"  # the seed it really trained with
+
+
+def test_mlflow_child_runs_name_their_data_split_and_versions(bad_and_good: tuple[Path, Path],
+                                                                mlflow_tracking_uri: str) -> None:
+    import platform
+
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    bad, good = bad_and_good
+    result = cf.compare(bad, good, seeds=[3, 4], metric="accuracy", vary_split=True,
+                        overrides=["train.epochs=1"])
+    client = MlflowClient(mlflow_tracking_uri)
+    parent = client.get_run(result.run_id)
+    # the metric actually compared, beside the one asked for (it once logged metric = "default")
+    assert parent.data.params["metric"] == result.metric == "val_accuracy"
+    assert parent.data.params["metric_requested"] == "accuracy"
+    versions = {"cleanfit_version": cf.__version__, "torch_version": torch.__version__,
+                "numpy_version": np.__version__, "python_version": platform.python_version()}
+    assert versions.items() <= parent.data.params.items()
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'")
+    by_key = {(r.data.tags["cleanfit.candidate"], int(r.data.params["seed"])): r.data.params for r in children}
+    assert sorted(by_key) == [("a", 3), ("a", 4), ("b", 3), ("b", 4)]
+    for params in by_key.values():
+        assert versions.items() <= params.items()
+        rows = [int(params[f"rows.{part}"]) for part in ("train", "val", "test")]
+        assert sum(rows) == 200 and rows[1] == pytest.approx(20, abs=1) and rows[2] == pytest.approx(40, abs=1)
+    # one data file everywhere; with --vary-split each seed has its own split, shared by both candidates
+    assert len({params["data.fingerprint"] for params in by_key.values()}) == 1
+    split_of = {key: params["split.fingerprint"] for key, params in by_key.items()}
+    assert split_of["a", 3] == split_of["b", 3] != split_of["a", 4] == split_of["b", 4]
+    assert all(len(fp) >= 8 for fp in [*split_of.values(), by_key["a", 3]["data.fingerprint"]])
 
 
 def test_require_is_a_gate_in_a_real_process(bad_and_good: tuple[Path, Path], tmp_path: Path) -> None:
