@@ -87,6 +87,27 @@ def _cell(kind: str, n: int, shift: float, repeats: int, resamples: int) -> dict
     return {m: h / repeats for m, h in hits.items()}
 
 
+def _cost(repeats: int) -> None:
+    """Milliseconds per verdict on 10 seeds: the whole cleanfit.Comparison (interval, p value, verdict and
+    seeds_needed) against scipy's ttest_rel alone, interleaved, on the same differences."""
+    rng = np.random.default_rng(14)
+    samples = [rng.normal(size=10) for _ in range(repeats)]
+    spent = {"cleanfit.Comparison": 0.0, "scipy ttest_rel": 0.0}
+    cf.Comparison(range(10), np.zeros(10), samples[0]), stats.ttest_rel(samples[0], np.zeros(10))  # imports
+    for d in samples:
+        start = time.perf_counter()
+        cf.Comparison(range(d.size), np.zeros(d.size), d)
+        middle = time.perf_counter()
+        stats.ttest_rel(d, np.zeros(d.size))
+        spent["cleanfit.Comparison"] += middle - start
+        spent["scipy ttest_rel"] += time.perf_counter() - middle
+    ms = {k: 1000 * v / repeats for k, v in spent.items()}
+    print("\nCost: ms per verdict on 10 seeds\n")
+    print("| cleanfit.Comparison | scipy ttest_rel | cleanfit / scipy |\n| ---: | ---: | ---: |")
+    print(f"| {ms['cleanfit.Comparison']:.3f} | {ms['scipy ttest_rel']:.3f} | "
+          f"{ms['cleanfit.Comparison'] / ms['scipy ttest_rel']:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=1000)
@@ -107,6 +128,7 @@ def main() -> None:
                 ratio = rates["cleanfit"] / rates["paired t"] if rates["paired t"] else float("nan")
                 print(f"| {kind} | {n} | " + " | ".join(f"{rates[m]:.3f}" for m in METHODS) + f" | {ratio:.2f} |",
                       flush=True)
+    _cost(2000)
     print(f"\n{time.perf_counter() - started:.0f} s in all")
 
 
