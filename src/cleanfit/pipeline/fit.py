@@ -23,6 +23,7 @@ from cleanfit.errors import ConfigError
 from cleanfit.findings import Finding
 from cleanfit.pipeline.config import Config
 from cleanfit.pipeline.model import build_model, classification_loss, make_optimizer, regression_loss, task_metrics
+from cleanfit.pipeline.export import save_run_model
 from cleanfit.pipeline.prepare import PreparedData, split_method
 from cleanfit.report.run_report import log_run_artifacts
 from cleanfit.seeding import seed_everything
@@ -206,6 +207,7 @@ def _finish(result: TabularRun, data: PreparedData, identity: str, tracker: Any,
         title=f"cleanfit run: {Path(data.config.data.path).name} -> {data.config.data.target}",
     )
     result.report_path = written["report"]
+    save_run_model(out, data, tracker)  # the folder is a model: model.json beside model.pt (and MLflow's pyfunc)
     result.metrics_path = out / METRICS_FILE
     result.unlogged_path = _unlogged_path(tracker)
     _write_json(result.metrics_path, result.to_dict())

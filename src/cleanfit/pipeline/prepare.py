@@ -22,7 +22,7 @@ from cleanfit.errors import DataError
 from cleanfit.pipeline.config import Config, PreprocessConfig
 from cleanfit.tracking.environment import data_fingerprint
 
-__all__ = ["AuditGateError", "PreparedData", "prepare", "split_method", "infer_task"]
+__all__ = ["AuditGateError", "PreparedData", "prepare", "split_method", "infer_task", "text_values"]
 
 MIN_TRAIN_ROWS = 10  # fewer cannot be trained on, cross-validated by the audit, or trusted
 
@@ -261,8 +261,17 @@ def feature_frame(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
             raise DataError(f"column {column!r} holds infinite values; replace them or list the column in data.drop")
         features[column] = values
     for column in text:
-        features[column] = features[column].map(lambda v: "missing" if pd.isna(v) else str(v)).astype(object)
+        features[column] = text_values(features[column])
     return features
+
+
+def text_values(column: pd.Series) -> pd.Series:
+    """A text column as the model sees it: each value as ``str``, a missing one as the category ``"missing"``.
+
+    >>> text_values(pd.Series(["a", None, 3])).tolist()
+    ['a', 'missing', '3']
+    """
+    return column.map(lambda v: "missing" if pd.isna(v) else str(v)).astype(object)
 
 
 def column_kinds(features: pd.DataFrame) -> tuple[list[str], list[str]]:
