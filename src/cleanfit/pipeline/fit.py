@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from cleanfit._util.files import write_json as _write_json
-from cleanfit._util.ranks import rank
+from cleanfit._util.ranks import rank, world
 from cleanfit.data.batches import Batches
 from cleanfit.errors import ConfigError
 from cleanfit.findings import Finding
@@ -253,7 +253,24 @@ def _batches(data: PreparedData, part: str) -> Batches | None:
     else:
         target = torch.from_numpy(y.astype(np.int64))
     train = data.config.train
-    return Batches((torch.from_numpy(X), target), train.batch_size, shuffle=part == "train", seed=train.seed)
+    return Batches((torch.from_numpy(X), target), per_process_batch(train.batch_size), shuffle=part == "train",
+                   seed=train.seed)
+
+
+def per_process_batch(batch_size: int) -> int:
+    """``train.batch_size`` is the global batch: each of torchrun's processes takes its share of it, so
+    the run is the same on 1 or N processes.
+
+    >>> per_process_batch(64)
+    64
+    """
+    processes = world()[1]
+    if batch_size % processes:
+        raise ConfigError(
+            f"train.batch_size = {batch_size} is the global batch and does not divide over the {processes} "
+            f"processes of this torchrun; set train.batch_size to a multiple of {processes}"
+        )
+    return batch_size // processes
 
 
 def _schedule(config: Any) -> Any:
@@ -306,6 +323,7 @@ def _params(data: PreparedData) -> dict[str, Any]:
 def _print_summary(result: TabularRun, seconds: float) -> None:
     lines = [f"cleanfit: trained {result.task} on {Path(result.config.data.path).name} in {seconds:.1f}s"]
     lines.append("  " + "  ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()))
+    lines.append(f"  batch:       {batch_line(result.config.train.batch_size, result.config.train.accumulate)}")
     for finding in result.diagnosis:
         lines.append(f"  [{finding.severity}] {finding.check}: {finding.message}")
     lines.append(f"  report:      {result.report_path}")
@@ -317,6 +335,15 @@ def _print_summary(result: TabularRun, seconds: float) -> None:
         lines.append(f"  MLflow run:  {result.run_id} in {result.tracking_uri}")
         lines.append(f"  open it:     mlflow ui --backend-store-uri {result.tracking_uri}")
     print("\n".join(lines), flush=True)
+
+
+def batch_line(batch_size: int, accumulate: int = 1) -> str:
+    """How the global batch is made, e.g. under ``torchrun --nproc_per_node 2``: ``2 processes x 32 = 64 per step``."""
+    processes = world()[1]
+    share = f"{processes} process{'es' if processes > 1 else ''} x {batch_size // processes}"
+    if accumulate > 1:
+        share += f" x {accumulate} accumulated"
+    return f"{share} = {batch_size * accumulate} per step"
 
 
 def _run_record(data: PreparedData, identity: str, run_id: str | None, *, status: str) -> dict[str, Any]:
