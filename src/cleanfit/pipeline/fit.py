@@ -329,11 +329,14 @@ def _print_summary(result: TabularRun, seconds: float) -> None:
     lines.append(f"  report:      {result.report_path}")
     lines.append(f"  metrics:     {result.metrics_path}")
     lines.append(f"  checkpoints: {result.checkpoint_dir}")
+    lines.append(f"  predict:     cleanfit predict {result.out} NEW.csv --out predictions.csv")
     if result.unlogged_path is not None:
         lines.append(f"  MLflow:      tracking failed (see the warning above); what it missed is in {result.unlogged_path}")
     elif result.run_id is not None:
         lines.append(f"  MLflow run:  {result.run_id} in {result.tracking_uri}")
         lines.append(f"  open it:     mlflow ui --backend-store-uri {result.tracking_uri}")
+        lines.append(f"  MLflow model: runs:/{result.run_id}/model (mlflow models serve -m runs:/{result.run_id}/model "
+                     "--env-manager local)")
     print("\n".join(lines), flush=True)
 
 
