@@ -58,7 +58,7 @@ def main() -> None:
         config = load_config(
             {"data": {"path": str(root / "train.csv"), "target": "y"}},
             ["train.epochs=1", "tracking.backend=none", "model.hidden=[128, 64]"])
-        prepared = prepare(config, run_audit=False)
+        prepared = prepare(config)
         run = train_prepared(prepared, out=root / "run", quiet=True)
         new = table(args.rows, seed=1).drop(columns=["y"])
         loaded = cf.load_run(run.out)

@@ -113,8 +113,7 @@ class Preprocessing:
         parts = []
         for column, categories in zip(spec["columns"], spec["categories"]):
             values = features[column].to_numpy(dtype=object)
-            lookup = {c: i for i, c in enumerate(categories)}
-            codes = np.array([lookup.get(v, -1) for v in values], dtype=np.int64)
+            codes = pd.Categorical(values, categories=categories).codes.astype(np.int64)  # unseen: -1
             if spec["encoding"] == "onehot":
                 block = np.zeros((len(values), len(categories)))
                 seen = codes >= 0
