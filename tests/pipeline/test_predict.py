@@ -171,9 +171,11 @@ def _stop(server: subprocess.Popen) -> None:
             pass
         try:
             server.wait(timeout=20)
-            return
+            break
         except subprocess.TimeoutExpired:
             continue
+    if server.stderr is not None:
+        server.stderr.close()
 
 
 def _wait_until_up(server: subprocess.Popen, url: str, deadline: float) -> None:

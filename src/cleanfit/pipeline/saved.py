@@ -97,31 +97,32 @@ class Preprocessing:
         return n
 
     def transform(self, features: pd.DataFrame) -> np.ndarray:
-        """The model's input matrix (float64, one row per row of ``features``)."""
-        blocks: list[np.ndarray] = []
+        """The model's input matrix (float64, one row per row of ``features``), filled in place."""
+        out = np.zeros((len(features), self.n_outputs))
+        width = 0
         if self.numeric_:
             X = features[self.numeric_["columns"]].to_numpy(dtype=np.float64, na_value=np.nan).copy()
             for step in self.numeric_["steps"]:
                 X = _apply(step, X)
-            blocks.append(X)
+            width = X.shape[1]
+            out[:, :width] = X
         if self.categorical_:
-            blocks.append(self._encode(features))
-        return np.hstack(blocks) if blocks else np.zeros((len(features), 0))
+            self._encode(features, out, width)
+        return out
 
-    def _encode(self, features: pd.DataFrame) -> np.ndarray:
+    def _encode(self, features: pd.DataFrame, out: np.ndarray, offset: int) -> None:
         spec = self.categorical_
-        parts = []
+        rows = np.arange(len(features))
         for column, categories in zip(spec["columns"], spec["categories"]):
             values = features[column].to_numpy(dtype=object)
-            codes = pd.Categorical(values, categories=categories).codes.astype(np.int64)  # unseen: -1
+            codes = pd.Index(categories, dtype=object).get_indexer(values)  # unseen: -1
             if spec["encoding"] == "onehot":
-                block = np.zeros((len(values), len(categories)))
                 seen = codes >= 0
-                block[np.flatnonzero(seen), codes[seen]] = 1.0
+                out[rows[seen], offset + codes[seen]] = 1.0
+                offset += len(categories)
             else:
-                block = codes.astype(np.float64).reshape(-1, 1)
-            parts.append(block)
-        return np.hstack(parts)
+                out[:, offset] = codes
+                offset += 1
 
 
 def _apply(step: Mapping[str, Any], X: np.ndarray) -> np.ndarray:
