@@ -68,9 +68,7 @@ class LoadedRun:
         """One prediction per row, in the target's own values (labels, or numbers in its units)."""
         outputs = self._outputs(frame)
         if self.task_ == "classification":
-            labels = np.empty(len(self.classes_), dtype=object)
-            labels[:] = self.classes_
-            return labels[outputs.argmax(axis=1)]
+            return self._labels()[outputs.argmax(axis=1)]
         return outputs.reshape(-1) * self.spec_["target"]["std"] + self.spec_["target"]["mean"]
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
@@ -86,15 +84,17 @@ class LoadedRun:
         result = pd.DataFrame(index=frame.index)
         if self.task_ == "classification":
             proba = torch.softmax(torch.from_numpy(outputs), dim=1).numpy()
-            labels = np.empty(len(self.classes_), dtype=object)
-            labels[:] = self.classes_
-            result["prediction"] = pd.Series(labels[outputs.argmax(axis=1)], index=frame.index).infer_objects()
+            result["prediction"] = self._labels()[outputs.argmax(axis=1)]
             for column, values in zip(self.proba_columns, proba.T):
                 result[column] = values
         else:
             target = self.spec_["target"]
             result["prediction"] = outputs.reshape(-1) * target["std"] + target["mean"]
         return result
+
+    def _labels(self) -> np.ndarray:
+        """The class labels as one array (ints, text, booleans: their own dtype)."""
+        return np.asarray(self.classes_)
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """The network's input for ``frame``: checked, preprocessed as in training, float32."""

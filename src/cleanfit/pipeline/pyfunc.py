@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,10 @@ def save_pyfunc(run_dir: Path, example: pd.DataFrame) -> Path:
         shutil.rmtree(target)
     run = load_run(run_dir)
     inputs = Schema([ColSpec(DataType.string if run.kinds_[name] == "text" else AnyType(), name) for name in run.features_])
-    signature = ModelSignature(inputs=inputs, outputs=_infer_schema(run.predictions(example).reset_index(drop=True)))
+    with warnings.catch_warnings():  # MLflow's hint on integer columns: a prediction of int labels has no holes
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
+        outputs = _infer_schema(run.predictions(example).reset_index(drop=True))
+    signature = ModelSignature(inputs=inputs, outputs=outputs)
     quiet = logging.getLogger("mlflow")
     level = quiet.level
     with tempfile.TemporaryDirectory(prefix="cleanfit-pyfunc-") as tmp, _environ(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false"):
@@ -75,14 +79,16 @@ def save_pyfunc(run_dir: Path, example: pd.DataFrame) -> Path:
         code.write_text(MODEL_CODE)
         quiet.setLevel(logging.WARNING)  # "Validating input example against model signature" on every run
         try:
-            mlflow.pyfunc.save_model(
-                str(target),
-                python_model=str(code),
-                artifacts={"spec": str(run_dir / SPEC_FILE), "weights": str(run_dir / WEIGHTS_FILE)},
-                signature=signature,
-                input_example=example,
-                pip_requirements=["cleanfit", "torch", "numpy", "pandas"],  # stated: inferring them costs a subprocess
-            )
+            with warnings.catch_warnings():  # the hint about integer columns is for inferred signatures, not this one
+                warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
+                mlflow.pyfunc.save_model(
+                    str(target),
+                    python_model=str(code),
+                    artifacts={"spec": str(run_dir / SPEC_FILE), "weights": str(run_dir / WEIGHTS_FILE)},
+                    signature=signature,
+                    input_example=example,
+                    pip_requirements=["cleanfit", "torch", "numpy", "pandas"],  # inferring them costs a subprocess
+                )
         finally:
             quiet.setLevel(level)
     return target
