@@ -105,7 +105,10 @@ def test_train_killed_then_resumed_ends_as_the_uninterrupted_run_scores_and_is_t
     assert run.data.params["split.fingerprint"] == report["split"]["fingerprint"]
     assert run.data.params["data.fingerprint"].startswith("(569, 31) dataframe")
     assert run.data.metrics["test_accuracy"] == pytest.approx(report["metrics"]["test_accuracy"])
-    assert {"report.html", "metrics.json", "model.pt"} <= {a.path for a in client.list_artifacts(killed_run)}
+    assert {"report.html", "metrics.json", "model.pt", "model"} <= {a.path for a in client.list_artifacts(killed_run)}
+    assert {"model/MLmodel", "model/artifacts"} <= {a.path for a in client.list_artifacts(killed_run, "model")}
+    assert f"serve it:    mlflow models serve -m runs:/{killed_run}/model --env-manager local" in result.stdout
+    assert "batch:       1 process x 32 = 32 per step" in result.stdout
 
 
 def test_the_audit_gate_stops_a_leaky_table(tmp_path: Path) -> None:

@@ -335,8 +335,7 @@ def _print_summary(result: TabularRun, seconds: float) -> None:
     elif result.run_id is not None:
         lines.append(f"  MLflow run:  {result.run_id} in {result.tracking_uri}")
         lines.append(f"  open it:     mlflow ui --backend-store-uri {result.tracking_uri}")
-        lines.append(f"  MLflow model: runs:/{result.run_id}/model (mlflow models serve -m runs:/{result.run_id}/model "
-                     "--env-manager local)")
+        lines.append(f"  serve it:    mlflow models serve -m runs:/{result.run_id}/model --env-manager local")
     print("\n".join(lines), flush=True)
 
 
