@@ -48,6 +48,9 @@ _EXPORTS: dict[str, str] = {
     "MLflowTracker": "tracking",
     "NullTracker": "tracking",
     "compare": "comparison",
+    # using a trained run
+    "load_run": "pipeline.predict",
+    "LoadedRun": "pipeline.predict",
     "Comparison": "comparison",
 }
 
@@ -74,6 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from cleanfit.data.devices import pick_device, to_device
     from cleanfit.errors import CheckpointError, CleanfitError, ConfigError, DataError, TrainingError
     from cleanfit.findings import Finding
+    from cleanfit.pipeline.predict import LoadedRun, load_run
     from cleanfit.seeding import example_rng, rng_state, seed_everything, set_rng_state
     from cleanfit.data.splits import Splits, split
     from cleanfit.tracking import MLflowTracker, NullTracker, Tracker

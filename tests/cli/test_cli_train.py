@@ -95,6 +95,7 @@ def test_train_killed_then_resumed_ends_as_the_uninterrupted_run_scores_and_is_t
     assert report["audit"]["passed"]
     assert (out / "report.html").read_text().startswith("<!doctype html>")
     assert "epoch 10/10" in result.stderr  # the Trainer's log lines reach the terminal
+    assert re.search(r"resumed from step 3 of \d+ \(epoch 1 of 10\)", result.stderr), result.stderr[-2000:]
     assert f"mlflow ui --backend-store-uri {mlflow_tracking_uri}" in result.stdout
 
     client = MlflowClient(mlflow_tracking_uri)
@@ -104,7 +105,10 @@ def test_train_killed_then_resumed_ends_as_the_uninterrupted_run_scores_and_is_t
     assert run.data.params["split.fingerprint"] == report["split"]["fingerprint"]
     assert run.data.params["data.fingerprint"].startswith("(569, 31) dataframe")
     assert run.data.metrics["test_accuracy"] == pytest.approx(report["metrics"]["test_accuracy"])
-    assert {"report.html", "metrics.json", "model.pt"} <= {a.path for a in client.list_artifacts(killed_run)}
+    assert {"report.html", "metrics.json", "model.pt", "model"} <= {a.path for a in client.list_artifacts(killed_run)}
+    assert {"model/MLmodel", "model/artifacts"} <= {a.path for a in client.list_artifacts(killed_run, "model")}
+    assert f"serve it:    mlflow models serve -m runs:/{killed_run}/model --env-manager local" in result.stdout
+    assert "batch:       1 process x 32 = 32 per step" in result.stdout
 
 
 def test_the_audit_gate_stops_a_leaky_table(tmp_path: Path) -> None:
@@ -206,13 +210,20 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path) -> None
         assert not out.exists(), name
 
 
-def test_an_output_folder_holding_another_run_is_refused(tmp_path: Path, cancer: Path) -> None:
+def test_an_output_folder_holding_another_run_is_refused_and_a_rerun_goes_to_a_numbered_sibling(
+    tmp_path: Path, cancer: Path
+) -> None:
     out = tmp_path / "out"
     small = ["--set", "model.hidden=[4]", "--set", "train.epochs=1", "--set", "tracking.backend=none"]
     assert run_main("train", str(cancer), "--out", str(out), *small)[0] == 0
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
-    code, _, err = run_main("train", str(cancer), "--out", str(out), *small)
-    assert code == 2 and "already holds checkpoints of this run; pass --resume" in err
+    for number in (2, 3):  # the same config again: a numbered sibling, said so; the first run untouched
+        code, stdout, err = run_main("train", str(cancer), "--out", str(out), *small)
+        sibling = tmp_path / f"out-{number}"
+        assert code == 0, err
+        assert f"{out} already holds this run; training it again in {sibling} (pass --resume" in stdout
+        assert (sibling / "model.pt").exists() and json.loads((sibling / "run.json").read_text())["status"] == "finished"
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
     code, _, err = run_main("train", str(cancer), "--out", str(out), *small, "--set", "train.lr=0.01")
     assert code == 2 and "holds another run" in err and "--out NEW_DIR" in err
     code, _, err = run_main("train", str(cancer), "--out", str(out), *small, "--set", "train.lr=0.01", "--resume")

@@ -26,6 +26,8 @@ _COMMANDS: dict[str, str] = {
     "train": "cleanfit.cli.train:train",
     "repro": "cleanfit.cli.train:repro",
     "compare": "cleanfit.cli.compare:compare",
+    "predict": "cleanfit.cli.predict:predict",
+    "init": "cleanfit.cli.init:init",
 }
 
 _HELP = {
@@ -34,6 +36,8 @@ _HELP = {
     "train": "Train from a TOML config.",
     "repro": "Train twice and report whether the results are identical.",
     "compare": "Compare two configs over paired seeds.",
+    "predict": "Predict new rows with a trained run.",
+    "init": "Write a starter cleanfit.toml for a table.",
 }
 
 

@@ -20,13 +20,14 @@ import torch
 from cleanfit._util.files import DiskFull, disk_full_message
 from cleanfit._util.files import write_json as _write_json
 from cleanfit._util.locks import Held, claim, release
-from cleanfit._util.ranks import rank
+from cleanfit._util.ranks import rank, world
 from cleanfit.data.batches import Batches
 from cleanfit.errors import ConfigError
 from cleanfit.findings import Finding
 from cleanfit.pipeline.config import Config
 from cleanfit.pipeline.diagnose import diagnose_run
 from cleanfit.pipeline.model import build_model, classification_loss, make_optimizer, regression_loss, task_metrics
+from cleanfit.pipeline.export import save_run_model
 from cleanfit.pipeline.prepare import PreparedData, split_method
 from cleanfit.report.run_report import log_run_artifacts
 from cleanfit.seeding import seed_everything
@@ -251,6 +252,7 @@ def _finish(result: TabularRun, data: PreparedData, identity: str, tracker: Any,
         title=f"cleanfit run: {Path(data.config.data.path).name} -> {data.config.data.target}",
     )
     result.report_path = written["report"]
+    save_run_model(out, data, tracker)  # the folder is a model: model.json beside model.pt (and MLflow's pyfunc)
     result.metrics_path = out / METRICS_FILE
     result.unlogged_path = _unlogged_path(tracker)
     _write_json(result.metrics_path, result.to_dict())
@@ -296,7 +298,24 @@ def _batches(data: PreparedData, part: str) -> Batches | None:
     else:
         target = torch.from_numpy(y.astype(np.int64))
     train = data.config.train
-    return Batches((torch.from_numpy(X), target), train.batch_size, shuffle=part == "train", seed=train.seed)
+    return Batches((torch.from_numpy(X), target), per_process_batch(train.batch_size), shuffle=part == "train",
+                   seed=train.seed)
+
+
+def per_process_batch(batch_size: int) -> int:
+    """``train.batch_size`` is the global batch: each of torchrun's processes takes its share of it, so
+    the run is the same on 1 or N processes.
+
+    >>> per_process_batch(64)
+    64
+    """
+    processes = world()[1]
+    if batch_size % processes:
+        raise ConfigError(
+            f"train.batch_size = {batch_size} is the global batch and does not divide over the {processes} "
+            f"processes of this torchrun; set train.batch_size to a multiple of {processes}"
+        )
+    return batch_size // processes
 
 
 def _schedule(config: Any) -> Any:
@@ -349,17 +368,29 @@ def _params(data: PreparedData) -> dict[str, Any]:
 def _print_summary(result: TabularRun, seconds: float) -> None:
     lines = [f"cleanfit: trained {result.task} on {Path(result.config.data.path).name} in {seconds:.1f}s"]
     lines.append("  " + "  ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()))
+    lines.append(f"  batch:       {batch_line(result.config.train.batch_size, result.config.train.accumulate)}")
     for finding in result.diagnosis:
         lines.append(f"  [{finding.severity}] {finding.check}: {finding.message}")
     lines.append(f"  report:      {result.report_path}")
     lines.append(f"  metrics:     {result.metrics_path}")
     lines.append(f"  checkpoints: {result.checkpoint_dir}")
+    lines.append(f"  predict:     cleanfit predict {result.out} NEW.csv --out predictions.csv")
     if result.unlogged_path is not None:
         lines.append(f"  MLflow:      tracking failed (see the warning above); what it missed is in {result.unlogged_path}")
     elif result.run_id is not None:
         lines.append(f"  MLflow run:  {result.run_id} in {result.tracking_uri}")
         lines.append(f"  open it:     mlflow ui --backend-store-uri {result.tracking_uri}")
+        lines.append(f"  serve it:    mlflow models serve -m runs:/{result.run_id}/model --env-manager local")
     print("\n".join(lines), flush=True)
+
+
+def batch_line(batch_size: int, accumulate: int = 1) -> str:
+    """How the global batch is made, e.g. under ``torchrun --nproc_per_node 2``: ``2 processes x 32 = 64 per step``."""
+    processes = world()[1]
+    share = f"{processes} process{'es' if processes > 1 else ''} x {batch_size // processes}"
+    if accumulate > 1:
+        share += f" x {accumulate} accumulated"
+    return f"{share} = {batch_size * accumulate} per step"
 
 
 def _run_record(data: PreparedData, identity: str, run_id: str | None, *, status: str) -> dict[str, Any]:

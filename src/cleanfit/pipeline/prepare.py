@@ -28,7 +28,7 @@ from cleanfit.errors import DataError
 from cleanfit.pipeline.config import Config, PreprocessConfig
 from cleanfit.tracking.environment import data_fingerprint
 
-__all__ = ["AuditGateError", "PreparedData", "prepare", "split_method", "infer_task"]
+__all__ = ["AuditGateError", "PreparedData", "prepare", "split_method", "infer_task", "text_values"]
 
 _log = logging.getLogger("cleanfit")
 
@@ -320,7 +320,7 @@ def feature_frame(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
         features[column] = values
     for column in text:
         _check_one_value_per_cell(features[column], Path(data.path).name)
-        features[column] = features[column].map(lambda v: "missing" if pd.isna(v) else str(v)).astype(object)
+        features[column] = text_values(features[column])
     return features
 
 
@@ -356,6 +356,15 @@ def _check_one_value_per_cell(values: pd.Series, file: str) -> None:
             f"column {values.name!r} of {file} holds lists or other containers (row {row}: {str(example)[:60]}); "
             "a model takes one value per cell: expand it into columns in the file, or list it in data.drop"
         )
+
+
+def text_values(column: pd.Series) -> pd.Series:
+    """A text column as the model sees it: each value as ``str``, a missing one as the category ``"missing"``.
+
+    >>> text_values(pd.Series(["a", None, 3])).tolist()
+    ['a', 'missing', '3']
+    """
+    return column.map(lambda v: "missing" if pd.isna(v) else str(v)).astype(object)
 
 
 def column_kinds(features: pd.DataFrame) -> tuple[list[str], list[str]]:

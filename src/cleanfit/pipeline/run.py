@@ -43,8 +43,10 @@ def train_config(
     """Train the model a config describes, with the whole discipline; see the module docstring.
 
     ``out`` (default ``./cleanfit-out/<data file stem>``) receives ``run.json`` (the run's identity),
-    ``checkpoints/``, ``report.html`` and ``metrics.json``. An ``out`` that holds another run is an
-    error (nothing is overwritten); one that holds this run's checkpoints needs ``resume=True``.
+    ``checkpoints/``, ``report.html``, ``metrics.json`` and the model (``model.json``, ``model.pt``). An
+    ``out`` that holds another run is an error (nothing is overwritten); one that holds this run already
+    trains it again in a numbered sibling (``out-2``, ``out-3``, ...) and says so, unless ``resume=True``
+    continues it from its latest checkpoint.
     """
     config = _as_config(config, overrides)
     data = prepare(config)
@@ -62,6 +64,8 @@ def train_prepared(
     out = Path(out) if out is not None else Path.cwd() / "cleanfit-out" / Path(config.data.path).stem
     identity = run_identity(config, data.data_fingerprint)
     checkpoint_dir = Path(config.checkpoint.dir) if config.checkpoint.dir else out / "checkpoints"
+    if not resume and config.checkpoint.dir is None and _same_run(out, identity, checkpoint_dir):
+        out, checkpoint_dir = _sibling(out, identity, quiet=quiet)
     claim_out(out, checkpoint_dir, identity, resume=resume)
     return fit_prepared(
         data, out=out.resolve(), checkpoint_dir=checkpoint_dir.resolve(), identity=identity, resume=resume, quiet=quiet
@@ -105,6 +109,42 @@ def claim_out(out: Path, checkpoint_dir: Path, identity: str, *, resume: bool) -
             f"{out} already holds checkpoints of this run; pass --resume to continue it, or delete "
             f"{checkpoint_dir} to train it again from the start"
         )
+
+
+def _same_run(out: Path, identity: str, checkpoint_dir: Path) -> bool:
+    """``out`` holds this very run, trained (or started) before: a rerun without ``--resume``."""
+    has_checkpoints = checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir())
+    record = _run_record(out)
+    return record.get("identity") == identity and (has_checkpoints or record.get("status") == "finished")
+
+
+def _sibling(out: Path, identity: str, *, quiet: bool) -> tuple[Path, Path]:
+    """The first free numbered sibling of ``out`` (``run`` -> ``run-2``, ``run-3``, ...), and says so.
+
+    Free: missing, empty, or this run's folder just started by another rank of the same torchrun (a run
+    file that says "running", no checkpoint yet), so every rank picks the same sibling.
+    """
+    number = 2
+    while True:
+        sibling = out.with_name(f"{out.name}-{number}")
+        record = _run_record(sibling)
+        fresh = record.get("identity") == identity and record.get("status") == "running" and not any(
+            (sibling / "checkpoints").glob("*"))
+        if not sibling.exists() or (sibling.is_dir() and not any(sibling.iterdir())) or fresh:
+            break
+        number += 1
+    if not quiet and rank() == 0:
+        print(f"cleanfit: {out} already holds this run; training it again in {sibling} "
+              f"(pass --resume to continue the run in {out} instead)", flush=True)
+    return sibling, sibling / "checkpoints"
+
+
+def _run_record(out: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((out / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _as_config(config: str | Path | Mapping[str, Any] | Config, overrides: Sequence[str]) -> Config:

@@ -18,7 +18,7 @@ from cleanfit.tracking import make_tracker
 from cleanfit.tracking.environment import environment_params
 from cleanfit.training.schedules import describe_schedule
 
-__all__ = ["make_tracker", "owns_run", "report_writer", "write_report"]
+__all__ = ["make_tracker", "owns_run", "report_writer", "write_report", "prefixed", "log_after_fit"]
 
 logger = logging.getLogger("cleanfit")
 
@@ -202,3 +202,20 @@ def write_report(*, tracker: Any, directory: Path | None, history: Any, config: 
         shutil.rmtree(target, ignore_errors=True)  # the tracking store holds copies now
         return None
     return written["report"]
+
+
+def prefixed(scores: Mapping[str, float], prefix: str) -> dict[str, float]:
+    """``{"<prefix>_<name>": value}`` for the finite scores (what a tracker can store).
+
+    >>> prefixed({"loss": 0.25, "auc": float("nan")}, "test")
+    {'test_loss': 0.25}
+    """
+    return {f"{prefix}_{name}": float(value) for name, value in scores.items() if math.isfinite(value)}
+
+
+def log_after_fit(after_fit: tuple[Any, str, int], metrics: Mapping[str, float]) -> None:
+    """Add ``metrics`` to the run a finished ``fit`` started: reopened, logged at its last step, ended again."""
+    tracker, run_id, step = after_fit
+    tracker.start(run_id=run_id)
+    tracker.log_metrics(metrics, step=step)
+    tracker.finish("FINISHED")

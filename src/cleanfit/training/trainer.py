@@ -147,6 +147,8 @@ class Trainer:
         self.ema_: Ema | None = None  # the average of the current (or last) fit
         self.history_: History | None = None
         self._prepared = False
+        self._after_fit: tuple[Any, str, int] | None = None  # (tracker, run id, step): see close()
+        self.test_scores_: dict[str, float] | None = None
         self._run: RunContext | None = None  # the current (or last) fit's bookkeeping
         # Test hook: called as hook(trainer, state) after every optimizer step (after any checkpoint).
         self._after_step: Callable[[Trainer, TrainState], None] | None = None
@@ -164,15 +166,24 @@ class Trainer:
         self._prepared = True
 
     # -- fit -------------------------------------------------------------------------------------
-    def fit(self, train: Batches, val: Batches | None = None, *, epochs: int, resume: bool | str | Path = False) -> History:
-        """Train for ``epochs`` epochs (continuing a checkpointed run with ``resume``); return the History."""
+    def fit(self, train: Batches, val: Batches | None = None, *, epochs: int, resume: bool | str | Path = False,
+            test: Batches | None = None) -> History:
+        """Train for ``epochs`` epochs (continuing a checkpointed run with ``resume``); return the History.
+
+        ``test`` is scored once, after training, into ``test_scores_`` and the run (``test_<name>``). A run
+        the Trainer started takes the scores of a later ``evaluate()`` too, until :meth:`close`.
+        """
         check_fit(train, val, epochs, self.early_stopping, self.metrics)
         self._prepare()
         check_fit_batches(train, val, self.dist_)
+        self._after_fit = None
         state, run = self._start(train, val, epochs, resume)
         status = "FAILED"
         try:
             self._loop(state, run)
+            if test is not None:
+                self.test_scores_ = self.evaluate(test, log_as=None)
+                run.tracker.log_metrics(io.prefixed(self.test_scores_, "test"), step=state.step)
             status = "FINISHED"
         except RuntimeError as exc:
             lost = distributed.lost_peer(exc, self.dist_.rank, self.dist_.world_size)
@@ -186,7 +197,19 @@ class Trainer:
                 run.tracker.finish(status)
             else:
                 run.tracker.flush()
+        if run.owns_run and state.run_id is not None:  # evaluate() after fit adds to this run (see close())
+            self._after_fit = (run.tracker, state.run_id, state.step)
         return state.history
+
+    def close(self) -> None:
+        """Stop adding ``evaluate()`` scores to the run the last ``fit`` started (``with Trainer(...) as t`` closes)."""
+        self._after_fit = None
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
 
     def _start(self, train: Batches, val: Batches | None, epochs: int, resume: bool | str | Path) -> tuple[TrainState, RunContext]:
         """Build the run's TrainState (fresh or from a checkpoint), start tracking, then seed."""
@@ -218,6 +241,9 @@ class Trainer:
         else:
             state.load_state_dict(saved, rank=self.dist_.rank, source=reader.resolved_path)
             self.history_ = state.history
+            if main:
+                io.logger.info(f"resumed from step {state.step} of {self.total_steps_} "
+                               f"(epoch {min(state.epoch + 1, epochs)} of {epochs})")
             if state.epoch > epochs:
                 raise ConfigError(f"fit(epochs={epochs}) but {reader.resolved_path} is already at epoch {state.epoch}; "
                                   f"resume with epochs >= {state.epoch} (the run's own setting), or start a new run.")
@@ -380,13 +406,20 @@ class Trainer:
             run.manager.save(s.state_dict(totals=totals), step=s.step, epoch=s.epoch, metric=metric)
 
     # -- evaluation ------------------------------------------------------------------------------
-    def evaluate(self, batches: Batches) -> dict[str, float]:
-        """Exact means over all examples of ``batches``: ``"loss"`` and each metric."""
+    def evaluate(self, batches: Batches, *, log_as: str | None = "test") -> dict[str, float]:
+        """Exact means over all examples of ``batches``: ``"loss"`` and each metric.
+
+        After a ``fit`` whose run the Trainer started (and until :meth:`close`), the scores are also logged to
+        that run as ``<log_as>_<name>`` (``log_as=None``: not logged).
+        """
         check_batches(batches, "evaluate")
         self._prepare()
         check_eval_batches(batches, "evaluate", self.dist_)
-        return _evaluate(self._eval_model(), batches, precision=self.precision_, device=self.device_, dist=self.dist_,
-                         loss=self.loss, step=self.step, metrics=self.metrics)
+        scores = _evaluate(self._eval_model(), batches, precision=self.precision_, device=self.device_, dist=self.dist_,
+                           loss=self.loss, step=self.step, metrics=self.metrics)
+        if log_as and self._after_fit is not None and self.dist_.is_main:
+            io.log_after_fit(self._after_fit, io.prefixed(scores, log_as))
+        return scores
 
     def predict(self, batches: Batches) -> torch.Tensor:
         """The model's outputs for every example of ``batches`` (unshuffled), as one CPU tensor in data order."""
