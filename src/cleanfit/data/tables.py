@@ -211,7 +211,9 @@ def looks_like_dates(series: pd.Series) -> bool:
     >>> looks_like_dates(pd.Series(["10-14", "15-19"])), looks_like_dates(pd.Series(["may", "june"]))
     (False, False)
     """
-    sample = series.dropna().head(_DATE_SAMPLE).astype(str)
+    # bytes are text of an unknown encoding: decoded leniently (pandas' str() of undecodable bytes raises)
+    sample = pd.Series([v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                        for v in series.dropna().head(_DATE_SAMPLE)], dtype=object)
     if sample.empty or sample.str.contains(_DATE_SHAPE).mean() < 0.9:
         return False
     with warnings.catch_warnings():

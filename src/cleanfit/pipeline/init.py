@@ -22,14 +22,11 @@ from typing import Any
 import pandas as pd
 
 from cleanfit._util.columns import did_you_mean
-from cleanfit.data.tables import infer_task
+from cleanfit.data.tables import infer_task, text_column_problem
 from cleanfit.errors import DataError
 from cleanfit.pipeline.config import Config
 
 __all__ = ["starter_config", "text_columns_to_drop", "COMMENTS"]
-
-ID_SHARE = 0.95  # a text column with a distinct value on at least this share of rows is an identifier
-DATE_SHARE = 0.9  # a text column whose values read as dates on at least this share of rows holds dates
 
 # One line per setting; a setting without a line here is still written, with its default.
 COMMENTS: dict[str, str] = {
@@ -39,6 +36,7 @@ COMMENTS: dict[str, str] = {
     "data.group": "an entity column (patient, user): no entity in two parts",
     "data.drop": "columns the model must not see",
     "data.task": '"auto", "classification" or "regression"',
+    "data.missing_target": '"error" or "drop": what to do with rows whose target is missing',
     "split.by": '"auto", "random", "stratify", "group" or "time"',
     "split.test": "share of rows for the test part (scored once, at the end)",
     "split.val": "share of rows for validation (early stopping, the loss curve)",
@@ -70,32 +68,33 @@ COMMENTS: dict[str, str] = {
     "tracking.experiment": "default: the data file's name",
     "tracking.uri": "default: MLflow's own (sqlite:///mlflow.db here) or MLFLOW_TRACKING_URI",
     "audit.fail_on": '"critical", "warning" or "never": which findings stop training',
+    "audit.memory": '"auto", "2GB" or bytes: a Parquet table larger than this is audited out of core',
 }
 
 
 def text_columns_to_drop(frame: pd.DataFrame, exclude: Sequence[str] = ()) -> dict[str, str]:
-    """Text columns a model should not take as categories, with the reason: dates stored as text, and
-    identifier-like text (a distinct value on nearly every row).
+    """Text columns ``cleanfit train`` would refuse to one-hot encode, with the reason: the one rule of
+    :func:`cleanfit.data.tables.text_column_problem` (dates stored as text, identifier-like text, too many
+    levels), so the starter config trains as written.
 
     >>> frame = pd.DataFrame({"id": [f"u{i}" for i in range(50)], "day": ["2024-01-02"] * 50, "c": ["a", "b"] * 25})
     >>> sorted(text_columns_to_drop(frame))
     ['day', 'id']
     """
-    reasons: dict[str, str] = {}
+    reasons = {
+        "date": "dates stored as text: use it as data.time, or leave it dropped",
+        "identifier": "identifier-like text ({distinct:,} distinct values in {rows:,} rows)",
+        "levels": "text with {distinct:,} levels: too many to one-hot encode",
+    }
+    found: dict[str, str] = {}
     for name in frame.columns:
-        column = frame[name]
-        if name in exclude or pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        if name in exclude:
             continue
-        values = column.dropna().astype(str)
-        if len(values) == 0:
-            continue
-        sample = values.iloc[:500]
-        dates = pd.to_datetime(sample, errors="coerce", format="mixed")
-        if dates.notna().mean() >= DATE_SHARE and not sample.str.fullmatch(r"[A-Za-z]+").any():
-            reasons[name] = "dates stored as text: use it as data.time, or leave it dropped"
-        elif len(values) >= 20 and values.nunique() >= ID_SHARE * len(values):
-            reasons[name] = f"identifier-like text ({values.nunique()} distinct values in {len(values)} rows)"
-    return reasons
+        problem = text_column_problem(frame[name], name)
+        if problem is not None:
+            rows = int(frame[name].notna().sum())
+            found[name] = reasons[problem.kind].format(distinct=problem.distinct, rows=rows)
+    return found
 
 
 def starter_config(frame: pd.DataFrame, data_path: str, *, target: str, time: str | None = None,

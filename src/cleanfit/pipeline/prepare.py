@@ -299,6 +299,8 @@ def feature_frame(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
             f"and data.drop columns; remove some names from data.drop"
         )
     numeric, text = column_kinds(features)
+    for column in text:  # a cell holding a list cannot be counted, compared or encoded: say so first
+        _check_one_value_per_cell(features[column], Path(data.path).name)
     if text and config.preprocess.categorical != "none":
         refuse_text_columns(features[text], Path(data.path).name)
     if text and config.preprocess.categorical == "none":
@@ -319,7 +321,6 @@ def feature_frame(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
             raise DataError(f"column {column!r} holds infinite values; replace them or list the column in data.drop")
         features[column] = values
     for column in text:
-        _check_one_value_per_cell(features[column], Path(data.path).name)
         features[column] = text_values(features[column])
     return features
 
