@@ -81,3 +81,18 @@ def test_a_collate_with_0d_totals_and_strings_passes():
 
     batches = list(cf.Batches(_Pairs(), 4, collate=collate))
     assert [len(b["names"]) for b in batches] == [4, 4]
+
+
+def _main_draws():
+    return (random.gauss(0, 1), random.random(), np.random.normal(), np.random.rand(), torch.randn(()).item())
+
+
+def test_loading_keeps_the_main_processs_cached_gaussians():
+    """random.gauss and NumPy's legacy normal cache a second value: a batch loaded in between keeps both."""
+    cf.seed_everything(3)
+    random.gauss(0, 1), np.random.normal()  # each now holds a cached second gaussian
+    expected = _main_draws()
+    cf.seed_everything(3)
+    random.gauss(0, 1), np.random.normal()
+    list(cf.Batches(_Draws(), 4, seed=1))
+    assert _main_draws() == expected
