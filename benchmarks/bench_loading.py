@@ -9,7 +9,9 @@
    collate on both sides (W=0 and 2); and the cost of ``step -> (loss, count)`` against a bare loss in a
    Trainer with accumulation, on a tiny embedding model.
 3. The per-example seeding cost (Python ``random``, NumPy's global RNG, torch's CPU generator, from
-   ``(seed, epoch, index)``), per item, and the save/restore of the main process's RNGs, per batch.
+   ``(seed, epoch, index)``), per item, split into the keys and each generator's own re-seeding (the floor),
+   the save/restore of the main process's RNGs, per batch, and what Batches' main-process fetch adds per item
+   over the bare ``collate([ds[i] ...])`` loop, measured in one process (free of the neighbours' load swings).
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_loading.py [--workers 0 2] [--images 2048] [--device cuda]
 """
@@ -30,6 +32,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 import cleanfit as cf
+from cleanfit.data.sources import as_source
 from cleanfit.seeding import MainRngs, example_seeds, seed_example
 
 CROP, SIDE, BATCH = 64, 72, 64
@@ -141,6 +144,25 @@ def seeding_cost(n: int = 20000) -> dict[str, float]:
     return cost
 
 
+def path_overhead(ds: Dataset, collate, rounds: int = 7) -> tuple[float, float]:
+    """µs per item, in one process, interleaved: Batches' main-process fetch (seeding, RNG save/restore,
+    checks) against the bare ``collate([ds[i] for i in batch])`` loop over the same batches (medians)."""
+    source = as_source(ds, collate=collate)
+    order = np.random.default_rng(0).permutation(len(ds))
+    slices = [order[lo:lo + BATCH] for lo in range(0, len(ds), BATCH)]
+    ours, bare = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for s in slices:
+            source.fetch(1, s)
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for s in slices:
+            collate([ds[i] for i in s.tolist()])
+        bare.append(time.perf_counter() - start)
+    return (sorted(ours)[rounds // 2] / len(ds) * 1e6, sorted(bare)[rounds // 2] / len(ds) * 1e6)
+
+
 def count_cost(steps_data: int = 256) -> tuple[float, float]:
     """Seconds per epoch of a tiny LM through the Trainer: bare loss vs (loss, count)."""
     ds = Sentences(steps_data)
@@ -186,6 +208,9 @@ def main() -> None:
     for w in sorted({0, *[w for w in args.workers if w <= 2]}):
         ours, theirs, median = compare(text, w, "cpu", args.repeats, collate=pad)
         print(f"| {w} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x | {median:.2f}x |", flush=True)
+    ours, bare_loop = path_overhead(text, pad)
+    print(f"\nmain-process path on the text items, one process: Batches fetch {ours:.1f} µs per item against the "
+          f"bare loop's {bare_loop:.1f}: {ours - bare_loop:.1f} µs per item added")
     bare, counted = count_cost()
     print(f"\n(loss, count) weighting: an epoch of a tiny LM (accumulate=4) {counted:.3f} s vs {bare:.3f} s with a "
           f"bare loss: {counted / bare:.2f}x")
