@@ -9,7 +9,9 @@
    collate on both sides (W=0 and 2); and the cost of ``step -> (loss, count)`` against a bare loss in a
    Trainer with accumulation, on a tiny embedding model.
 3. The per-example seeding cost (Python ``random``, NumPy's global RNG, torch's CPU generator, from
-   ``(seed, epoch, index)``), per item, and the save/restore of the main process's RNGs, per batch.
+   ``(seed, epoch, index)``), per item, split into the keys and each generator's own re-seeding (the floor),
+   the save/restore of the main process's RNGs, per batch, and what Batches' main-process fetch adds per item
+   over the bare ``collate([ds[i] ...])`` loop, measured in one process (free of the neighbours' load swings).
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_loading.py [--workers 0 2] [--images 2048] [--device cuda]
 """
@@ -30,7 +32,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 import cleanfit as cf
-from cleanfit.seeding import MainRngs, example_seed, seed_example
+from cleanfit.data.sources import as_source
+from cleanfit.seeding import MainRngs, example_seeds, seed_example
 
 CROP, SIDE, BATCH = 64, 72, 64
 
@@ -109,17 +112,55 @@ def compare(ds: Dataset, workers: int, device: str, repeats: int, collate=None) 
     return max(a for a, _ in pairs), max(b for _, b in pairs), ratios[len(ratios) // 2]
 
 
-def seeding_cost(n: int = 20000) -> tuple[float, float]:
+def _per_call_us(fn, args: list, repeats: int = 5) -> float:
+    """Best over ``repeats`` of the µs per call of ``fn`` over ``args`` (the loop's own cost included)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for a in args:
+            fn(a)
+        best = min(best, time.perf_counter() - start)
+    return best / len(args) * 1e6
+
+
+def seeding_cost(n: int = 20000) -> dict[str, float]:
+    """µs per item of the per-example seeding, the three generators' own re-seeding (the floor), and the
+    main process's RNG save/restore per batch."""
+    keys = example_seeds(0, 1, np.arange(n))
     start = time.perf_counter()
-    for i in range(n):
-        seed_example(example_seed(0, 1, i))
-    per_item = (time.perf_counter() - start) / n * 1e6
-    start = time.perf_counter()
-    for _ in range(n // 20):
+    for lo in range(0, n, BATCH):
+        example_seeds(0, 1, np.arange(lo, lo + BATCH))
+    cost = {"keys": (time.perf_counter() - start) / n * 1e6}
+    cost["all"] = _per_call_us(seed_example, keys)
+    cost["python"] = _per_call_us(random.seed, keys)
+    cost["numpy"] = _per_call_us(np.random.seed, [k & 0xFFFFFFFF for k in keys])
+    cost["torch"] = _per_call_us(torch.default_generator.manual_seed, keys)
+
+    def save_restore(_):
         with MainRngs():
             pass
-    per_batch = (time.perf_counter() - start) / (n // 20) * 1e6
-    return per_item, per_batch
+
+    cost["per_batch"] = _per_call_us(save_restore, list(range(n // 20)))
+    return cost
+
+
+def path_overhead(ds: Dataset, collate, rounds: int = 7) -> tuple[float, float]:
+    """µs per item, in one process, interleaved: Batches' main-process fetch (seeding, RNG save/restore,
+    checks) against the bare ``collate([ds[i] for i in batch])`` loop over the same batches (medians)."""
+    source = as_source(ds, collate=collate)
+    order = np.random.default_rng(0).permutation(len(ds))
+    slices = [order[lo:lo + BATCH] for lo in range(0, len(ds), BATCH)]
+    ours, bare = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for s in slices:
+            source.fetch(1, s)
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for s in slices:
+            collate([ds[i] for i in s.tolist()])
+        bare.append(time.perf_counter() - start)
+    return (sorted(ours)[rounds // 2] / len(ds) * 1e6, sorted(bare)[rounds // 2] / len(ds) * 1e6)
 
 
 def count_cost(steps_data: int = 256) -> tuple[float, float]:
@@ -167,13 +208,18 @@ def main() -> None:
     for w in sorted({0, *[w for w in args.workers if w <= 2]}):
         ours, theirs, median = compare(text, w, "cpu", args.repeats, collate=pad)
         print(f"| {w} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x | {median:.2f}x |", flush=True)
+    ours, bare_loop = path_overhead(text, pad)
+    print(f"\nmain-process path on the text items, one process: Batches fetch {ours:.1f} µs per item against the "
+          f"bare loop's {bare_loop:.1f}: {ours - bare_loop:.1f} µs per item added")
     bare, counted = count_cost()
     print(f"\n(loss, count) weighting: an epoch of a tiny LM (accumulate=4) {counted:.3f} s vs {bare:.3f} s with a "
           f"bare loss: {counted / bare:.2f}x")
-    per_item, per_batch = seeding_cost()
-    print(f"per-example seeding: {per_item:.1f} µs per item (goal < 20); main-process RNG save/restore "
-          f"{per_batch:.0f} µs per batch ({per_batch / BATCH:.1f} µs per item at batch {BATCH})")
-
+    c = seeding_cost()
+    print(f"per-example seeding: {c['all'] + c['keys']:.1f} µs per item (goal < 20): the keys {c['keys']:.2f}, then "
+          f"re-seeding Python's random {c['python']:.1f} + NumPy's {c['numpy']:.1f} + torch's {c['torch']:.1f} = "
+          f"{c['python'] + c['numpy'] + c['torch']:.1f} µs (the floor: each generator's own initialisation); "
+          f"main-process RNG save/restore {c['per_batch']:.0f} µs per batch ({c['per_batch'] / BATCH:.1f} µs per "
+          f"item at batch {BATCH})")
 
 if __name__ == "__main__":
     main()

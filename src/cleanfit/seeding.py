@@ -107,6 +107,9 @@ _MASK64 = (1 << 64) - 1
 _MASK32 = (1 << 32) - 1
 _python_rng = random._inst  # type: ignore[attr-defined]  # the instance behind random.random() & co.
 _seed_python = _random.Random.seed
+_seed_numpy = np.random.seed  # bound to NumPy's global RandomState, like random.seed
+_seed_torch = torch.default_generator.manual_seed
+_C1, _C2, _C3 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 
 
 def example_seed(seed: int, epoch: int, index: int) -> int:
@@ -115,21 +118,39 @@ def example_seed(seed: int, epoch: int, index: int) -> int:
     >>> example_seed(0, 0, 1) == example_seed(0, 0, 1) != example_seed(0, 1, 1)
     True
     """
-    z = (seed * 0x9E3779B97F4A7C15 + (epoch + 1) * 0xBF58476D1CE4E5B9 + (index + 1) * 0x94D049BB133111EB) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    z = (seed * _C1 + (epoch + 1) * _C2 + (index + 1) * _C3) & _MASK64
+    z = ((z ^ (z >> 30)) * _C2) & _MASK64
+    z = ((z ^ (z >> 27)) * _C3) & _MASK64
     return z ^ (z >> 31)
 
 
+def example_seeds(seed: int, epoch: int, indices: Any) -> list[int]:
+    """:func:`example_seed` of every index in ``indices`` (non-negative ints), in one NumPy pass: the same
+    values, as Python ints, at ~0.1 µs an index instead of ~1 µs (uint64 arithmetic wraps mod 2**64).
+
+    >>> example_seeds(3, 1, [0, 5]) == [example_seed(3, 1, 0), example_seed(3, 1, 5)]
+    True
+    """
+    z = np.array(indices, dtype=np.uint64)
+    z *= np.uint64(_C3)
+    z += np.uint64((seed * _C1 + (epoch + 1) * _C2 + _C3) & _MASK64)  # (index + 1) * C3 = index * C3 + C3
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(_C2)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(_C3)
+    z ^= z >> np.uint64(31)
+    return z.tolist()
+
+
 def seed_example(key: int) -> None:
-    """Seed Python's ``random``, NumPy's global RNG and torch's CPU generator from ``key``, cheaply (~10 µs:
-    ``torch.manual_seed`` would also walk every CUDA device, ~100x slower), and make ``key`` the one
-    :func:`example_rng` uses."""
+    """Seed Python's ``random``, NumPy's global RNG and torch's CPU generator from ``key``, cheaply (~8 µs, the
+    three generators' own re-initialisations: ``torch.manual_seed`` would also walk every CUDA device, ~100x
+    slower), and make ``key`` the one :func:`example_rng` uses."""
     global _example_key
     _seed_python(_python_rng, key)  # random.seed(key) without its type dispatch (~0.5 µs)
     _python_rng.gauss_next = None
-    np.random.seed(key & _MASK32)
-    torch.default_generator.manual_seed(key)
+    _seed_numpy(key & _MASK32)
+    _seed_torch(key)
     _example_key = key
 
 
@@ -167,12 +188,27 @@ def example_rng() -> np.random.Generator:
 
 class MainRngs:
     """Saves the main process's Python, NumPy and torch CPU RNG states on entry and restores them on exit,
-    so loading a batch (which seeds them per example) never moves the streams of the training loop."""
+    so loading a batch (which seeds them per example) never moves the streams of the training loop.
+
+    ~50 µs a batch: NumPy's MT19937 state setter copies its 624 words one Python index at a time, ~40x
+    faster from a list than from an array, so the saved key is kept as a list.
+
+    >>> _ = np.random.normal(); before = np.random.get_state(legacy=False)
+    >>> with MainRngs():
+    ...     np.random.seed(1)
+    >>> after = np.random.get_state(legacy=False)
+    >>> bool((after["state"]["key"] == before["state"]["key"]).all()), after["gauss"] == before["gauss"]
+    (True, True)
+    """
 
     __slots__ = ("states",)
 
     def __enter__(self) -> MainRngs:
-        self.states = (random.getstate(), np.random.get_state(), torch.default_generator.get_state())
+        np_state = np.random.get_state(legacy=False)
+        inner = np_state["state"]
+        if isinstance(inner, dict) and isinstance(inner.get("key"), np.ndarray):
+            np_state["state"] = {**inner, "key": inner["key"].tolist()}
+        self.states = (random.getstate(), np_state, torch.default_generator.get_state())
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import default_collate, get_worker_info
 
 from cleanfit.errors import DataError
-from cleanfit.seeding import MainRngs, end_example, example_seed, seed_example
+from cleanfit.seeding import MainRngs, end_example, example_seed, example_seeds, seed_example
 
 
 @runtime_checkable
@@ -140,26 +140,34 @@ class _DatasetSource:
                 seed_example(example_seed(self.seed, epoch, 0))
                 self._empty = _no_rows(self.collate([self.dataset[0]]))
             return self._empty
-        seed, dataset = self.seed, self.dataset
+        dataset = self.dataset
         if self._batched:
-            seed_example(example_seed(seed, epoch, index_list[0]))
+            seed_example(example_seed(self.seed, epoch, index_list[0]))
             items = dataset.__getitems__(index_list)
             _check_items(items, len(index_list), dataset)
         else:
-            items = []
-            for i in index_list:
-                seed_example(example_seed(seed, epoch, i))
-                try:
-                    items.append(dataset[i])
-                except Exception as exc:
-                    exc.cleanfit_example = i  # type: ignore[attr-defined]  # a worker's report names it
-                    exc.add_note(f"(cleanfit: while loading example {i} of epoch {epoch})")
-                    raise
+            keys = example_seeds(self.seed, epoch, indices if isinstance(indices, np.ndarray) else index_list)
+            items = _load_items(dataset, index_list, keys, epoch)
         end_example()
         batch = self.collate(items)
         if self._own_collate:
             _check_rows(batch, len(items), self.collate)
         return batch
+
+
+def _load_items(dataset: Any, index_list: list[int], keys: list[int], epoch: int) -> list[Any]:
+    """``dataset[i]`` for each index, each with the global RNGs seeded from its key (the hot loop: kept bare)."""
+    getitem, items = dataset.__getitem__, []
+    append = items.append
+    for i, key in zip(index_list, keys):
+        seed_example(key)
+        try:
+            append(getitem(i))
+        except Exception as exc:
+            exc.cleanfit_example = i  # type: ignore[attr-defined]  # a worker's report names it
+            exc.add_note(f"(cleanfit: while loading example {i} of epoch {epoch})")
+            raise
+    return items
 
 
 def _check_items(items: Any, expected: int, dataset: Any) -> None:
@@ -185,8 +193,21 @@ def _row_counts(batch: Any, path: str, out: list[tuple[str, int]]) -> None:
             _row_counts(value, f"{path}[{i}]", out)
 
 
+def _rows_agree(batch: Any, items: int) -> bool:
+    """Every array of ``batch`` has ``items`` rows (the quick test; :func:`_row_counts` names the culprit)."""
+    if isinstance(batch, (torch.Tensor, np.ndarray)):
+        return batch.ndim == 0 or batch.shape[0] == items
+    if isinstance(batch, Mapping):
+        return all(_rows_agree(value, items) for value in batch.values())
+    if isinstance(batch, (list, tuple)) and not all(isinstance(v, _SCALARS) for v in batch):
+        return all(_rows_agree(value, items) for value in batch)
+    return True
+
+
 def _check_rows(batch: Any, items: int, collate: Any) -> None:
     """A collate's batch must hold one row per item in every array (batch_len and the Trainer count rows)."""
+    if _rows_agree(batch, items):
+        return
     counts: list[tuple[str, int]] = []
     _row_counts(batch, "batch", counts)
     wrong = next(((path, rows) for path, rows in counts if rows != items), None)
