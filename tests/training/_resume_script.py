@@ -123,9 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.kill_fsync:
         _kill_at_fsync(args.kill_fsync)
     if args.break_rng_restore:
-        import cleanfit.training.trainer
+        import cleanfit.training.resume
 
-        cleanfit.training.trainer.set_rng_state = lambda state: None
+        cleanfit.training.resume.set_rng_state = lambda state: None
 
     torch.set_num_threads(1)
     torch.manual_seed(0)  # the same initial weights in every process

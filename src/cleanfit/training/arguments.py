@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from cleanfit._util.args import is_positive
+from cleanfit._util.args import is_path, is_positive
 from cleanfit.data.batches import Batches
 from cleanfit.errors import CheckpointError, ConfigError, DataError
 from cleanfit.training.checkpoints import CheckpointManager
@@ -80,6 +80,18 @@ def check_eval_batches(batches: Any, where: str, dist: Distributed) -> None:
     every example."""
     check_sharding(batches, where, dist.rank, dist.world_size, dist.enabled)
     check_complete(batches, where)
+
+
+def check_combinations(metrics: Any, step: Any, checkpoint_every: Any, checkpoint_dir: Any) -> None:
+    """Trainer arguments that only make sense together."""
+    if metrics and step is not None:
+        raise ConfigError("Trainer(metrics=...) needs loss= with (x, y) batches (metrics compare outputs and "
+                          "targets); with step= compute them yourself after predict().")
+    if checkpoint_every and checkpoint_dir is None:
+        raise ConfigError(f"Trainer(checkpoint_every={checkpoint_every}) saves nowhere without checkpoint_dir; "
+                          "pass checkpoint_dir='checkpoints' (or drop checkpoint_every).")
+    if checkpoint_dir is not None and not is_path(checkpoint_dir):
+        raise ConfigError(f"Trainer(checkpoint_dir={checkpoint_dir!r}) must be a folder path (str or Path) or None.")
 
 
 def check_arguments(model: Any, optimizer: Any, loss: Any, step: Any, precision: Any, accumulate: Any,

@@ -219,3 +219,10 @@ def log_after_fit(after_fit: tuple[Any, str, int], metrics: Mapping[str, float])
     tracker.start(run_id=run_id)
     tracker.log_metrics(metrics, step=step)
     tracker.finish("FINISHED")
+
+
+def stopped(checkpoint_dir: Path | None) -> str:
+    """What a failed fit left behind, for its error message."""
+    if checkpoint_dir is None:
+        return "training stopped (with no checkpoint_dir, nothing was saved)"
+    return f"training stopped and the last good checkpoint in {checkpoint_dir} is kept"

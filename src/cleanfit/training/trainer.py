@@ -34,15 +34,15 @@ from typing import Any, Callable
 
 import torch
 
-from cleanfit._util.args import check_seed, is_path
+from cleanfit._util.args import check_seed
 from cleanfit.data.batches import Batches
 from cleanfit.data.devices import pick_device, to_device
 from cleanfit.errors import ConfigError, TrainingError
-from cleanfit.seeding import rng_state, seed_everything, set_rng_state
+from cleanfit.seeding import rng_state
 from cleanfit.training import distributed
 from cleanfit.training import run_io as io
 from cleanfit.training.arguments import check_arguments, check_batches, check_eval_batches, check_fit
-from cleanfit.training.arguments import check_fit_batches, open_checkpoints
+from cleanfit.training.arguments import check_combinations, check_fit_batches, open_checkpoints
 from cleanfit.training.averaging import Ema, check_decay
 from cleanfit.training.batch import compute_loss, count, count_weighting, loss_weights, needs_move, weighted_sum
 from cleanfit.training.batch import windows
@@ -54,6 +54,7 @@ from cleanfit.training.evaluation import predict as _predict
 from cleanfit.training.history import History
 from cleanfit.training.metrics import resolve_metrics
 from cleanfit.training.precision import Precision
+from cleanfit.training.resume import restore, seed_run
 from cleanfit.training.run_context import RunContext
 from cleanfit.training.schedules import ScheduleLike, make_scheduler, planned
 from cleanfit.training.state import TrainState, identity_of
@@ -126,14 +127,7 @@ class Trainer:
         self.clip_grad = clip_grad
         self.schedule = schedule
         self.metrics = resolve_metrics(metrics)
-        if self.metrics and step is not None:
-            raise ConfigError("Trainer(metrics=...) needs loss= with (x, y) batches (metrics compare outputs and "
-                              "targets); with step= compute them yourself after predict().")
-        if checkpoint_every and checkpoint_dir is None:
-            raise ConfigError(f"Trainer(checkpoint_every={checkpoint_every}) saves nowhere without checkpoint_dir; "
-                              "pass checkpoint_dir='checkpoints' (or drop checkpoint_every).")
-        if checkpoint_dir is not None and not is_path(checkpoint_dir):
-            raise ConfigError(f"Trainer(checkpoint_dir={checkpoint_dir!r}) must be a folder path (str or Path) or None.")
+        check_combinations(self.metrics, step, checkpoint_every, checkpoint_dir)
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.checkpoint_every = checkpoint_every or None
         self.keep_last = keep_last
@@ -239,14 +233,8 @@ class Trainer:
         if saved is None:
             train.set_epoch(0)  # a fresh run starts at the first batch, even if the caller peeked at some
         else:
-            state.load_state_dict(saved, rank=self.dist_.rank, source=reader.resolved_path)
+            restore(state, saved, reader.resolved_path, epochs=epochs, total_steps=self.total_steps_, dist=self.dist_)
             self.history_ = state.history
-            if main:
-                io.logger.info(f"resumed from step {state.step} of {self.total_steps_} "
-                               f"(epoch {min(state.epoch + 1, epochs)} of {epochs})")
-            if state.epoch > epochs:
-                raise ConfigError(f"fit(epochs={epochs}) but {reader.resolved_path} is already at epoch {state.epoch}; "
-                                  f"resume with epochs >= {state.epoch} (the run's own setting), or start a new run.")
         state.run_id = run.tracker.start(run_id=state.run_id)
         run.report = io.report_writer(self.report, run.tracker, owns_run=run.owns_run,
                                   directory=self.checkpoint_dir) if main else None
@@ -257,14 +245,7 @@ class Trainer:
                 run.tracker.log_params(run.params)
         if saved is not None and main:
             io.resend_history(run.tracker, state.history)
-        # Random numbers last, after everything is built: a resumed run draws exactly what the
-        # uninterrupted run drew from here on.
-        if saved is None:
-            seed_everything(self.seed + self.dist_.rank)
-        elif self.dist_.rank < len(state.rng):
-            set_rng_state(state.rng[self.dist_.rank])
-        else:
-            seed_everything((self.seed + self.dist_.rank + 1_000_003 * state.step) % 2**32)
+        seed_run(state, resumed=saved is not None, seed=self.seed, rank=self.dist_.rank)  # random numbers last
         return state, run
 
     # -- the loop ----------------------------------------------------------------------------------
@@ -349,7 +330,7 @@ class Trainer:
         checkpoint_due = (run.manager is not None and self.checkpoint_every is not None
                           and s.step % self.checkpoint_every == 0 and not end_of_epoch)  # the epoch end saves anyway
         if s.step % self.log_every == 0 or end_of_epoch or checkpoint_due:
-            log_steps(s, run, self.dist_, self._stopped())
+            log_steps(s, run, self.dist_, io.stopped(self.checkpoint_dir))
         if checkpoint_due:
             self._save(s, run, metric=None)
         if self._after_step is not None:
@@ -383,18 +364,13 @@ class Trainer:
                                              effective=s.train.global_batch_size * self.accumulate))
         if row["val_loss"] is not None and not math.isfinite(row["val_loss"]):
             raise TrainingError(f"the validation loss became {row['val_loss']} at epoch {row['epoch']}, step "
-                                f"{row['step']}; {self._stopped()}. Check the val data for NaN/inf values, and "
+                                f"{row['step']}; {io.stopped(self.checkpoint_dir)}. Check the val data for NaN/inf values, and "
                                 "lower the learning rate if the train loss is rising too.")
         stop = self.early_stopping.update(row, self._eval_model()) if self.early_stopping is not None else False
         if row["val_loss"] is not None and (s.best_metric is None or row["val_loss"] < s.best_metric):
             s.best_metric = row["val_loss"]
         self._save(s, run, metric=row["val_loss"])
         return stop
-
-    def _stopped(self) -> str:
-        if self.checkpoint_dir is None:
-            return "training stopped (with no checkpoint_dir, nothing was saved)"
-        return f"training stopped and the last good checkpoint in {self.checkpoint_dir} is kept"
 
     def _save(self, s: TrainState, run: RunContext, *, metric: float | None) -> None:
         """A checkpoint of the whole TrainState (rank 0 writes; every rank contributes its RNG state)."""
