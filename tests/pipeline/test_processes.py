@@ -43,7 +43,7 @@ def test_one_and_two_gloo_processes_train_the_same_run(tmp_path: Path) -> None:
     frame["y"] = np.where(frame["a"] + (frame["c"] == "x") + rng.normal(scale=0.5, size=n) > 0.5, 1, 0)
     frame.to_csv(tmp_path / "t.csv", index=False)
     (tmp_path / "t.toml").write_text(
-        '[data]\npath = "t.csv"\ntarget = "y"\n[model]\nhidden = [16]\ndropout = 0.0\n'
+        '[data]\npath = "t.csv"\ntarget = "y"\n[model]\nhidden = [16, 8]\n'  # dropout: the default 0.1
         '[train]\nepochs = 2\nbatch_size = 32\nlr = 0.01\n[tracking]\nbackend = "none"\n'
     )
     one = subprocess.run([sys.executable, "-m", "cleanfit", "train", "t.toml", "--out", "one", "--json", "one.json"],

@@ -112,7 +112,8 @@ def fit_prepared(
     main = rank() == 0
     # Everything that can still reject the config (the user's model factory) runs before anything is written.
     seed_everything(config.train.seed)
-    model = build_model(config, data.n_features, data.n_outputs, base_dir=config.base_dir)
+    model = build_model(config, data.n_features, data.n_outputs, base_dir=config.base_dir,
+                        train_rows=len(data.arrays["train"][1]))  # the MLP's dropout: masks per global batch
     optimizer = make_optimizer(config, model.parameters())
     batches = {part: _batches(data, part) for part in ("train", "val", "test")}
     if main:  # the last check that can reject the run; nothing is written before it

@@ -22,30 +22,48 @@ from torch import nn
 from cleanfit.errors import ConfigError
 from cleanfit._util.columns import close_names
 from cleanfit.pipeline.config import Config
+from cleanfit.pipeline.dropout import GlobalBatchDropout
 from cleanfit.training.metrics import METRICS
 
 
 class MLP(nn.Sequential):
-    """Linear -> ReLU -> Dropout for each hidden width, then a linear layer to ``n_outputs``."""
+    """Linear -> ReLU -> Dropout for each hidden width, then a linear layer to ``n_outputs``.
 
-    def __init__(self, n_features: int, n_outputs: int, hidden: Sequence[int] = (128, 64), dropout: float = 0.1):
+    The dropout is :class:`~cleanfit.pipeline.dropout.GlobalBatchDropout`: its masks are drawn per global
+    batch from ``(seed, forward counter, layer)``, so 1 and N torchrun processes train the same run;
+    ``layout = (train_rows, global_batch)`` is how the pipeline cuts each epoch (see that class).
+
+    >>> MLP(4, 2, hidden=[8], dropout=0.1, seed=7)[2]
+    GlobalBatchDropout(p=0.1, seed=7, layer=0, layout=None)
+    """
+
+    def __init__(self, n_features: int, n_outputs: int, hidden: Sequence[int] = (128, 64), dropout: float = 0.1,
+                 *, seed: int = 0, layout: tuple[int, int] | None = None):
         layers: list[nn.Module] = []
         width = n_features
-        for size in hidden:
+        for index, size in enumerate(hidden):
             layers += [nn.Linear(width, size), nn.ReLU()]
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(GlobalBatchDropout(dropout, seed=seed, layer=index, layout=layout))
             width = size
         layers.append(nn.Linear(width, n_outputs))
         super().__init__(*layers)
 
 
-def build_model(config: Config, n_features: int, n_outputs: int, base_dir: Path | None = None) -> nn.Module:
-    """The ``[model]`` section's network: the MLP, or the user's ``module = "pkg.mod:factory"``."""
+def build_model(config: Config, n_features: int, n_outputs: int, base_dir: Path | None = None, *,
+                train_rows: int | None = None) -> nn.Module:
+    """The ``[model]`` section's network: the MLP, or the user's ``module = "pkg.mod:factory"``.
+
+    ``train_rows`` (the pipeline's train rows) with ``train.batch_size`` (the global batch) tells the MLP's
+    dropout how each epoch is cut, so its masks are the same on 1 or N processes. A user's factory model is
+    built as it is: its own dropout layers (``nn.Dropout``) draw a mask per process.
+    """
     spec = config.model.module
     if spec is None:
         _check_fits_in_memory(n_features, n_outputs, list(config.model.hidden))
-        return MLP(n_features, n_outputs, config.model.hidden, config.model.dropout)
+        layout = None if not train_rows else (int(train_rows), int(config.train.batch_size))
+        return MLP(n_features, n_outputs, config.model.hidden, config.model.dropout, seed=config.train.seed,
+                   layout=layout)
     factory = load_factory(spec, base_dir)
     try:
         model = factory(n_features, n_outputs)
