@@ -13,18 +13,25 @@ session and each test gets a byte copy of it. Use it by naming the fixture::
 Inside the test the working directory is ``tmp_path``, ``MLFLOW_TRACKING_URI`` is
 ``sqlite:///<tmp_path>/mlflow.db`` and every artifact lands under ``<tmp_path>/mlruns`` (never in the
 repository or the caller's working directory). Both are undone after the test.
+
+``run_cli(argv) -> (code, stdout, stderr)``, the CLI in the test's process, lives in ``tests/_cli.py``; this
+folder is put on ``sys.path`` here so every test folder can ``from _cli import run_cli``.
 """
 
 from __future__ import annotations
 
 import shutil
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
 
 _DB_NAME = "mlflow.db"
 
+
+if str(Path(__file__).parent) not in sys.path:  # tests/_cli.py, importable from every test folder
+    sys.path.insert(0, str(Path(__file__).parent))
 
 def _sqlite_uri(path: Path) -> str:
     return f"sqlite:///{path}"

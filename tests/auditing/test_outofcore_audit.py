@@ -7,8 +7,6 @@ large as the table): the split and every finding's id, severity and message must
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -21,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cleanfit as cf
+from _cli import run_cli
 from cleanfit.auditing.ooc_load import BATCH, Order
 from cleanfit.auditing.ooc_scan import memory_budget, open_table
-from cleanfit.cli.main import main
 from cleanfit.data.rowsplit import RowSplit, class_counts, group_keys, random_part, row_keys, split_rows
 from cleanfit.errors import ConfigError, DataError
 
@@ -234,20 +232,10 @@ def test_open_table_reads_footers_only(tmp_path: Path) -> None:
         open_table(folder, ["lable"])
 
 
-def _cli(args: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(args)
-        except SystemExit as exc:
-            return int(exc.code or 0), out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
-
-
 def test_cli_out_of_core_progress_and_json(tmp_path: Path) -> None:
     folder = _write_files(_leaky_frame(), tmp_path / "t")
     out_json = tmp_path / "audit.json"
-    code, out, err = _cli(["audit", str(folder), "--target", "label", "--group", "patient", "--memory", "0",
+    code, out, err = run_cli(["audit", str(folder), "--target", "label", "--group", "patient", "--memory", "0",
                            "--json", str(out_json)])
     assert code == 1, out + err  # the planted duplicates fail the gate
     assert "rows/s" in err and "6,000 / 6,000 rows" in err  # the pass over the table, then each check
@@ -260,7 +248,7 @@ def test_cli_out_of_core_progress_and_json(tmp_path: Path) -> None:
 def test_cli_folder_under_the_budget_is_split_by_row_number_in_memory(tmp_path: Path) -> None:
     folder = _write_files(_leaky_frame(2000), tmp_path / "t", files=2)
     out_json = tmp_path / "audit.json"
-    code, out, err = _cli(["audit", str(folder), "--target", "label", "--checks", "duplicates,split-shift",
+    code, out, err = run_cli(["audit", str(folder), "--target", "label", "--checks", "duplicates,split-shift",
                            "--json", str(out_json)])
     assert code in (0, 1) and "rows/s" not in err, out + err  # in memory: no pass to report
     payload = json.loads(out_json.read_text())
@@ -272,6 +260,6 @@ def test_cli_bad_table_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     folder = _write_files(_leaky_frame(1000), tmp_path / "t", files=2)
     pq.write_table(pa.Table.from_pandas(_leaky_frame(100).drop(columns=["b"]), preserve_index=False), folder / "part-9.parquet")
     out_json = tmp_path / "audit.json"
-    code, out, err = _cli(["audit", str(folder), "--target", "label", "--memory", "0", "--json", str(out_json)])
+    code, out, err = run_cli(["audit", str(folder), "--target", "label", "--memory", "0", "--json", str(out_json)])
     assert code == 2 and "part-9.parquet: column 'b' is missing" in err and "Traceback" not in err
     assert not out_json.exists()

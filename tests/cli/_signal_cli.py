@@ -1,11 +1,13 @@
-"""The real ``cleanfit`` command, sent a real signal by itself at a chosen point: for the signal tests.
+"""The real ``cleanfit`` command, sent a real signal by itself at a chosen point: for the kill and signal tests.
 
     python tests/cli/_signal_cli.py SIGNAL N train CONFIG.toml [cleanfit options ...]
 
-Like ``_killed_cli.py``, but the signal is named (``SIGTERM``, ``SIGSTOP``, ...): right after the
-N-th checkpoint file (``*.ckpt``) is renamed into place the process sends SIGNAL to itself. With
-``SIGSTOP`` it stays stopped, holding what it holds, until the test sends ``SIGCONT``. The point is a
-count, not a time, so the tests need no polling or sleeps.
+Runs ``cleanfit.cli.main.main`` with the remaining arguments, in this process, and right after the N-th
+checkpoint file (``*.ckpt``) is renamed into place sends SIGNAL (``SIGKILL``, ``SIGTERM``, ``SIGSTOP``,
+...) to itself. ``SIGKILL`` there is a crash that leaves a finished checkpoint behind and the run
+unfinished; with ``SIGSTOP`` it stays stopped, holding what it holds, until the test sends ``SIGCONT``.
+The point is a count, not a time, so the tests need no polling or sleeps. The switch lives here, in the
+tests' script, never in cleanfit: it wraps ``os.replace``, the last step of every atomic file write.
 """
 
 from __future__ import annotations

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 import sys
@@ -14,7 +12,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cleanfit.cli.main import cli, main
+from _cli import run_cli
+from cleanfit.cli.main import cli
 
 
 @pytest.fixture()
@@ -28,17 +27,6 @@ def table(tmp_path: Path) -> Path:
     path = tmp_path / "data.csv"
     df.to_csv(path, index=False)
     return path
-
-
-def _run(args: list[str]) -> tuple[int, str, str]:
-    """Run ``cleanfit`` in-process through main() (the path that maps errors to exit codes)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(args)
-        except SystemExit as exc:
-            return int(exc.code or 0), out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()
 
 
 def test_clean_split_column_passes(table: Path, tmp_path: Path):
@@ -58,9 +46,9 @@ def test_a_leak_fails_the_gate_with_exit_1(table: Path, tmp_path: Path):
     df["leak"] = df["label"] * 10
     leaky = tmp_path / "leaky.parquet"
     df.to_parquet(leaky)
-    code, out, _ = _run(["audit", str(leaky), "--target", "label", "--split-col", "part"])
+    code, out, _ = run_cli(["audit", str(leaky), "--target", "label", "--split-col", "part"])
     assert code == 1 and "'leak'" in out and "critical" in out
-    code, _, _ = _run(["audit", str(leaky), "--target", "label", "--split-col", "part", "--fail-on", "never"])
+    code, _, _ = run_cli(["audit", str(leaky), "--target", "label", "--split-col", "part", "--fail-on", "never"])
     assert code == 0
 
 
@@ -68,16 +56,16 @@ def test_warning_gate(table: Path, tmp_path: Path):
     df = pd.read_csv(table).sort_values("label")  # blocked by label: a warning, not critical
     path = tmp_path / "sorted.csv"
     df.to_csv(path, index=False)
-    assert _run(["audit", str(path), "--target", "label", "--split-col", "part"])[0] == 0
-    code, out, _ = _run(["audit", str(path), "--target", "label", "--split-col", "part", "--fail-on", "warning"])
+    assert run_cli(["audit", str(path), "--target", "label", "--split-col", "part"])[0] == 0
+    code, out, _ = run_cli(["audit", str(path), "--target", "label", "--split-col", "part", "--fail-on", "warning"])
     assert code == 1 and "label-order" in out
 
 
 def test_the_command_makes_a_time_split(table: Path):
-    code, out, _ = _run(["audit", str(table), "--target", "label", "--time", "day", "--test", "0.2", "--val", "0.1"])
+    code, out, _ = run_cli(["audit", str(table), "--target", "label", "--time", "day", "--test", "0.2", "--val", "0.1"])
     assert code == 0, out
     assert "temporal" not in out.split("skipped")[-1]
-    code, out, _ = _run(["audit", str(table), "--target", "label", "--time", "day", "--by", "random"])
+    code, out, _ = run_cli(["audit", str(table), "--target", "label", "--time", "day", "--by", "random"])
     assert code == 1 and "temporal" in out
 
 
@@ -94,7 +82,7 @@ def test_the_command_makes_a_time_split(table: Path):
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(table: Path, args: list[str], needle: str):
-    code, out, err = _run(["audit", str(table), *args])
+    code, out, err = run_cli(["audit", str(table), *args])
     assert code == 2 and needle in err and err.count("\n") == 1 and "Traceback" not in err
 
 
@@ -110,7 +98,7 @@ def test_bad_files(tmp_path: Path, table: Path):
     for path, needle in [(tmp_path / "missing.csv", "file not found"), (empty, "the file is empty"),
                          (header_only, "no data rows"), (one_class, "single value"),
                          (binary, "cannot read"), (table.with_suffix(".xlsx"), "file not found")]:
-        code, _, err = _run(["audit", str(path), "--target", "label"])
+        code, _, err = run_cli(["audit", str(path), "--target", "label"])
         assert code == 2 and needle in err, (path, err)
         assert path.name in err and len(err.strip().splitlines()) == 1
 
@@ -130,14 +118,14 @@ def test_a_tiny_table_is_audited_without_a_traceback(tmp_path):
     """Too few train rows to cross-validate a single feature: no crash, no made-up finding."""
     path = tmp_path / "tiny.csv"
     path.write_text("a,b,y\n1,2,0\n3,4,1\n5,6,0\n7,8,1\n9,1,0\n2,2,1\n")
-    code, out, err = _run(["audit", str(path), "--target", "y", "--by", "random"])
+    code, out, err = run_cli(["audit", str(path), "--target", "y", "--by", "random"])
     assert code in (0, 1), err
     assert "Traceback" not in out + err and "target-leakage" not in out
 
 
 @pytest.mark.parametrize("option", ["--group", "--time", "--split-col"])
 def test_a_column_given_as_both_target_and_another_role_is_named(table: Path, option: str):
-    code, _, err = _run(["audit", str(table), "--target", "label", option, "label"])
+    code, _, err = run_cli(["audit", str(table), "--target", "label", option, "label"])
     assert code == 2 and f"{option} 'label' is also the --target column" in err
     assert len(err.strip().splitlines()) == 1
 
@@ -145,10 +133,10 @@ def test_a_column_given_as_both_target_and_another_role_is_named(table: Path, op
 @pytest.mark.parametrize("option", ["--json", "--html"])
 def test_output_files_go_into_new_folders_and_an_unwritable_path_is_exit_2(table: Path, tmp_path: Path, option: str):
     nested = tmp_path / "reports" / "today" / "audit.out"
-    code, _, err = _run(["audit", str(table), "--target", "label", "--split-col", "part", option, str(nested)])
+    code, _, err = run_cli(["audit", str(table), "--target", "label", "--split-col", "part", option, str(nested)])
     assert code == 0 and nested.stat().st_size > 0, err
     blocked = table / "audit.out"  # the "folder" is a file
-    code, _, err = _run(["audit", str(table), "--target", "label", "--split-col", "part", option, str(blocked)])
+    code, _, err = run_cli(["audit", str(table), "--target", "label", "--split-col", "part", option, str(blocked)])
     assert code == 2 and f"{option} " in err and "cannot write" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
@@ -160,7 +148,7 @@ def test_an_integer_regression_target_gets_a_random_split_by_default(tmp_path: P
     df["price"] = (100_000 + 20_000 * df["a"] + 5_000 * rng.normal(size=n)).astype(int)  # ~all distinct
     path = tmp_path / "prices.csv"
     df.to_csv(path, index=False)
-    code, out, err = _run(["audit", str(path), "--target", "price"])
+    code, out, err = run_cli(["audit", str(path), "--target", "price"])
     assert code == 0 and "PASSED" in out, err
 
 
@@ -170,13 +158,13 @@ def test_impact_measures_a_leak_in_the_text_and_json(table: Path, tmp_path: Path
     leaky = tmp_path / "leaky.csv"
     df.to_csv(leaky, index=False)
     out_json = tmp_path / "audit.json"
-    code, out, _ = _run(["audit", str(leaky), "--target", "label", "--split-col", "part", "--impact", "--json", str(out_json),
+    code, out, _ = run_cli(["audit", str(leaky), "--target", "label", "--split-col", "part", "--impact", "--json", str(out_json),
                       "--fail-on", "never"])
     assert code == 0 and "Impact: accuracy" in out
     (leak,) = [f for f in json.loads(out_json.read_text())["findings"] if f["details"].get("column") == "leak"]
     impact = leak["details"]["impact"]
     assert impact["with"] > impact["without"] and impact["interval"][0] > 0
-    _, plain, _ = _run(["audit", str(leaky), "--target", "label", "--split-col", "part"])
+    _, plain, _ = run_cli(["audit", str(leaky), "--target", "label", "--split-col", "part"])
     assert "Impact" not in plain
 
 
@@ -186,6 +174,6 @@ def test_dates_and_names_stored_as_text_are_named(table: Path, tmp_path: Path):
     df["Name"] = [f"row {i}" for i in np.random.default_rng(0).permutation(len(df))]
     path = tmp_path / "text.csv"
     df.to_csv(path, index=False)
-    code, out, _ = _run(["audit", str(path), "--target", "label", "--split-col", "part"])
+    code, out, _ = run_cli(["audit", str(path), "--target", "label", "--split-col", "part"])
     assert code == 0 and "No leakage found" not in out
     assert "Column 'date' holds dates" in out and "Column 'Name' is text" in out

@@ -4,8 +4,6 @@ so any exception other than the exit itself fails the test with its traceback.""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import itertools
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cleanfit.cli.main import main
+from _cli import run_cli
 
 _COUNTER = itertools.count()
 
@@ -60,13 +58,8 @@ def test_odd_configs_and_tables_end_in_0_1_or_2_never_a_traceback(tmp_path: Path
     (folder / "c.toml").write_text('[data]\npath = "t.csv"\ntarget = "y"\n')
     args = ["train", str(folder / "c.toml"), "--out", str(folder / "out"), "--set", "tracking.backend=none",
             "--set", "train.epochs=1", *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")]]
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        try:
-            main(args)
-        except SystemExit as exc:
-            code = exc.code
-    assert code in (0, 1, 2), err.getvalue()
-    assert "Traceback" not in err.getvalue()
+    code, _, err = run_cli(args)
+    assert code in (0, 1, 2), err
+    assert "Traceback" not in err
     if code == 2:
-        assert err.getvalue().strip().splitlines()[-1].startswith("cleanfit: error: ")
+        assert err.strip().splitlines()[-1].startswith("cleanfit: error: ")

@@ -3,27 +3,15 @@ it parses and trains as written."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cleanfit.cli.main import main
+from _cli import run_cli
 from cleanfit.pipeline.config import Config, load_config
 from cleanfit.pipeline.run import train_config
-
-
-def run_main(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 def patients(path: Path, n: int = 200) -> Path:
@@ -44,7 +32,7 @@ def test_init_writes_every_setting_with_what_it_inferred_and_it_trains_as_writte
     patients(tmp_path / "data" / "patients.csv")
     out = tmp_path / "cfg" / "cleanfit.toml"
     out.parent.mkdir()
-    code, stdout, err = run_main("init", str(tmp_path / "data" / "patients.csv"), "--target", "outcome", "--out", str(out))
+    code, stdout, err = run_cli(["init", str(tmp_path / "data" / "patients.csv"), "--target", "outcome", "--out", str(out)])
     assert code == 0, err
     assert f"wrote {out}" in stdout
     text = out.read_text()
@@ -61,7 +49,7 @@ def test_init_writes_every_setting_with_what_it_inferred_and_it_trains_as_writte
     assert config.train.batch_size == 64 and config.model.hidden == [128, 64] and config.train.epochs == 20
     run = train_config(out, out=tmp_path / "run", quiet=True)  # as written: 20 epochs, MLflow tracking
     assert run.metrics["test_accuracy"] >= 0.7 and run.run_id is not None
-    code, _, err = run_main("init", str(tmp_path / "data" / "patients.csv"), "--target", "outcome", "--out", str(out))
+    code, _, err = run_cli(["init", str(tmp_path / "data" / "patients.csv"), "--target", "outcome", "--out", str(out)])
     assert code == 2 and "already exists" in err and out.read_text() == text  # never overwritten
 
 
@@ -69,12 +57,12 @@ def test_init_with_a_time_column_and_bad_columns(tmp_path) -> None:
     data = patients(tmp_path / "p.csv")
     frame = pd.read_csv(data)
     frame.assign(outcome=np.linspace(0, 1, len(frame))).to_csv(tmp_path / "r.csv", index=False)
-    code, _, err = run_main("init", str(tmp_path / "r.csv"), "--target", "outcome", "--time", "visit",
-                            "--out", str(tmp_path / "r.toml"))
+    code, _, err = run_cli(["init", str(tmp_path / "r.csv"), "--target", "outcome", "--time", "visit",
+                            "--out", str(tmp_path / "r.toml")])
     assert code == 0, err
     config = load_config(tmp_path / "r.toml")
     assert config.data.time == "visit" and config.split.by == "time" and config.data.task == "regression"
     assert config.data.drop == ["patient_id"]  # the time column is used, not dropped
-    code, _, err = run_main("init", str(data), "--target", "outcom", "--out", str(tmp_path / "x.toml"))
+    code, _, err = run_cli(["init", str(data), "--target", "outcom", "--out", str(tmp_path / "x.toml")])
     assert code == 2 and "--target 'outcom': no such column" in err and "did you mean 'outcome'?" in err
     assert not (tmp_path / "x.toml").exists()

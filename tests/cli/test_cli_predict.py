@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 from pathlib import Path
 
@@ -10,19 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cleanfit.cli.main import main
+from _cli import run_cli
 from cleanfit.pipeline.run import train_config
-
-
-def run_main(*args: str) -> tuple[int, str, str]:
-    """``cleanfit.cli.main.main`` in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +37,11 @@ def run_dir(trained) -> Path:
 def test_predictions_go_to_stdout_or_a_file_in_the_rows_order(trained, run_dir: Path, tmp_path: Path) -> None:
     frame = pd.read_csv(run_dir.parent / "houses.csv")
     frame.drop(columns=["price"]).iloc[::-1].to_csv(tmp_path / "new.csv", index=False)
-    code, stdout, err = run_main("predict", str(run_dir), str(tmp_path / "new.csv"))
+    code, stdout, err = run_cli(["predict", str(run_dir), str(tmp_path / "new.csv")])
     assert code == 0 and err == ""
     printed = pd.read_csv(io.StringIO(stdout))
     assert list(printed.columns) == ["prediction"] and len(printed) == len(frame)
-    code, _, err = run_main("predict", str(run_dir), str(run_dir.parent / "houses.csv"), "--out", str(tmp_path / "p.parquet"))
+    code, _, err = run_cli(["predict", str(run_dir), str(run_dir.parent / "houses.csv"), "--out", str(tmp_path / "p.parquet")])
     assert code == 0 and "ignored 1 column(s) the model does not use: 'price'" in err and "wrote 150 predictions" in err
     forward = pd.read_parquet(tmp_path / "p.parquet")["prediction"].to_numpy()
     # the same rows in reverse order: the same predictions (to float32 rounding: a row's place in a batch can
@@ -82,10 +70,10 @@ def test_bad_inputs_are_one_line_exit_2_and_write_nothing(run_dir: Path, tmp_pat
     }
     for name, expected in cases.items():
         out = tmp_path / f"{name}.out.csv"
-        code, stdout, err = run_main("predict", str(run_dir), str(tmp_path / name), "--out", str(out))
+        code, stdout, err = run_cli(["predict", str(run_dir), str(tmp_path / name), "--out", str(out)])
         assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, (name, err)
         assert stdout == "" and not out.exists(), name
-    code, _, err = run_main("predict", str(tmp_path), str(tmp_path / "missing.csv"))
+    code, _, err = run_cli(["predict", str(tmp_path), str(tmp_path / "missing.csv")])
     assert code == 2 and "no model.json there; pass the --out folder of a finished `cleanfit train` run" in err
-    code, _, err = run_main("predict", str(run_dir), str(tmp_path / "missing.csv"), "--out", str(tmp_path / "p.xlsx"))
+    code, _, err = run_cli(["predict", str(run_dir), str(tmp_path / "missing.csv"), "--out", str(tmp_path / "p.xlsx")])
     assert code == 2 and "name a .csv or .parquet file" in err

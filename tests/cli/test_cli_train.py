@@ -6,8 +6,6 @@ one hidden layer of 32 units, 10 epochs, reaches a test accuracy of about 0.95; 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import signal
@@ -22,29 +20,16 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from cleanfit.cli.main import main
+from _cli import run_cli
 from cleanfit.pipeline.demo import write_breast_cancer
 
-KILLED_CLI = Path(__file__).with_name("_killed_cli.py")  # the real command, SIGKILLed at a chosen checkpoint
+SIGNAL_CLI = Path(__file__).with_name("_signal_cli.py")  # the real command, SIGKILLed at a chosen checkpoint
 FAST = ["--set", "model.hidden=[32]", "--set", "train.epochs=10", "--set", "train.batch_size=32", "--set", "train.lr=3e-3"]
 
 
 def cleanfit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """The real command, in a fresh interpreter."""
     return subprocess.run([sys.executable, "-m", "cleanfit", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
-def run_main(*args: str) -> tuple[int, str, str]:
-    """``cleanfit.cli.main.main`` in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        else:  # pragma: no cover - main always exits
-            code = 0
-    return code, out.getvalue(), err.getvalue()
 
 
 def write_config(path: Path, data: str, target: str = "diagnosis", extra: str = "") -> Path:
@@ -69,9 +54,9 @@ def test_train_killed_then_resumed_ends_as_the_uninterrupted_run_scores_and_is_t
     reference = train_config(cancer, out=tmp_path / "reference", quiet=True, overrides=[*settings, "tracking.backend=none"])
 
     # The real command, killed hard right after its first checkpoint is on disk (checkpoints every
-    # 3 steps): _killed_cli.py SIGKILLs itself at that point, so no timing decides where it dies.
+    # 3 steps): _signal_cli.py SIGKILLs itself at that point, so no timing decides where it dies.
     out, args = tmp_path / "out", ["train", str(cancer), "--out", "out", *FAST, "--set", "checkpoint.every=3"]
-    killed = subprocess.run([sys.executable, str(KILLED_CLI), "1", *args], cwd=tmp_path,
+    killed = subprocess.run([sys.executable, str(SIGNAL_CLI), "SIGKILL", "1", *args], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
     assert killed.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (out / "metrics.json").exists()
@@ -114,7 +99,7 @@ def test_train_killed_then_resumed_ends_as_the_uninterrupted_run_scores_and_is_t
 def test_the_audit_gate_stops_a_leaky_table(tmp_path: Path) -> None:
     write_breast_cancer(tmp_path / "leaky.csv", leak=True)
     config = write_config(tmp_path / "leaky.toml", "leaky.csv")
-    code, _, err = run_main("train", str(config), "--out", str(tmp_path / "out"), "--json", str(tmp_path / "audit.json"))
+    code, _, err = run_cli(["train", str(config), "--out", str(tmp_path / "out"), "--json", str(tmp_path / "audit.json")])
     assert code == 1, err
     assert "Traceback" not in err
     assert "target-leakage" in err and "lab_flag" in err
@@ -124,7 +109,7 @@ def test_the_audit_gate_stops_a_leaky_table(tmp_path: Path) -> None:
 
 def test_repro_reports_identical_and_finds_where_runs_diverge(tmp_path: Path, cancer: Path) -> None:
     small = ["--set", "model.hidden=[8]", "--set", "train.epochs=2"]
-    code, out, err = run_main("repro", str(cancer), *small, "--json", str(tmp_path / "repro.json"))
+    code, out, err = run_cli(["repro", str(cancer), *small, "--json", str(tmp_path / "repro.json")])
     assert code == 0, err
     assert out.strip().splitlines()[-1].startswith("identical: both runs ended with bit-identical weights")
     assert json.loads((tmp_path / "repro.json").read_text())["identical"] is True
@@ -139,7 +124,7 @@ def test_repro_reports_identical_and_finds_where_runs_diverge(tmp_path: Path, ca
         "        model.weight.add_(torch.randn(model.weight.shape, generator=torch.Generator().manual_seed(seed)))\n"
         "    return model\n"
     )
-    code, out, err = run_main("repro", str(cancer), *small, "--set", 'model.module="unseeded:make"')
+    code, out, err = run_cli(["repro", str(cancer), *small, "--set", 'model.module="unseeded:make"'])
     assert code == 1, err
     assert "NOT identical" in out
     assert re.search(r"they diverge first at step \d+ \(epoch 1\): train_loss", out), out
@@ -148,14 +133,14 @@ def test_repro_reports_identical_and_finds_where_runs_diverge(tmp_path: Path, ca
 def test_repro_never_writes_into_the_configs_checkpoint_dir(tmp_path: Path, cancer: Path) -> None:
     # both runs used to share checkpoint.dir: the second refused it ("checkpoints of an unknown run")
     mine = tmp_path / "my-checkpoints"
-    code, out, err = run_main("repro", str(cancer), "--set", "model.hidden=[4]", "--set", "train.epochs=1",
-                              "--set", f'checkpoint.dir="{mine}"')
+    code, out, err = run_cli(["repro", str(cancer), "--set", "model.hidden=[4]", "--set", "train.epochs=1",
+                              "--set", f'checkpoint.dir="{mine}"'])
     assert code == 0, err
     assert "identical" in out and not mine.exists()
 
 
 def test_demo_runs_the_whole_discipline(mlflow_tracking_uri: str, tmp_path: Path) -> None:
-    code, out, err = run_main("demo", "--out", str(tmp_path / "demo"))
+    code, out, err = run_cli(["demo", "--out", str(tmp_path / "demo")])
     assert code == 0, err
     demo = tmp_path / "demo"
     assert "No leakage found." in out
@@ -204,7 +189,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path) -> None:
     for name, (args, expected) in _bad_inputs(tmp_path).items():
         out = tmp_path / f"out-{name}"
-        code, _, err = run_main(*args, "--out", str(out))
+        code, _, err = run_cli([*args, "--out", str(out)])
         assert code == 2, (name, err)
         assert len(err.strip().splitlines()) == 1 and expected in err, (name, err)
         assert not out.exists(), name
@@ -215,24 +200,24 @@ def test_an_output_folder_holding_another_run_is_refused_and_a_rerun_goes_to_a_n
 ) -> None:
     out = tmp_path / "out"
     small = ["--set", "model.hidden=[4]", "--set", "train.epochs=1", "--set", "tracking.backend=none"]
-    assert run_main("train", str(cancer), "--out", str(out), *small)[0] == 0
+    assert run_cli(["train", str(cancer), "--out", str(out), *small])[0] == 0
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     for number in (2, 3):  # the same config again: a numbered sibling, said so; the first run untouched
-        code, stdout, err = run_main("train", str(cancer), "--out", str(out), *small)
+        code, stdout, err = run_cli(["train", str(cancer), "--out", str(out), *small])
         sibling = tmp_path / f"out-{number}"
         assert code == 0, err
         assert f"{out} already holds this run; training it again in {sibling} (pass --resume" in stdout
         assert (sibling / "model.pt").exists() and json.loads((sibling / "run.json").read_text())["status"] == "finished"
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
-    code, _, err = run_main("train", str(cancer), "--out", str(out), *small, "--set", "train.lr=0.01")
+    code, _, err = run_cli(["train", str(cancer), "--out", str(out), *small, "--set", "train.lr=0.01"])
     assert code == 2 and "holds another run" in err and "--out NEW_DIR" in err
-    code, _, err = run_main("train", str(cancer), "--out", str(out), *small, "--set", "train.lr=0.01", "--resume")
+    code, _, err = run_cli(["train", str(cancer), "--out", str(out), *small, "--set", "train.lr=0.01", "--resume"])
     assert code == 2 and "holds another run" in err
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before  # nothing overwritten
 
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "report.html").write_text("my own file")
-    code, _, err = run_main("train", str(cancer), "--out", str(tmp_path / "mine"), *small)
+    code, _, err = run_cli(["train", str(cancer), "--out", str(tmp_path / "mine"), *small])
     assert code == 2 and "holds files that are not a cleanfit run" in err
     assert (tmp_path / "mine" / "report.html").read_text() == "my own file"
 
@@ -307,7 +292,7 @@ def test_fuzzed_configs_and_tables_never_crash(
     sets = [a for key, value in overrides for a in ("--set", f"{key}={value}")]
     quick = ["--set", "train.epochs=1", "--set", "model.hidden=[2]", "--set", "tracking.backend=none",
              "--set", 'audit.fail_on="never"']
-    code, _, err = run_main("train", str(config), "--out", str(case / "out"), *quick, *sets)
+    code, _, err = run_cli(["train", str(config), "--out", str(case / "out"), *quick, *sets])
     event(f"exit {code}")
     assert code in (0, 1, 2), err
     assert "Traceback" not in err

@@ -6,8 +6,6 @@ stratified, ``cleanfit train`` read it as a regression target and split at rando
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -15,18 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cleanfit.cli.main import main
+from _cli import run_cli
 from cleanfit.data.tables import MAX_CLASSES, infer_task
-
-
-def _run(args: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(args)
-        except SystemExit as exc:
-            return int(exc.code or 0), out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()  # pragma: no cover - main always exits
 
 
 def _table(path: Path, n_values: int, n: int = 300) -> Path:
@@ -47,7 +35,7 @@ def test_audit_and_train_agree_on_the_task_and_the_split(
     expected = "regression" if n_values > MAX_CLASSES else "classification"
 
     audit_json = tmp_path / "audit.json"
-    code, out, err = _run(["audit", str(data), "--target", "score", "--test", "0.2", "--val", "0.1",
+    code, out, err = run_cli(["audit", str(data), "--target", "score", "--test", "0.2", "--val", "0.1",
                            "--seed", "3", "--json", str(audit_json)])
     assert code == 0, out + err
     audited = json.loads(audit_json.read_text())
@@ -55,7 +43,7 @@ def test_audit_and_train_agree_on_the_task_and_the_split(
     config = tmp_path / "scores.toml"
     config.write_text(f'[data]\npath = "scores.csv"\ntarget = "score"\n\n[tracking]\nuri = "{mlflow_tracking_uri}"\n')
     train_json = tmp_path / "train.json"
-    code, out, err = _run(["train", str(config), "--out", str(tmp_path / "out"), "--json", str(train_json),
+    code, out, err = run_cli(["train", str(config), "--out", str(tmp_path / "out"), "--json", str(train_json),
                            "--set", "train.epochs=1", "--set", "model.hidden=[8]", "--set", "split.test=0.2",
                            "--set", "split.val=0.1", "--set", "split.seed=3", "--set", "audit.fail_on=\"never\""])
     assert code == 0, out + err

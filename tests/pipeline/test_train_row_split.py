@@ -3,25 +3,13 @@ trains on the very split that audit checked (the row-number split), not on ``cf.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cleanfit.cli.main import main
-
-
-def _run(args: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(args)
-        except SystemExit as exc:
-            return int(exc.code or 0), out.getvalue(), err.getvalue()
-    return 0, out.getvalue(), err.getvalue()  # pragma: no cover - main always exits
+from _cli import run_cli
 
 
 def test_train_over_the_budget_trains_on_the_audited_row_split(mlflow_tracking_uri: str, tmp_path: Path) -> None:
@@ -31,7 +19,7 @@ def test_train_over_the_budget_trains_on_the_audited_row_split(mlflow_tracking_u
     df["label"] = (df["a"] + rng.normal(size=n) > 0).astype(int)
     df.to_parquet(tmp_path / "big.parquet", row_group_size=300)
     audit_json = tmp_path / "audit.json"
-    code, out, err = _run(["audit", str(tmp_path / "big.parquet"), "--target", "label", "--val", "0.1", "--seed", "3",
+    code, out, err = run_cli(["audit", str(tmp_path / "big.parquet"), "--target", "label", "--val", "0.1", "--seed", "3",
                            "--memory", "0", "--json", str(audit_json)])
     assert code == 0, out + err
     audited = json.loads(audit_json.read_text())
@@ -44,7 +32,7 @@ def test_train_over_the_budget_trains_on_the_audited_row_split(mlflow_tracking_u
     for memory in ('"0"', '"auto"'):
         train_json = tmp_path / f"train{len(trained)}.json"
         args = ["train", str(config), "--out", str(tmp_path / f"out{len(trained)}"), "--json", str(train_json)]
-        code, out, err = _run(args + [a for s in sets + [f"audit.memory={memory}"] for a in ("--set", s)])
+        code, out, err = run_cli(args + [a for s in sets + [f"audit.memory={memory}"] for a in ("--set", s)])
         assert code == 0, out + err
         trained.append(json.loads(train_json.read_text()))
     over, under = trained

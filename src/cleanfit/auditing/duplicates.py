@@ -10,7 +10,9 @@ reported as information, not as leakage.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -64,11 +66,26 @@ def check_duplicates(data: AuditData) -> list[Finding]:
         overlaps.append(Overlap(PART_NAMES[early], PART_NAMES[late], obs, mean, p_value(obs, mean, var), int(np.sum(data.part == late))))
         if data.y is not None and early == TRAIN and obs:
             conflicts += _conflicting_labels(data, mask)
+    return exact_finding(overlaps, conflicts, lambda: _natural(data))
+
+
+def exact_finding(overlaps: list[Overlap], conflicts: int, natural: Callable[[], bool]) -> list[Finding]:
+    """The ``duplicates`` finding (if any) for the exact-duplicate ``overlaps`` of each pair of parts, the
+    held-out rows whose features repeat a train row's with another label (``conflicts``), and ``natural``:
+    asked only when the overlap is about chance, whether rows of this data collide naturally. Both the
+    in-memory and the out-of-core audit state their finding with it.
+
+    >>> exact_finding([Overlap("train", "test", 0, 0.4, 1.0, 50)], 0, lambda: True)
+    []
+    >>> f, = exact_finding([Overlap("train", "test", 3, 2.5, 0.4, 50)], 0, lambda: True)
+    >>> f.severity, f.message[:62]
+    ('info', 'Exact duplicate rows across the split: 3 test rows also in tra')
+    """
     shared = [o for o in overlaps if o.observed]
     if not shared:
         return []
     worst = max(shared, key=lambda o: (o.critical, o.significant, o.excess))
-    details = {"overlaps": [o.as_dict() for o in overlaps], "conflicting_labels": conflicts}
+    details: dict[str, Any] = {"overlaps": [o.as_dict() for o in overlaps], "conflicting_labels": conflicts}
     pairs = "; ".join(f"{plural(o.observed, o.late + ' row')} also in {o.early} (chance: {o.expected:.1f})" for o in shared)
     where = f"exact duplicate rows across the split: {pairs}"
     if any(o.critical for o in shared) or (conflicts and worst.significant):
@@ -81,8 +98,8 @@ def check_duplicates(data: AuditData) -> list[Finding]:
         return [Finding("duplicates", "warning", (
             f"{where.capitalize()}: above chance but a small share of the held-out rows. Drop duplicates "
             "before splitting so held-out scores are not inflated."), details)]
-    details["natural_collisions"] = natural = _natural(data)
-    if not natural:
+    details["natural_collisions"] = is_natural = natural()
+    if not is_natural:
         observed, expected = sum(o.observed for o in shared), sum(o.expected for o in shared)
         how_many = "About as many as" if observed <= 1.5 * expected + 1 else "More than"
         return [Finding("duplicates", "warning", (

@@ -53,14 +53,27 @@ def _given_groups(data: AuditData) -> list[Finding]:
     per_part = {PART_NAMES[p]: int(np.sum(in_shared & (data.part == p))) for p in (0, 1, 2)}
     details: dict[str, Any] = {"group_column": data.group_name, "shared_groups": int(shared.sum()),
                                "groups": n_codes, "held_out_rows_in_shared_groups": rows, "rows_per_part": per_part}
+    return [shared_groups_finding(data.group_name, int(shared.sum()), rows, share, details)]
+
+
+def shared_groups_finding(group_name: str | None, n_shared: int, rows: int, share: float, details: dict[str, Any]) -> Finding:
+    """The ``group`` finding for ``n_shared`` groups of ``details["groups"]`` in column ``group_name`` that
+    span parts, holding ``rows`` held-out rows (``share`` of val+test); the in-memory and out-of-core audits
+    both state it so.
+
+    >>> f = shared_groups_finding("user", 2, 7, 0.07, {"groups": 40})
+    >>> f.severity, f.message.split(";")[0]
+    ('critical', "2 groups of 40 in 'user' appear in more than one part")
+    """
     sev = "critical" if share > CRITICAL_SHARE else "warning"
-    return [Finding("group", sev, (
-        f"{plural(int(shared.sum()), 'group')} of {n_codes:,} in {data.group_name!r} "
-        f"{'appears' if int(shared.sum()) == 1 else 'appear'} in more than one "
+    n_codes = int(details["groups"])
+    return Finding("group", sev, (
+        f"{plural(n_shared, 'group')} of {n_codes:,} in {group_name!r} "
+        f"{'appears' if n_shared == 1 else 'appear'} in more than one "
         f"part; {plural(rows, 'held-out row')} ({share:.1%} of val+test) "
         f"{'belongs' if rows == 1 else 'belong'} to a group the model "
         "trains on, so held-out scores measure memorised entities. Split with "
-        f"split(by='group', groups=...) so each value of {data.group_name!r} lands in one part."), details)]
+        f"split(by='group', groups=...) so each value of {group_name!r} lands in one part."), details)
 
 
 def _key_like(data: AuditData) -> list[Finding]:

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cleanfit.data.rowsplit import splitmix64
+
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 # a held-out overlap is "clearly above chance" below this p-value
 P_VALUE = 1e-4
@@ -40,16 +42,6 @@ def hash_column(values: pd.Series | np.ndarray) -> np.ndarray:
     else:
         arr = arr.astype(object) if arr.dtype.kind != "O" else arr
     return pd.util.hash_array(arr, categorize=False)
-
-
-def _mix(v: np.ndarray) -> np.ndarray:
-    """A bijective 64-bit mixer (splitmix64's finaliser), in place."""
-    v ^= v >> np.uint64(30)
-    v *= np.uint64(0xBF58476D1CE4E5B9)
-    v ^= v >> np.uint64(27)
-    v *= np.uint64(0x94D049BB133111EB)
-    v ^= v >> np.uint64(31)
-    return v
 
 
 _ROWS = 1 << 16
@@ -94,10 +86,10 @@ def _hash_numeric(frame: pd.DataFrame, positions: list[int]) -> np.ndarray:
         stop = min(start + _ROWS, n)
         block = frame.iloc[start:stop, positions].to_numpy(dtype=np.float64, na_value=np.nan) + 0.0  # -0.0 -> 0.0
         block[np.isnan(block)] = np.nan
-        bits = _mix(block.view(np.uint64))
+        bits = splitmix64(block.view(np.uint64))
         with np.errstate(over="ignore"):
             bits *= weights
-        out[start:stop] = _mix(bits.sum(axis=1, dtype=np.uint64))
+        out[start:stop] = splitmix64(bits.sum(axis=1, dtype=np.uint64))
     return out
 
 

@@ -20,7 +20,8 @@ from cleanfit.findings import Finding
 CRITICAL_SHARE = 0.01
 
 
-def _fmt(data: AuditData, value: float) -> str:
+def fmt_time(data: AuditData, value: float) -> str:
+    """A time value as the column shows it: a date, a duration or a number (``data.time_format``)."""
     if data.time_format == "timedelta":
         return str(pd.Timedelta(int(value)))
     if data.time_is_datetime:
@@ -40,31 +41,44 @@ def check_temporal(data: AuditData) -> list[Finding]:
         boundary = t[earlier].max()
         before = int(np.sum(t[late_rows] < boundary))
         n_late = int(late_rows.sum())
-        share = before / n_late
         per_group = _per_group_violations(data, earlier, late_rows) if data.groups is not None else None
         details["parts"].append({
             "part": PART_NAMES[late], "rows_before_earlier_parts_end": before, "rows": n_late,
-            "range": [_fmt(data, t[late_rows].min()), _fmt(data, t[late_rows].max())],
-            "earlier_range": [_fmt(data, t[earlier].min()), _fmt(data, boundary)],
+            "range": [fmt_time(data, t[late_rows].min()), fmt_time(data, t[late_rows].max())],
+            "earlier_range": [fmt_time(data, t[earlier].min()), fmt_time(data, boundary)],
             "per_group_violations": per_group,
         })
-        if not before:
-            continue
-        names = "/".join(PART_NAMES[p] for p in present[:i])
-        what = (f"{plural(before, PART_NAMES[late] + ' row')} ({share:.1%}) are earlier than the latest {names} "
-                f"row ({_fmt(data, boundary)}) in {data.time_name!r}: the model trains on the future of "
-                "the rows it is scored on.")
-        if per_group is not None and per_group == 0:
-            findings.append(Finding("temporal", "warning", (
-                f"{what} Within each {data.group_name!r} group the order holds, but the model still "
-                "learns from other groups' later rows; if that future is not available at prediction "
-                "time, split with split(by='time')."), details))
-        else:
-            sev = "critical" if share > CRITICAL_SHARE or (per_group or 0) > 0 else "warning"
-            extra = f" Within {data.group_name!r} groups: {plural(per_group, 'row')} precede their own group's train rows." if per_group else ""
-            findings.append(Finding("temporal", sev, f"{what}{extra} Split with split(by='time') so train < val < test in time.", details))
+        if before:
+            names = "/".join(PART_NAMES[p] for p in present[:i])
+            findings.append(order_finding(data, PART_NAMES[late], names, before, n_late, boundary, per_group, details))
     findings += _gap(data, present, details)
     return findings
+
+
+def order_finding(data: AuditData, late: str, earlier: str, before: int, n_late: int, boundary: float,
+                  per_group: int | None, details: dict[str, Any]) -> Finding:
+    """The ``temporal`` finding for ``before`` of the ``n_late`` rows of part ``late`` that precede the latest
+    row (``boundary``) of the parts ``earlier`` (``"train/val"``); ``per_group``: those that precede their
+    own group's earlier rows (None without groups). ``data`` names the time and group columns; the
+    in-memory and out-of-core audits both state it so.
+
+    >>> from cleanfit.auditing.inputs import AuditData
+    >>> shape = AuditData(X=None, features=[], time_name="day")
+    >>> order_finding(shape, "test", "train", 3, 10, 41.0, None, {}).message.split(":")[0]
+    "3 test rows (30.0%) are earlier than the latest train row (41) in 'day'"
+    """
+    share = before / n_late
+    what = (f"{plural(before, late + ' row')} ({share:.1%}) are earlier than the latest {earlier} "
+            f"row ({fmt_time(data, boundary)}) in {data.time_name!r}: the model trains on the future of "
+            "the rows it is scored on.")
+    if per_group is not None and per_group == 0:
+        return Finding("temporal", "warning", (
+            f"{what} Within each {data.group_name!r} group the order holds, but the model still "
+            "learns from other groups' later rows; if that future is not available at prediction "
+            "time, split with split(by='time')."), details)
+    sev = "critical" if share > CRITICAL_SHARE or (per_group or 0) > 0 else "warning"
+    extra = f" Within {data.group_name!r} groups: {plural(per_group, 'row')} precede their own group's train rows." if per_group else ""
+    return Finding("temporal", sev, f"{what}{extra} Split with split(by='time') so train < val < test in time.", details)
 
 
 def _per_group_violations(data: AuditData, earlier: np.ndarray, late_rows: np.ndarray) -> int:

@@ -73,8 +73,13 @@ class RowSplit:
         return RowSplit(by, test=self.test, val=self.val, seed=self.seed)
 
 
-def _mix(v: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, a bijection on uint64 (in place)."""
+def splitmix64(v: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, a bijection on uint64 (in place); the row split's keys and the audit's row
+    hashes both mix with it.
+
+    >>> splitmix64(np.array([0, 1], dtype=np.uint64)).tolist()
+    [0, 6238072747940578789]
+    """
     with np.errstate(over="ignore"):
         v ^= v >> np.uint64(30)
         v *= np.uint64(0xBF58476D1CE4E5B9)
@@ -88,7 +93,7 @@ def row_keys(rows: np.ndarray, seed: int) -> np.ndarray:
     """The uint64 key of each row number: ``splitmix64(row + seed * K)``."""
     with np.errstate(over="ignore"):
         v = np.asarray(rows, dtype=np.int64).view(np.uint64) + np.uint64(seed) * _SEED_STEP
-    return _mix(v)
+    return splitmix64(v)
 
 
 def group_keys(values: pd.Series | np.ndarray, seed: int) -> np.ndarray:
@@ -106,7 +111,7 @@ def group_keys(values: pd.Series | np.ndarray, seed: int) -> np.ndarray:
         arr = arr.astype(object)
     with np.errstate(over="ignore"):
         v = pd.util.hash_array(arr, categorize=False) ^ (np.uint64(seed) * _SEED_STEP)
-    return _mix(v)
+    return splitmix64(v)
 
 
 def cut_points(spec: RowSplit) -> tuple[int, int]:
