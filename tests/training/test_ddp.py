@@ -151,3 +151,34 @@ def test_a_stopped_rank_ends_the_other_within_the_timeout_with_one_line_naming_i
     assert procs[0].returncode not in (0, None), err0[-2000:]
     assert "TrainingError: rank 0 of 2: lost contact with rank 1" in err0, err0[-2000:]
     assert "CLEANFIT_DIST_TIMEOUT = 5 s" in err0
+
+
+def test_with_three_ranks_the_survivors_say_they_lost_another_rank(tmp_path):
+    port = str(_free_port())
+    procs = []
+    for rank in (0, 1, 2):
+        env = _env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="3", LOCAL_WORLD_SIZE="3",
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=port, CLEANFIT_DIST_TIMEOUT="5")
+        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(tmp_path), "--batch", "5",
+                                       "--kill-at-step", "2"], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    try:
+        errs = [p.communicate(timeout=TIMEOUT)[1] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert procs[1].returncode == -9  # rank 1 killed itself at step 2
+    for rank in (0, 2):  # which rank is gone is not in gloo's error: the line says so, honestly
+        assert procs[rank].returncode not in (0, None), errs[rank][-2000:]
+        assert f"TrainingError: rank {rank} of 3: lost contact with another rank (gloo does not say which)" in errs[rank]
+
+
+def test_a_rank_that_never_joins_is_one_line_within_the_timeout(tmp_path):
+    env = _env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="2", LOCAL_WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+               MASTER_PORT=str(_free_port()), CLEANFIT_DIST_TIMEOUT="2")
+    done = subprocess.run([sys.executable, str(WORKER), str(tmp_path), "--batch", "5"], env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT)  # rank 1 is never started
+    assert done.returncode != 0
+    assert ("TrainingError: rank 0 of 2: not every rank joined the process group within CLEANFIT_DIST_TIMEOUT = 2 s"
+            in done.stderr), done.stderr[-2000:]

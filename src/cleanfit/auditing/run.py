@@ -6,7 +6,9 @@ import time as _time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from cleanfit.auditing.inputs import AuditData, prepare
+import numpy as np
+
+from cleanfit.auditing.inputs import TEST, VAL, AuditData, prepare
 from cleanfit.auditing.ooc_scan import Progress, is_parquet_path
 from cleanfit.auditing.outofcore import SAMPLE, audit_path
 from cleanfit.auditing.distribution import check_label_order, check_split_shift
@@ -43,6 +45,29 @@ CHECKS: dict[str, tuple[Check, Callable[[AuditData], str | None]]] = {
     "split-shift": (check_split_shift, lambda d: _needs(d, "splits")),
     "text-columns": (check_text_columns, lambda d: None),
 }
+
+
+def _something_to_check(data: AuditData) -> None:
+    """A DataError for inputs on which the audit would pass with nothing checked.
+
+    No feature, time or group columns, a split with no held-out rows, or an infinite target: each would let the gate say
+    "PASSED" without having looked at anything (see ``cleanfit audit``'s own wording of the same rules).
+    """
+    if not data.features and data.time is None and data.groups is None:  # a time or group column alone is checked
+        raise DataError("audit(X=...) has no feature columns once y is taken out (and no time or groups): there is "
+                        "nothing to check for leakage; pass X with the feature columns")
+    if data.part is not None and not np.isin(data.part, (VAL, TEST)).any():
+        raise DataError("audit(splits=...): splits.val and splits.test are empty, so there are no held-out rows "
+                        "to compare with train; hold out rows (cf.split(X, test=0.2)) or audit without splits")
+    if data.y is not None and data.y.dtype.kind == "f" and np.isinf(data.y).any():
+        rows = np.flatnonzero(np.isinf(data.y))
+        raise DataError(f"audit(y=...) holds {rows.size} infinite value(s) (rows {_rows(rows)}): no model can "
+                        "score them; drop those rows or replace the values before auditing")
+
+
+def _rows(rows: np.ndarray, shown: int = 5) -> str:
+    """``"3, 17"`` or ``"3, 17, 20, 41, 56, ..."``: the first few row numbers of a problem."""
+    return ", ".join(map(str, rows[:shown].tolist())) + (", ..." if rows.size > shown else "")
 
 
 def _requested(checks: str | Iterable[str]) -> tuple[str, ...]:
@@ -114,6 +139,7 @@ def audit(
         return audit_path(X, y, splits, time=time, groups=groups, requested=requested, seed=seed, memory=memory,
                           sample=sample, progress=progress, in_memory=audit)
     data = prepare(X, y, splits, time=time, groups=groups, transformers=transformers, seed=seed, requested=requested)
+    _something_to_check(data)
     data.cache["impact"] = bool(impact)
     findings: list[Finding] = []
     ran, skipped = [], {}

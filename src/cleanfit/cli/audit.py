@@ -13,6 +13,7 @@ import click
 import numpy as np
 import pandas as pd
 
+from cleanfit._util.args import SEED_LIMIT, is_seed
 from cleanfit._util.columns import did_you_mean, shown
 from cleanfit._util.files import write_atomic
 from cleanfit.auditing import audit as run_audit
@@ -31,6 +32,16 @@ def _column(frame: pd.DataFrame, name: str | None, option: str, path: Path) -> s
     near = did_you_mean(name, frame.columns)
     raise DataError(f"{option} {name!r}: no such column in {path}{'; ' + near if near else ''} "
                     f"(columns: {shown(frame.columns, 15)})")
+
+
+def _has_features(columns: Any, data: Path, target: str, *others: str | None) -> None:
+    """A DataError when DATA holds no column to audit besides the target (and --split-col): a --time or --group
+    column alone is still checked (temporal, group)."""
+    named = {target, *(o for o in others if o is not None)}
+    if not [c for c in columns if c not in named]:
+        raise DataError(f"{data} has no feature columns besides --target {target!r}"
+                        f"{' and ' + ', '.join(sorted(map(repr, named - {target}))) if len(named) > 1 else ''}: "
+                        "there is nothing to audit; give the file with its feature columns")
 
 
 def _write(path: Path, option: str, text: str) -> None:
@@ -58,6 +69,10 @@ class _LabelledParts:
         self.train = np.flatnonzero(normal.to_numpy() == "train")
         self.val = np.flatnonzero(normal.to_numpy() == "val")
         self.test = np.flatnonzero(normal.to_numpy() == "test")
+        if not (self.val.size or self.test.size):
+            raise DataError(f"--split-col {column!r}: no row is labelled 'val' or 'test', so there are no held-out "
+                            "rows to compare with train; label some rows 'test', or drop --split-col to let the "
+                            "command split (--test 0.2)")
 
 
 def _make_split(frame: pd.DataFrame, y: pd.Series, *, by: str | None, test: float, val: float,
@@ -110,6 +125,11 @@ def audit(ctx: click.Context, data: Path, target: str, time_col: str | None, gro
     """
     wanted = "all" if checks.strip() == "all" else [c.strip() for c in checks.split(",") if c.strip()]
     budget = memory_budget(memory, "--memory")
+    if not is_seed(seed):
+        raise DataError(f"--seed {seed}: the seed must be an int in [0, {SEED_LIMIT}), e.g. --seed 0 (the default)")
+    if split_col is None and test == 0 and val == 0:
+        raise DataError(f"--test {test:g} --val {val:g} holds out no rows, so the audit would compare train with "
+                        "nothing and pass with nothing checked; give --test 0.2 (the default) or --split-col COLUMN")
     if is_parquet_path(data) and (not data.is_file() or open_table(data, [target]).nbytes > budget):
         report = _out_of_core(data, target, time_col, group_col, split_col, test, val, by, seed, wanted, budget, impact)
     else:
@@ -140,10 +160,14 @@ def _out_of_core(data: Path, target: str, time_col: str | None, group_col: str |
     if impact:
         raise DataError(f"--impact: {data} is audited by row number (a Parquet folder, a glob or a table over --memory), "
                         "where impact is not measured yet; audit one Parquet or CSV file that fits --memory")
+    _has_features(open_table(data, [target]).columns, data, target)
     spec = RowSplit(by or "auto", test=test, val=val, seed=seed)
     progress = console_progress(f"audit of {data}", lambda line: click.echo(line, err=True))
-    return run_audit(str(data), target, spec, time=time_col, groups=group_col, checks=wanted, seed=seed,
-                     memory=budget, progress=progress)
+    try:
+        return run_audit(str(data), target, spec, time=time_col, groups=group_col, checks=wanted, seed=seed,
+                         memory=budget, progress=progress)
+    except DataError as exc:  # the command line's words for what cf.audit says of its arguments
+        raise DataError(str(exc).replace("audit(y=...)", f"--target {target!r} in {data}")) from exc
 
 
 def _in_memory(data: Path, target: str, time_col: str | None, group_col: str | None, split_col: str | None,
@@ -154,11 +178,17 @@ def _in_memory(data: Path, target: str, time_col: str | None, group_col: str | N
     for name, option in ((time_col, "--time"), (group_col, "--group"), (split_col, "--split-col")):
         if name == target:
             raise DataError(f"{option} {name!r} is also the --target column; give {option} a different column of {data}")
+    _has_features(frame.columns, data, target, split_col)
     y = frame[target]
     if y.isna().all() or y.nunique(dropna=True) < 2:
         raise DataError(f"--target {target!r} in {data} has a single value: there is nothing to predict; pick the label column")
     if y.isna().any():
         raise DataError(f"--target {target!r} in {data} has {int(y.isna().sum())} empty rows; drop them or fill them first")
+    infinite = np.flatnonzero(np.isinf(y.to_numpy())) if y.dtype.kind == "f" else np.array([], dtype=np.int64)
+    if infinite.size:
+        raise DataError(f"--target {target!r} in {data} holds {infinite.size} infinite value(s) (data rows "
+                        f"{', '.join(map(str, infinite[:5].tolist()))}{', ...' if infinite.size > 5 else ''}, counting "
+                        "from 0): no model can score them; drop those rows or replace the values")
     if split_col is not None:
         parts: Any = _LabelledParts(frame[split_col], split_col)
         features = frame.drop(columns=[target, split_col])

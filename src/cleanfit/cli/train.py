@@ -20,6 +20,7 @@ import click
 
 from cleanfit._util.files import check_writable, write_json_output
 from cleanfit._util.ranks import rank
+from cleanfit.errors import CleanfitError
 from cleanfit.pipeline.config import load_config
 from cleanfit.pipeline.demo import run_demo
 from cleanfit.pipeline.repro import compare_runs
@@ -54,21 +55,24 @@ def train(config: str, resume: bool, overrides: tuple[str, ...], out: Path | Non
 @click.command("repro")
 @click.argument("config", metavar="CONFIG.toml")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=_SET_HELP)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Keep both runs in OUT/run1 and OUT/run2 [default: a temporary folder, deleted at the end].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the comparison as JSON.")
-def repro(config: str, overrides: tuple[str, ...], json_path: Path | None) -> int:
+def repro(config: str, overrides: tuple[str, ...], out: Path | None, json_path: Path | None) -> int:
     """Train twice with the same seed; exit 0 when the weights and metrics are identical, else 1.
 
     Both runs are untracked (tracking.backend = "none") and written, checkpoints included, to a
-    temporary folder.
+    temporary folder that is deleted at the end, or to --out OUT/run1 and OUT/run2 to keep them.
     """
     check_writable(json_path, "--json")
     settings = load_config(config, [*overrides, 'tracking.backend="none"'])
-    runs = []
-    with tempfile.TemporaryDirectory(prefix="cleanfit-repro-") as tmp:
+    with contextlib.ExitStack() as stack:
+        folder = out if out is not None else Path(stack.enter_context(_temporary_runs()))
+        runs = []
         for attempt in (1, 2):
             click.echo(f"cleanfit repro: training run {attempt} of 2 (seed {settings.train.seed})")
-            run_dir = Path(tmp) / f"run{attempt}"
-            # each run checkpoints into its own temporary folder, whatever checkpoint.dir the config names
+            run_dir = folder / f"run{attempt}"
+            # each run checkpoints into its own folder, whatever checkpoint.dir the config names
             own_checkpoints = [f"checkpoint.dir={json.dumps(str(run_dir / 'checkpoints'))}"]
             try:
                 runs.append(train_config(settings, out=run_dir, overrides=own_checkpoints, quiet=True))
@@ -76,9 +80,31 @@ def repro(config: str, overrides: tuple[str, ...], json_path: Path | None) -> in
                 return _gate_failed(exc, json_path)
     verdict = compare_runs(runs[0], runs[1])
     click.echo(verdict.describe())
+    if out is not None:
+        click.echo(f"cleanfit repro: the two runs are in {out / 'run1'} and {out / 'run2'}")
     if json_path is not None:
         write_json_output(json_path, verdict.to_dict())
     return 0 if verdict.identical else 1
+
+
+@contextlib.contextmanager
+def _temporary_runs() -> Iterator[str]:
+    """A temporary folder for repro's runs, deleted at the end: a cleanfit error that names a path in it
+    says so instead (``<temporary folder>/run1/checkpoints``) and how to keep the runs (``--out DIR``)."""
+    with tempfile.TemporaryDirectory(prefix="cleanfit-repro-") as tmp:
+        try:
+            yield tmp
+        except CleanfitError as exc:
+            text = str(exc)
+            if tmp not in text:
+                raise
+            text = text.replace(tmp, "<temporary folder>").rstrip(". ")
+            text += " (repro's runs were in a temporary folder, now deleted: pass --out DIR to keep them)"
+            try:
+                said = type(exc)(text)
+            except TypeError:  # an error class with other arguments: the message is what matters here
+                said = CleanfitError(text)
+            raise said from exc
 
 
 @click.command("demo")

@@ -117,12 +117,26 @@ def setup(device: str | torch.device) -> tuple[Distributed, str | torch.device]:
     backend = "nccl" if use_cuda else "gloo"
     if use_cuda:
         torch.cuda.set_device(torch.device(device))
-    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=_timeout_s()))
+    _join(backend)
     global _owned_group
     if not _owned_group:
         _owned_group = True
         atexit.register(shutdown)
     return _current(), device
+
+
+def _join(backend: str) -> None:
+    """``init_process_group``; a rank that does not arrive within the timeout is one TrainingError line."""
+    try:
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=_timeout_s()))
+    except dist.DistError as exc:
+        rank, world_size = env_world()
+        first = " ".join(str(exc).strip().splitlines()[0].split())[:160] if str(exc).strip() else type(exc).__name__
+        raise TrainingError(
+            f"rank {rank} of {world_size}: not every rank joined the process group within CLEANFIT_DIST_TIMEOUT = "
+            f"{_timeout_s():g} s ({first}); one died, was stopped, or was still busy before training (rank 0 "
+            "opens the tracking store first): look at the other ranks' output, or raise CLEANFIT_DIST_TIMEOUT"
+        ) from exc
 
 
 def shutdown() -> None:
@@ -158,7 +172,8 @@ def lost_peer(exc: BaseException, rank: int, world_size: int) -> TrainingError |
     if not (isinstance(exc, dist.DistError) or any(w in text for w in ("Connection closed", "Connection reset",
                                                                         "imed out", "Broken pipe"))):
         return None
-    other = f"rank {1 - rank}" if world_size == 2 else "another rank"
+    # with 2 ranks the lost one is the other; with more, gloo's error names an address, not a rank
+    other = f"rank {1 - rank}" if world_size == 2 else "another rank (gloo does not say which)"
     first = " ".join(text.strip().splitlines()[0].split())[:160] if text.strip() else type(exc).__name__
     return TrainingError(
         f"rank {rank} of {world_size}: lost contact with {other} ({first}); it died, was stopped or hangs "
