@@ -23,7 +23,8 @@ import torch
 
 import cleanfit as cf
 from cleanfit.pipeline.config import load_config
-from cleanfit.pipeline.prepare import feature_frame, prepare
+from cleanfit.pipeline.features import feature_frame
+from cleanfit.pipeline.prepare import prepare
 from cleanfit.pipeline.run import train_prepared
 
 

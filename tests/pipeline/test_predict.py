@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import cleanfit as cf
 from cleanfit.errors import DataError
 from cleanfit.pipeline.config import PreprocessConfig
-from cleanfit.pipeline.prepare import build_preprocessor, feature_frame
+from cleanfit.pipeline.features import build_preprocessor, feature_frame
 from cleanfit.pipeline.run import train_config
 from cleanfit.pipeline.saved import Preprocessing, preprocess_spec
 

@@ -11,7 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cleanfit.pipeline.prepare import encode_target, feature_frame, infer_task
+from cleanfit.data.tables import infer_task
+from cleanfit.pipeline.features import encode_target, feature_frame
 from cleanfit.data.tables import read_table
 from cleanfit.pipeline.model import MLP, build_model
 from cleanfit.pipeline.config import load_config

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from cleanfit._util.files import write_json
-from cleanfit.pipeline.prepare import PreparedData, column_kinds
+from cleanfit.pipeline.features import column_kinds
+from cleanfit.pipeline.prepare import PreparedData
 from cleanfit.pipeline.saved import FORMAT, SPEC_FILE, preprocess_spec
 
 __all__ = ["model_spec", "save_run_model"]

@@ -32,7 +32,7 @@ from cleanfit._util.files import write_atomic
 from cleanfit.data.tables import read_table
 from cleanfit.errors import ConfigError, DataError
 from cleanfit.pipeline.model import MLP, load_factory
-from cleanfit.pipeline.prepare import text_values
+from cleanfit.pipeline.features import text_values
 from cleanfit.pipeline.saved import FORMAT, SPEC_FILE, WEIGHTS_FILE, Preprocessing
 
 __all__ = ["LoadedRun", "load_run", "load_files", "predict_file", "PROBA_PREFIX"]

@@ -42,7 +42,7 @@ __all__ = ["SPEC_FILE", "WEIGHTS_FILE", "FORMAT", "preprocess_spec", "Preprocess
 
 
 def preprocess_spec(transformer: Any) -> dict[str, Any]:
-    """A fitted ColumnTransformer (as :func:`cleanfit.pipeline.prepare.build_preprocessor` builds it) as JSON values."""
+    """A fitted ColumnTransformer (as :func:`cleanfit.pipeline.features.build_preprocessor` builds it) as JSON values."""
     spec: dict[str, Any] = {"numeric": None, "categorical": None}
     for name, fitted, columns in transformer.transformers_:
         if name == "numeric":
@@ -80,7 +80,7 @@ class Preprocessing:
     Numeric columns take the saved steps in order; text columns are one-hot encoded over the train
     categories (a category never seen in training is all zeros, as ``handle_unknown="ignore"`` does) or
     ordinal-encoded (unseen: ``-1``). The input is a feature frame as
-    :func:`cleanfit.pipeline.prepare.feature_frame` makes it (numbers as float64, text as str).
+    :func:`cleanfit.pipeline.features.feature_frame` makes it (numbers as float64, text as str).
     """
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
