@@ -10,6 +10,8 @@ import pytest
 
 import audit_leaks as L
 from cleanfit.auditing import audit
+from cleanfit.auditing.inputs import prepare
+from cleanfit.auditing.rawcopies import check_raw_copies
 
 SEV = {"critical": 2, "warning": 1, "info": 0}
 
@@ -81,3 +83,42 @@ def test_the_rarity_baseline_is_calibrated_on_natural_coincidences() -> None:
         report = audit(X, rng.integers(0, 2, 300), parts, checks=["duplicates"])
         flagged += any("entered twice" in f.message for f in report.findings)
     assert flagged <= 6
+
+
+def _large(kind: str, n: int = 50_000) -> L.Case:
+    """50,000 rows: amounts in cents beside small measurements, or 8x8 images of 0-16 grey levels."""
+    rng = np.random.default_rng(0)
+    if kind == "amounts":
+        X = pd.DataFrame({**{f"amount{j}": np.round(rng.uniform(10, 5000, n), 2) for j in range(4)},
+                          **{f"x{j}": rng.normal(size=n) for j in range(3)}})
+    else:
+        X = pd.DataFrame(rng.integers(0, 17, (n, 64)).astype(np.float64), columns=[f"p{j}" for j in range(64)])
+    perm = rng.permutation(n)
+    return L.Case(X, rng.integers(0, 2, n), L.Parts(np.sort(perm[n // 5:]), np.array([], dtype=np.int64), np.sort(perm[:n // 5])))
+
+
+def _raw(case: L.Case) -> list:
+    """The raw-scale search's own findings (the check reports the stronger of it and the standardised search)."""
+    data = prepare(case.X, case.y, case.splits, time=None, groups=None, transformers=(), seed=0, requested=("near-duplicates",))
+    return check_raw_copies(data)
+
+
+@pytest.mark.parametrize("kind, plant", [("amounts", L.rounded_copies), ("pixels", L.moved_a_grey_level)])
+def test_raw_copies_are_found_in_a_table_of_fifty_thousand_rows(kind: str, plant) -> None:
+    # 2% of the 10,000 test rows: far beyond the old brute-force search's 2e7 pairs
+    case = _large(kind)
+    assert not _raw(case)
+    (f,) = _raw(plant(case, 0.02, np.random.default_rng(1)))
+    (test,) = f.details["overlaps"]
+    assert f.severity == "critical" and test["observed_rows"] >= 0.9 * 200 and test["expected_by_chance"] < 1
+    assert f.details["held_out_rows_not_compared"] == 0
+
+
+def test_rows_too_crowded_to_compare_are_said_not_skipped_silently() -> None:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.integers(0, 5, (50_000, 2)).astype(np.float64), columns=["a", "b"])
+    perm = rng.permutation(50_000)
+    case = L.Case(X, rng.integers(0, 2, 50_000), L.Parts(np.sort(perm[10_000:]), np.array([], dtype=np.int64), np.sort(perm[:10_000])))
+    (f,) = audit(case.X, case.y, case.splits, checks=["near-duplicates"]).findings
+    assert f.severity == "info" and f.details["held_out_rows_not_compared"] == 10_000
+    assert "did not compare 10,000 of 10,000 held-out rows" in f.message and "5,000,000 pairs" in f.message
