@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import audit_leaks as L
+import cleanfit as cf
 from cleanfit.auditing import audit
 from cleanfit.auditing.inputs import prepare
 from cleanfit.auditing.rawcopies import check_raw_copies
@@ -122,3 +123,19 @@ def test_rows_too_crowded_to_compare_are_said_not_skipped_silently() -> None:
     (f,) = audit(case.X, case.y, case.splits, checks=["near-duplicates"]).findings
     assert f.severity == "info" and f.details["held_out_rows_not_compared"] == 10_000
     assert "did not compare 10,000 of 10,000 held-out rows" in f.message and "5,000,000 pairs" in f.message
+
+
+def test_records_entered_twice_are_judged_alike_out_of_core(tmp_path) -> None:
+    # one owner of the rule: the out-of-core audit counts the pairs in SQL and takes the rates from its
+    # row sample, with the in-memory functions (duplicates.natural_collisions, twins.rare_twins)
+    case = L.small_table_of(L.clean("diabetes", 0))
+    rng = np.random.default_rng(2)  # two of the six copies straddle the row split
+    X = case.X.assign(label=case.y)
+    src, dst = rng.choice(len(X), 12, replace=False).reshape(2, 6)
+    X.iloc[dst] = X.iloc[src].to_numpy()
+    path = tmp_path / "small.parquet"
+    X.to_parquet(path)
+    inside, outside = (cf.audit(str(path), "label", memory=m, sample=10**9, checks=["duplicates"]) for m in ("64GB", 0))
+    assert [(f.severity, f.message) for f in inside.findings] == [(f.severity, f.message) for f in outside.findings]
+    (f,) = outside.findings
+    assert f.severity in ("warning", "critical") and "records entered twice" in f.message, f.message

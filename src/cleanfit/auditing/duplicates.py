@@ -153,9 +153,18 @@ def _with_label(data: AuditData) -> np.ndarray:
 
 
 def _natural(data: AuditData) -> bool:
-    """Whether rows collide naturally: independent columns would repeat rows at least a tenth as often
-    as the data does, and, where they would repeat fewer than one pair, the pairs seen are not too many
-    for chance (Poisson, 1%); otherwise repeated rows are copies.
+    """:func:`natural_collisions` of the table in memory."""
+    inv, n_keys = exact_keys(data)
+    mult = np.bincount(inv, minlength=n_keys).astype(np.float64)
+    return natural_collisions(data, data.n, float(np.sum(mult * (mult - 1) / 2)))
+
+
+def natural_collisions(sample: AuditData, n: int, pairs: float) -> bool:
+    """Whether the rows of a table of ``n`` rows with ``pairs`` pairs of exact duplicates collide naturally:
+    independent columns would repeat rows at least a tenth as often as the data does, and, where they would
+    repeat fewer than one pair, the pairs seen are not too many for chance (Poisson, 1%); otherwise repeated
+    rows are copies. ``sample`` holds the rows (the whole table in memory, the row sample out of core)
+    that give each column's collision rate: the one rule for both audits.
 
     A column's chance that two rows share a value is estimated from a row sample without bias
     (pairs within the sample), so a fine-grained column counts as fine-grained however large the
@@ -163,21 +172,21 @@ def _natural(data: AuditData) -> bool:
     copies (rows equal in every column) are left out of that estimate: a copy whose value occurs
     nowhere else shows the value is rare, not that rows repeat it naturally.
     """
-    inv, n_keys = exact_keys(data)
-    mult = np.bincount(inv, minlength=n_keys).astype(np.float64)
-    pairs = float(np.sum(mult * (mult - 1) / 2))
-    m = min(data.n, 20_000)
-    rows = np.sort(np.random.default_rng(data.seed).choice(data.n, m, replace=False))
-    sample = data.X.iloc[rows]
+    inv, _ = exact_keys(sample)
+    m = min(sample.n, 20_000)
+    if m < 2:
+        return True
+    rows = np.sort(np.random.default_rng(sample.seed).choice(sample.n, m, replace=False))
+    frame = sample.X.iloc[rows]
     copies = np.bincount(inv[rows]).astype(np.float64)
     copy_pairs = float(np.sum(copies * (copies - 1)))  # ordered pairs of copies in the sample: equal in every column
     q = 1.0
-    for c in data.features:
-        counts = sample[c].value_counts(dropna=False).to_numpy().astype(np.float64)
+    for c in sample.features:
+        counts = frame[c].value_counts(dropna=False).to_numpy().astype(np.float64)
         q *= max(float(np.sum(counts * (counts - 1))) - copy_pairs, 0.0) / (m * (m - 1))
         if q == 0.0:
             return False
-    chance_pairs = data.n * (data.n - 1) / 2 * q
+    chance_pairs = n * (n - 1) / 2 * q
     if chance_pairs < 1 and stats.poisson.sf(pairs - 1, chance_pairs) < 0.01:
         return False  # fewer than one natural twin expected, and far more pairs seen: copies
     return chance_pairs >= 0.1 * pairs

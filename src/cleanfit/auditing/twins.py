@@ -102,29 +102,59 @@ def check_rare_twins(data: AuditData, full_key: np.ndarray) -> dict[str, Any] | 
     ``full_key``: each row's key over the features and the label (copies carry their label).
     """
     assert data.part is not None
+    groups = _groups(data)
+    if groups is None:
+        return None
+    _, inv = np.unique(full_key, return_inverse=True)
+    observed = {(e, l): int(observed_overlap(inv, data.part, e, l, int(inv.max()) + 1).sum()) for e, l in part_pairs(data.part)}
+    sizes = [int(np.sum(data.part == p)) for p in range(3)]
+    return _stated(groups, sizes, observed, _within_rare_pairs(data, groups[0]))
+
+
+def rare_twins_of_sample(sample: AuditData, sizes: list[int], observed: dict[tuple[int, int], int]) -> dict[str, Any] | None:
+    """:func:`check_rare_twins` for a table known by its part ``sizes``, the rows equal on every column and
+    the label across each pair of parts (``observed``, counted over every row) and a row ``sample`` with its
+    parts, which gives the rates (the out-of-core audit)."""
+    groups = _groups(sample)
+    if groups is None:
+        return None
+    return _stated(groups, sizes, observed, _within_rare_pairs(sample, groups[0]))
+
+
+def _groups(data: AuditData) -> tuple[list[Any], list[Any], float, bool] | None:
+    """``(rare columns, coarse columns, coarse rate, with the label)`` from a row sample; None when either
+    group is empty."""
     m = min(data.n, _SAMPLE)
+    if m < 2:
+        return None
     rows = np.sort(np.random.default_rng(data.seed).choice(data.n, m, replace=False))
     sample = data.X.iloc[rows]
     rare = rare_columns(data, sample)
     coarse = [c for c in data.features if c not in set(rare)]
-    if not rare or not coarse or m < 2:
+    if not rare or not coarse:
         return None
-    rare_key = hash_rows(data.X, rare)
-    parts = [np.flatnonzero(data.part == p) for p in range(3)]
-    within = float(sum(len(r) * (len(r) - 1) / 2 for r in parts))
-    rare_pairs = float(sum(_pairs(rare_key[r]) for r in parts))
     coarse_hash = hash_rows(sample, coarse)
     if data.y is not None:
         coarse_hash = combine(coarse_hash, hash_column(pd.Series(data.y[rows])))
-    coarse_rate = 2 * _pairs(coarse_hash) / (m * (m - 1))
-    _, inv = np.unique(full_key, return_inverse=True)
-    twins = []
-    for early, late in part_pairs(data.part):
-        obs = int(observed_overlap(inv, data.part, early, late, int(inv.max()) + 1).sum())
-        twins.append(rare_twins(PART_NAMES[early], PART_NAMES[late], obs, len(parts[early]), len(parts[late]),
-                                rare_pairs, within, coarse_rate))
+    return rare, coarse, 2 * _pairs(coarse_hash) / (m * (m - 1)), data.y is not None
+
+
+def _within_rare_pairs(data: AuditData, rare: list[Any]) -> tuple[float, float]:
+    """``(pairs equal on every rare column, pairs)`` among the rows of each part of ``data``."""
+    assert data.part is not None
+    rare_key = hash_rows(data.X, rare)
+    parts = [np.flatnonzero(data.part == p) for p in range(3)]
+    return float(sum(_pairs(rare_key[r]) for r in parts)), float(sum(len(r) * (len(r) - 1) / 2 for r in parts))
+
+
+def _stated(groups: tuple[list[Any], list[Any], float, bool], sizes: list[int], observed: dict[tuple[int, int], int],
+            within: tuple[float, float]) -> dict[str, Any]:
+    rare, coarse, coarse_rate, label = groups
+    rare_pairs, pairs = within
+    twins = [rare_twins(PART_NAMES[e], PART_NAMES[l], obs, sizes[e], sizes[l], rare_pairs, pairs, coarse_rate)
+             for (e, l), obs in observed.items()]
     return {"twins": twins, "rare_columns": [str(c) for c in rare], "coarse_columns": [str(c) for c in coarse],
-            "rare_rate": rare_pairs / max(within, 1.0), "coarse_rate": coarse_rate, "label": data.y is not None}
+            "rare_rate": rare_pairs / max(pairs, 1.0), "coarse_rate": coarse_rate, "label": label}
 
 
 def _pairs(keys: np.ndarray) -> float:
