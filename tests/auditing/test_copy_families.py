@@ -139,3 +139,14 @@ def test_records_entered_twice_are_judged_alike_out_of_core(tmp_path) -> None:
     assert [(f.severity, f.message) for f in inside.findings] == [(f.severity, f.message) for f in outside.findings]
     (f,) = outside.findings
     assert f.severity in ("warning", "critical") and "records entered twice" in f.message, f.message
+
+
+def test_missing_values_match_missing_values_only_on_the_raw_scale() -> None:
+    case = _large("amounts", n=5_000)
+    X = case.X.copy()
+    X.loc[X.index[::7], "amount0"] = np.nan  # a seventh of the amounts missing, copies included
+    X.loc[X.index[1::7], "x0"] = np.inf
+    planted = L.rounded_copies(L.Case(X, case.y, case.splits), 0.05, np.random.default_rng(1))
+    assert not _raw(L.Case(X, case.y, case.splits))
+    (f,) = _raw(planted)
+    assert f.details["overlaps"][0]["observed_rows"] >= 45  # 50 planted; inf - inf is no difference either

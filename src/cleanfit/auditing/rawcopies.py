@@ -39,7 +39,6 @@ GREY_BIN = 3  # whole-number columns are hashed in bins of this many levels
 TABLES = 8  # ... at this many random offsets (one table when no column holds whole numbers)
 PAIR_BUDGET = 5_000_000  # row pairs compared at most (the most crowded buckets are left out, and said)
 _CHUNK = 1 << 16
-_MISSING = -(2.0**60)  # what a missing value is hashed as (no real column holds it)
 _SAMPLE = 20_000
 
 
@@ -100,7 +99,6 @@ def _keys(data: AuditData, cols: list[Any]) -> np.ndarray:
     for start in range(0, data.n, _CHUNK):
         stop = min(start + _CHUNK, data.n)
         block = data.X.iloc[start:stop, positions].to_numpy(dtype=np.float64, na_value=np.nan)
-        block = np.nan_to_num(block, nan=_MISSING, posinf=-_MISSING, neginf=-2 * _MISSING)  # each a bin of its own
         fine = None if whole.all() else _hash_matrix(np.round(block[:, ~whole]))
         if base is not None:
             fine = base[start:stop] if fine is None else combine(base[start:stop], fine)
@@ -115,8 +113,9 @@ def _keys(data: AuditData, cols: list[Any]) -> np.ndarray:
 
 
 def _hash_matrix(bins: np.ndarray) -> np.ndarray:
-    """One uint64 per row of a matrix of whole-number bins (finite): a random odd weight per column, the
-    weighted sum modulo 2**64, mixed (distinct rows collide with probability ~2**-64)."""
+    """One uint64 per row of a matrix of whole-number bins: a random odd weight per column, the weighted sum
+    modulo 2**64, mixed (distinct rows collide with probability ~2**-64). A missing, infinite or huge value
+    casts to one code for all of them: such rows may share a bucket, and the raw comparison tells them apart."""
     weights = np.random.default_rng(20240614).integers(0, 2**63, size=bins.shape[1], dtype=np.uint64) * np.uint64(2) + np.uint64(1)
     with np.errstate(over="ignore", invalid="ignore"):
         codes = bins.astype(np.int64).view(np.uint64)
@@ -185,7 +184,7 @@ def _verified(data: AuditData, cols: list[Any], pairs: np.ndarray) -> tuple[np.n
         with np.errstate(invalid="ignore"):
             diff = np.abs(a - b)
         missing_a, missing_b = np.isnan(a), np.isnan(b)
-        diff[missing_a & missing_b] = 0.0  # missing matches missing only
+        diff[(a == b) | (missing_a & missing_b)] = 0.0  # missing matches missing only, an infinity itself
         diff[missing_a ^ missing_b] = np.inf
         keep[s:s + step] = np.all(diff <= UNIT, axis=1) & ~np.all(diff == 0.0, axis=1)
     return pairs[0][keep], pairs[1][keep]
