@@ -51,3 +51,13 @@ def test_without_impact_nothing_is_added_and_unmeasurable_findings_say_why() -> 
     assert all("impact" not in f.details for f in plain.findings)
     (f,) = audit(case.X, case.y, case.splits, checks=["label-order"], impact=True).findings
     assert f.details["impact"]["with"] is None and "not measured" in f.details["impact"]["note"]
+
+
+def test_a_text_id_issued_in_class_order_is_worth_what_its_order_gives() -> None:
+    # "W-1" ... issued one class after the other: coded in issue order (as `identifier` reads it), not in
+    # order of appearance (which a shuffled table makes meaningless), so the model can use it
+    case = L.plant_text_ids(L.clean("synthetic-classification", 0), 1.0, np.random.default_rng(0))
+    (f,) = audit(case.X, case.y, case.splits, checks=["identifier"], impact=True).findings
+    impact = f.details["impact"]
+    assert f.details["column"] == "ref" and impact["with"] > impact["without"] + 0.05
+    assert impact["interval"][0] > 0

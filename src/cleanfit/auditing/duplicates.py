@@ -30,6 +30,7 @@ from cleanfit.auditing.overlap import (
     part_pairs,
 )
 from cleanfit.auditing.rawcopies import check_raw_copies
+from cleanfit.auditing.twins import check_rare_twins
 from cleanfit.findings import SEVERITIES, Finding
 
 # near-duplicates: rows whose root-mean-square difference, in standard deviations per column, is at most this
@@ -66,14 +67,16 @@ def check_duplicates(data: AuditData) -> list[Finding]:
         overlaps.append(Overlap(PART_NAMES[early], PART_NAMES[late], obs, mean, p_value(obs, mean, var), int(np.sum(data.part == late))))
         if data.y is not None and early == TRAIN and obs:
             conflicts += _conflicting_labels(data, mask)
-    return exact_finding(overlaps, conflicts, lambda: _natural(data))
+    return exact_finding(overlaps, conflicts, lambda: _natural(data), lambda: check_rare_twins(data, _with_label(data)))
 
 
-def exact_finding(overlaps: list[Overlap], conflicts: int, natural: Callable[[], bool]) -> list[Finding]:
+def exact_finding(overlaps: list[Overlap], conflicts: int, natural: Callable[[], bool],
+                  rare: Callable[[], dict[str, Any] | None] | None = None) -> list[Finding]:
     """The ``duplicates`` finding (if any) for the exact-duplicate ``overlaps`` of each pair of parts, the
-    held-out rows whose features repeat a train row's with another label (``conflicts``), and ``natural``:
-    asked only when the overlap is about chance, whether rows of this data collide naturally. Both the
-    in-memory and the out-of-core audit state their finding with it.
+    held-out rows whose features repeat a train row's with another label (``conflicts``), and, asked only
+    when the overlap is about chance: ``rare``, the rarity of the shared values (``twins.check_rare_twins``:
+    pairs equal on every column against those chance gives), and ``natural``, whether rows of this data
+    collide naturally. Both the in-memory and the out-of-core audit state their finding with it.
 
     >>> exact_finding([Overlap("train", "test", 0, 0.4, 1.0, 50)], 0, lambda: True)
     []
@@ -98,6 +101,9 @@ def exact_finding(overlaps: list[Overlap], conflicts: int, natural: Callable[[],
         return [Finding("duplicates", "warning", (
             f"{where.capitalize()}: above chance but a small share of the held-out rows. Drop duplicates "
             "before splitting so held-out scores are not inflated."), details)]
+    found = _rare_finding(where, rare() if rare else None, details)
+    if found:
+        return found
     details["natural_collisions"] = is_natural = natural()
     if not is_natural:
         observed, expected = sum(o.observed for o in shared), sum(o.expected for o in shared)
@@ -116,10 +122,49 @@ def exact_finding(overlaps: list[Overlap], conflicts: int, natural: Callable[[],
         "coarse, so rows repeat naturally); not leakage by itself."), details)]
 
 
+def _rare_finding(where: str, rare: dict[str, Any] | None, details: dict[str, Any]) -> list[Finding]:
+    """The finding the rarity of the shared values calls for (its statistic goes in ``details["rare_values"]``)."""
+    if not rare:
+        return []
+    twins = rare.pop("twins")
+    details["rare_values"] = {**rare, "rare_rate": float(f"{rare['rare_rate']:.3g}"),
+                              "coarse_rate": float(f"{rare['coarse_rate']:.3g}"), "twins": [t.as_dict() for t in twins],
+                              "statistic": "expected = rows of one part x rows of the other x rare_rate x coarse_rate: "
+                                           "pairs equal on every column (and the label) by chance, the rare and the coarse "
+                                           "columns independent; a Poisson tail on the rows seen"}
+    hit = [t for t in twins if t.significant]
+    if not hit:
+        return []
+    cols = ", ".join(repr(c) for c in rare["rare_columns"][:5]) + (" ..." if len(rare["rare_columns"]) > 5 else "")
+    chance = "; ".join(f"{plural(t.observed, t.late + ' row')} equal to a {t.early} row in every column"
+                       f"{' and the label' if rare['label'] else ''} (chance: {t.expected:.2g}, p = {t.p_value:.2g})" for t in hit)
+    severity = "critical" if any(t.critical for t in twins) else "warning"
+    return [Finding("duplicates", severity, (
+        f"{where.capitalize()}. The values these rows share in {cols} seldom repeat (two rows of one part share "
+        f"them {rare['rare_rate']:.2g} of the time), so a random split of natural data gives far fewer rows equal "
+        f"in every column: {chance}. These are records entered twice; the model is scored on examples it trained "
+        "on. Drop duplicates before splitting (X.drop_duplicates())."), details)]
+
+
+def _with_label(data: AuditData) -> np.ndarray:
+    """Each row's key over the features and, where there is one, the label."""
+    h = data.cache["exact_hash"]
+    return h if data.y is None else combine(h, hash_column(pd.Series(data.y)))
+
+
 def _natural(data: AuditData) -> bool:
-    """Whether rows collide naturally: independent columns would repeat rows at least a tenth as often
-    as the data does, and, where they would repeat fewer than one pair, the pairs seen are not too many
-    for chance (Poisson, 1%); otherwise repeated rows are copies.
+    """:func:`natural_collisions` of the table in memory."""
+    inv, n_keys = exact_keys(data)
+    mult = np.bincount(inv, minlength=n_keys).astype(np.float64)
+    return natural_collisions(data, data.n, float(np.sum(mult * (mult - 1) / 2)))
+
+
+def natural_collisions(sample: AuditData, n: int, pairs: float) -> bool:
+    """Whether the rows of a table of ``n`` rows with ``pairs`` pairs of exact duplicates collide naturally:
+    independent columns would repeat rows at least a tenth as often as the data does, and, where they would
+    repeat fewer than one pair, the pairs seen are not too many for chance (Poisson, 1%); otherwise repeated
+    rows are copies. ``sample`` holds the rows (the whole table in memory, the row sample out of core)
+    that give each column's collision rate: the one rule for both audits.
 
     A column's chance that two rows share a value is estimated from a row sample without bias
     (pairs within the sample), so a fine-grained column counts as fine-grained however large the
@@ -127,21 +172,21 @@ def _natural(data: AuditData) -> bool:
     copies (rows equal in every column) are left out of that estimate: a copy whose value occurs
     nowhere else shows the value is rare, not that rows repeat it naturally.
     """
-    inv, n_keys = exact_keys(data)
-    mult = np.bincount(inv, minlength=n_keys).astype(np.float64)
-    pairs = float(np.sum(mult * (mult - 1) / 2))
-    m = min(data.n, 20_000)
-    rows = np.sort(np.random.default_rng(data.seed).choice(data.n, m, replace=False))
-    sample = data.X.iloc[rows]
+    inv, _ = exact_keys(sample)
+    m = min(sample.n, 20_000)
+    if m < 2:
+        return True
+    rows = np.sort(np.random.default_rng(sample.seed).choice(sample.n, m, replace=False))
+    frame = sample.X.iloc[rows]
     copies = np.bincount(inv[rows]).astype(np.float64)
     copy_pairs = float(np.sum(copies * (copies - 1)))  # ordered pairs of copies in the sample: equal in every column
     q = 1.0
-    for c in data.features:
-        counts = sample[c].value_counts(dropna=False).to_numpy().astype(np.float64)
+    for c in sample.features:
+        counts = frame[c].value_counts(dropna=False).to_numpy().astype(np.float64)
         q *= max(float(np.sum(counts * (counts - 1))) - copy_pairs, 0.0) / (m * (m - 1))
         if q == 0.0:
             return False
-    chance_pairs = data.n * (data.n - 1) / 2 * q
+    chance_pairs = n * (n - 1) / 2 * q
     if chance_pairs < 1 and stats.poisson.sf(pairs - 1, chance_pairs) < 0.01:
         return False  # fewer than one natural twin expected, and far more pairs seen: copies
     return chance_pairs >= 0.1 * pairs
@@ -150,8 +195,7 @@ def _natural(data: AuditData) -> bool:
 def _conflicting_labels(data: AuditData, mask: np.ndarray) -> int:
     """Held-out rows (in ``mask``) whose features match a train row but whose (features, label) do not."""
     assert data.y is not None and data.part is not None
-    h = data.cache["exact_hash"]
-    with_label = combine(h, hash_column(pd.Series(data.y)))
+    with_label = _with_label(data)
     train_pairs = np.unique(with_label[data.part == TRAIN])
     return int(np.sum(~np.isin(with_label[mask], train_pairs, assume_unique=False)))
 

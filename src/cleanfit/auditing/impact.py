@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from cleanfit.auditing.inputs import TEST, TRAIN, VAL, AuditData, feature_codes
+from cleanfit.auditing.inputs import TEST, TRAIN, VAL, AuditData
 from cleanfit.auditing.scoring import sample_rows
+from cleanfit.auditing.target import id_codes
 from cleanfit.findings import Finding
 
 TRAIN_ROWS = 20_000  # the model is fit on at most this many train rows
@@ -110,9 +111,12 @@ def _rows(data: AuditData) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _matrix(data: AuditData, rows: np.ndarray) -> np.ndarray:
+    """The feature columns of ``rows`` as float32. Text is coded the way the ``identifier`` check reads
+    it (``target.id_codes``: sorted, digit runs as numbers), so an id issued in class order keeps that
+    order in the model, and its worth is measured, not hidden by codes in order of appearance."""
     out = np.empty((len(rows), len(data.features)), dtype=np.float32)
     for j, c in enumerate(data.features):
-        out[:, j] = feature_codes(data, c)[rows]
+        out[:, j] = id_codes(data, c)[rows]
     return out
 
 

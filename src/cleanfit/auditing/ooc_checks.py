@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from cleanfit.auditing import distribution, groups, temporal
-from cleanfit.auditing.duplicates import exact_finding
+from cleanfit.auditing.duplicates import exact_finding, natural_collisions
 from cleanfit.auditing.inputs import PART_NAMES, TRAIN, AuditData
 from cleanfit.auditing.ooc_load import BATCH, Order
 from cleanfit.auditing.overlap import Overlap, chance_from_multiplicities, p_value
+from cleanfit.auditing.twins import rare_twins_of_sample
 from cleanfit.findings import Finding
 
 
@@ -51,21 +52,17 @@ def duplicates(con: Any, sizes: list[int], sample: AuditData, has_y: bool) -> li
                 WHERE a.part = {late} AND dup.c0 > 0 AND a.lkey NOT IN (SELECT lkey FROM audit WHERE part = 0)""").fetchone()[0])
     con.execute("DROP TABLE dup")
     pairs_all = float(np.sum(hist[:, 1] * hist[:, 0] * (hist[:, 0] - 1) / 2))
-    return exact_finding(overlaps, conflicts, lambda: _natural(sample, n, pairs_all))
+    return exact_finding(overlaps, conflicts, lambda: natural_collisions(sample, n, pairs_all),
+                         lambda: rare_twins_of_sample(sample, sizes, _label_overlaps(con, sizes)))
 
 
-def _natural(sample: AuditData, n: int, pairs: float) -> bool:
-    """duplicates._natural with the pair count from SQL and the column collision rates from the row sample."""
-    m = min(sample.n, 20_000)
-    rows = np.sort(np.random.default_rng(sample.seed).choice(sample.n, m, replace=False))
-    frame = sample.X.iloc[rows]
-    q = 1.0
-    for c in sample.features:
-        counts = frame[c].value_counts(dropna=False).to_numpy().astype(np.float64)
-        q *= float(np.sum(counts * (counts - 1))) / (m * (m - 1))
-        if q == 0.0:
-            return False
-    return n * (n - 1) / 2 * q >= 0.1 * pairs
+def _label_overlaps(con: Any, sizes: list[int]) -> dict[tuple[int, int], int]:
+    """Per pair of parts: held-out rows equal to an earlier part's row in every feature and the label."""
+    got = con.execute("""WITH d AS (SELECT count(*) FILTER (part = 0) AS c0, count(*) FILTER (part = 1) AS c1,
+                         count(*) FILTER (part = 2) AS c2 FROM audit GROUP BY lkey HAVING count(*) > 1)
+                         SELECT coalesce(sum(c1) FILTER (c0 > 0), 0), coalesce(sum(c2) FILTER (c0 > 0), 0),
+                         coalesce(sum(c2) FILTER (c1 > 0), 0) FROM d""").fetchall()[0]  # all: no open result
+    return {pair: int(got[{(0, 1): 0, (0, 2): 1, (1, 2): 2}[pair]]) for pair in _pairs(sizes)}
 
 
 def group(con: Any, group_name: str) -> list[Finding]:
