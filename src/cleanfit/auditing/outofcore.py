@@ -191,9 +191,9 @@ def _run_checks(con: Any, loaded: Loaded, spec: RowSplit, features: list[str], r
         "temporal": lambda: ooc_checks.temporal_check(con, sizes, data),
         "group": lambda: ooc_checks.group(con, groups) if groups else check_group(data),
         "label-order": lambda: ((ooc_checks.label_order(con, loaded.order, loaded.n, time is not None) if classes
-                                 else distribution._by_label(data)) + ooc_checks.time_order(loaded.order, time)),
-        "split-shift": lambda: ((ooc_checks.label_shift(con, sizes, drift) if classes else distribution._label_shift(data))
-                                + distribution._unseen_categories(data)),
+                                 else distribution.label_blocks(data)) + ooc_checks.time_order(loaded.order, time)),
+        "split-shift": lambda: ((ooc_checks.label_shift(con, sizes, drift) if classes else distribution.label_shift(data))
+                                + distribution.unseen_categories(data)),
     }
     findings: list[Finding] = []
     ran, skipped = [], {}
