@@ -32,7 +32,7 @@ from cleanfit.auditing.ooc_scan import ParquetTable, Progress, memory_budget, op
 from cleanfit.auditing.report import AuditReport
 from cleanfit.auditing.target import check_identifier, check_target_leakage
 from cleanfit.auditing.text import check_text_columns
-from cleanfit.data.rowsplit import RowSplit, class_counts, split_rows
+from cleanfit.data.rowsplit import RowSplit, split_rows, time_bounds
 from cleanfit.data.splits import PART_NAMES, Splits
 from cleanfit.data.tables import infer_task, parse_time
 from cleanfit.errors import DataError
@@ -105,6 +105,7 @@ def audit_out_of_core(table: ParquetTable, target: str, split: RowSplit | None, 
             con.execute(f"SET temp_directory = '{tmp}'")
             con.execute("SET preserve_insertion_order = false")
             asked = split or RowSplit("auto", seed=seed)
+            asked.resolved("regression", time=time, groups=groups)  # a gap without a time split: refused before the pass
             loaded = stream(con, table, features=features, target=target, time=time, group=groups,
                             spec=_provisional(asked, time, groups), sample=sample, progress=progress)
             spec = asked.resolved(loaded.task, time=time, groups=groups)
@@ -130,15 +131,20 @@ def _assign_parts(con: Any, spec: RowSplit, n: int) -> None:
     if spec.by in ("random", "group"):
         con.execute("ALTER TABLE rows RENAME TO audit")
         return
-    if spec.by == "time":
-        n_train, n_val = class_counts(n, spec)
-        rank, limits = "row_number() OVER (ORDER BY t, row) - 1", f"{n_train} AS n_train, {n_val} AS n_val"
-    else:  # rowsplit.class_counts, per class: n_test = floor(test * n + 0.5), n_val = min(rest, floor(val * n + 0.5))
-        size = "count(*) OVER (PARTITION BY y)"
-        n_test = f"floor({spec.test!r}::DOUBLE * {size} + 0.5)::BIGINT"  # doubles, as NumPy: the same roundings
-        rank = "row_number() OVER (PARTITION BY y ORDER BY skey, row) - 1"
-        n_val = f"least({size} - {n_test}, floor({spec.val!r}::DOUBLE * {size} + 0.5)::BIGINT)"
-        limits = f"{size} - {n_test} - {n_val} AS n_train, {n_val} AS n_val"
+    if spec.by == "time":  # rowsplit.time_bounds: the gap rows before each later part are in none (-1)
+        train_end, val_start, val_end, test_start = time_bounds(n, spec)
+        con.execute(f"""CREATE TABLE audit AS SELECT * EXCLUDE (part, rk),
+            (CASE WHEN rk < {train_end} THEN 0 WHEN rk >= {test_start} THEN 2
+                  WHEN rk >= {val_start} AND rk < {val_end} THEN 1 ELSE -1 END)::TINYINT AS part
+            FROM (SELECT *, row_number() OVER (ORDER BY t, row) - 1 AS rk FROM rows)""")
+        con.execute("DROP TABLE rows")
+        return
+    # rowsplit.class_counts, per class: n_test = floor(test * n + 0.5), n_val = min(rest, floor(val * n + 0.5))
+    size = "count(*) OVER (PARTITION BY y)"
+    n_test = f"floor({spec.test!r}::DOUBLE * {size} + 0.5)::BIGINT"  # doubles, as NumPy: the same roundings
+    rank = "row_number() OVER (PARTITION BY y ORDER BY skey, row) - 1"
+    n_val = f"least({size} - {n_test}, floor({spec.val!r}::DOUBLE * {size} + 0.5)::BIGINT)"
+    limits = f"{size} - {n_test} - {n_val} AS n_train, {n_val} AS n_val"
     con.execute(f"""CREATE TABLE audit AS SELECT * EXCLUDE (part, rk, n_train, n_val),
         (CASE WHEN rk < n_train THEN 0 WHEN rk < n_train + n_val THEN 1 ELSE 2 END)::TINYINT AS part
         FROM (SELECT *, {rank} AS rk, {limits} FROM rows)""")
@@ -148,9 +154,10 @@ def _assign_parts(con: Any, spec: RowSplit, n: int) -> None:
 def split_fingerprint(con: Any, sizes: list[int]) -> str:
     """:attr:`Splits.fingerprint` of the parts in ``audit``, streamed from DuckDB (never all rows in memory)."""
     digest = hashlib.sha256()
+    cursor = con.cursor()  # its own connection: a result a check left unfetched on ``con`` does not block it
     for p, name in enumerate(PART_NAMES):
         digest.update(f"{name}:{sizes[p]};".encode())
-        reader = con.sql(f"SELECT row FROM audit WHERE part = {p} ORDER BY row").to_arrow_reader(1 << 20)
+        reader = cursor.sql(f"SELECT row FROM audit WHERE part = {p} ORDER BY row").to_arrow_reader(1 << 20)
         for batch in reader:
             digest.update(batch.column(0).to_numpy().astype("<i8").tobytes())
     return digest.hexdigest()
