@@ -11,6 +11,8 @@ fixed-width columns per row, which DuckDB stores (spilling to disk past its memo
     g      UBIGINT   the group value's key, rowsplit.group_keys (NULL for a missing group)
     part   TINYINT   0/1/2 for random and group splits (stratify and time are ranked afterwards in SQL)
     sampled BOOLEAN  in the uniform row sample the model-based checks run on
+    p0, p1, ...      the values of the ``keep`` columns as stored (the inputs of the transformers that the
+                     ``preprocessing`` check verifies; missing values NULL); none without transformers
 
 Along the way it keeps what needs the stored order (label changes between neighbouring rows, single-class
 blocks, steps back in time) and the sampled rows' feature values, and checks the target of every row group.
@@ -18,6 +20,7 @@ blocks, steps back in time) and the sampled rows' feature values, and checks the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,7 +109,7 @@ def _target(frame: pd.DataFrame, target: str, where: str) -> pd.Series:
 
 
 def _batch(rows: np.ndarray, frame: pd.DataFrame, y: pd.Series, key: np.ndarray, label_hash: np.ndarray,
-           t: np.ndarray | None, group: str | None, spec: RowSplit, in_sample: np.ndarray) -> Any:
+           t: np.ndarray | None, group: str | None, spec: RowSplit, in_sample: np.ndarray, keep: Sequence[str]) -> Any:
     """One row group's columns of the DuckDB table ``rows``, as an Arrow table."""
     import pyarrow as pa
 
@@ -121,11 +124,13 @@ def _batch(rows: np.ndarray, frame: pd.DataFrame, y: pd.Series, key: np.ndarray,
         cols["g"] = pa.array(group_keys(g, 0), mask=g.isna().to_numpy())
     cols["part"] = pa.array(part, type=pa.int8()) if part is not None else pa.nulls(len(rows), pa.int8())
     cols["sampled"] = pa.array(in_sample)
+    for j, c in enumerate(keep):
+        cols[f"p{j}"] = pa.Array.from_pandas(frame[c])  # NaN -> NULL, as scikit-learn skips NaN
     return pa.table(cols)
 
 
 def stream(con: Any, table: ParquetTable, *, features: list[str], target: str, time: str | None, group: str | None,
-           spec: RowSplit, sample: int, progress: Progress | None = None) -> Loaded:
+           spec: RowSplit, sample: int, progress: Progress | None = None, keep: Sequence[str] = ()) -> Loaded:
     """Read every row group once into the DuckDB table ``rows``; see the module docstring."""
     n = table.num_rows
     keep_below = np.uint64(min(2**64 - 1, int(min(1.0, sample / max(n, 1)) * 2**64)))
@@ -148,7 +153,7 @@ def stream(con: Any, table: ParquetTable, *, features: list[str], target: str, t
             t = parsed.view(np.int64) if parsed.dtype.kind in "Mm" else parsed
         order.add(label_hash, t)
         in_sample = row_keys(rows, _SAMPLE_SEED + spec.seed) <= keep_below if sample < n else np.ones(len(rows), bool)
-        batch = _batch(rows, frame, y, key, label_hash, t, group, spec, in_sample)  # noqa: F841 - DuckDB reads it by name
+        batch = _batch(rows, frame, y, key, label_hash, t, group, spec, in_sample, keep)  # noqa: F841 - DuckDB reads it by name
         con.execute("INSERT INTO rows SELECT * FROM batch" if created else "CREATE TABLE rows AS SELECT * FROM batch")
         created = True
         if in_sample.any():
