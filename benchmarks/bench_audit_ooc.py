@@ -4,6 +4,7 @@ Generates (in chunks, with pyarrow) a Parquet file of ROWS x 20 float32 features
 PLANTED exact copies of earlier rows scattered through it, then runs, each in its own child process:
 - ``cf.audit(path, "label", memory=BUDGET)``: the whole audit (default split: stratified by row number), out
   of core because the table is larger than the budget;
+  with ``--preprocessing`` also verifying two scalers over all 20 columns (their inputs stored in DuckDB);
 - the ceiling: DuckDB alone, one pass counting duplicate rows over all 21 columns of the same file
   (``GROUP BY ALL`` ... ``HAVING count(*) > 1``), with the same thread count.
 For each: wall time and peak resident memory (``os.wait4``'s rusage of that child). Goals: the planted copies
@@ -76,11 +77,17 @@ def generate(path: Path, rows: int, planted: int) -> None:
             writer.write_table(pa.table({**{f: x[:, i] for i, f in enumerate(FEATURES)}, "label": y}))
 
 
-def _child_audit(path: str, budget: str) -> dict:
+def _child_audit(path: str, budget: str, preprocessing: str = "0") -> dict:
     import cleanfit as cf
 
     started = time.perf_counter()
-    report = cf.audit(path, "label", memory=budget)
+    transformers = []
+    if preprocessing == "1":  # a StandardScaler and a RobustScaler (medians, quartiles) fit on the first row group
+        from sklearn.preprocessing import RobustScaler, StandardScaler
+
+        first = pq.ParquetFile(path).read_row_group(0, columns=FEATURES).to_pandas()
+        transformers = [StandardScaler().fit(first), RobustScaler().fit(first)]
+    report = cf.audit(path, "label", memory=budget, transformers=transformers)
     dup = report.by_check("duplicates")
     return {"seconds": time.perf_counter() - started, "sample": report.sample,
             "duplicates": dup[0].details["overlaps"] if dup else [], "severity": dup[0].severity if dup else None,
@@ -120,6 +127,8 @@ def main() -> None:
     parser.add_argument("--planted", type=int, default=20_000)
     parser.add_argument("--budget", default="1GB")
     parser.add_argument("--dir", default=None)
+    parser.add_argument("--preprocessing", action="store_true",
+                        help="also verify a StandardScaler and a RobustScaler over all 20 columns (the preprocessing check)")
     parser.add_argument("--child", nargs="+", default=None)
     a = parser.parse_args()
     if a.child:
@@ -138,13 +147,13 @@ def main() -> None:
               f"{path.stat().st_size / 2**20:,.0f} MB on disk) in {time.perf_counter() - t0:.1f}s; "
               f"{a.planted:,} planted copies; {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
         ceiling = measure("duckdb", str(path), str(os.cpu_count() or 1))
-        audit = measure("audit", str(path), a.budget, tmp=tmp)
+        audit = measure("audit", str(path), a.budget, "1" if a.preprocessing else "0", tmp=tmp)
         ratio = audit["wall"] / ceiling["wall"]
         found = sum(o["observed_rows"] for o in audit["duplicates"])
         print(f"{'':28}{'wall s':>9}{'peak MB':>10}")
         print(f"{'duckdb duplicate count':28}{ceiling['wall']:9.1f}{ceiling['peak_mb']:10.0f}   "
               f"{ceiling['duplicate_rows']:,} duplicate rows")
-        print(f"{'cf.audit out of core':28}{audit['wall']:9.1f}{audit['peak_mb']:10.0f}   "
+        print(f"{'cf.audit out of core' + (' +scalers' if a.preprocessing else ''):28}{audit['wall']:9.1f}{audit['peak_mb']:10.0f}   "
               f"duplicates ({audit['severity']}): {found:,} held-out rows copy an earlier part; sample "
               f"{audit['sample']['rows']:,} rows")
         print(f"ratio audit / duckdb wall: {ratio:.1f}x (goal <= 10x); peak memory {audit['peak_mb']:.0f} MB = "

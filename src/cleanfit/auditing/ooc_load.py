@@ -11,8 +11,10 @@ fixed-width columns per row, which DuckDB stores (spilling to disk past its memo
     g      UBIGINT   the group value's key, rowsplit.group_keys (NULL for a missing group)
     part   TINYINT   0/1/2 for random and group splits (stratify and time are ranked afterwards in SQL)
     sampled BOOLEAN  in the uniform row sample the model-based checks run on
-    p0, p1, ...      the values of the ``keep`` columns as stored (the inputs of the transformers that the
-                     ``preprocessing`` check verifies; missing values NULL); none without transformers
+
+and, only with ``keep`` columns (the inputs of the transformers the ``preprocessing`` check verifies), a second
+table ``pre`` of ``row, p0, p1, ...`` (their values as stored, missing values NULL), kept apart so the wide
+columns never go through the split's window sort.
 
 Along the way it keeps what needs the stored order (label changes between neighbouring rows, single-class
 blocks, steps back in time) and the sampled rows' feature values, and checks the target of every row group.
@@ -109,7 +111,7 @@ def _target(frame: pd.DataFrame, target: str, where: str) -> pd.Series:
 
 
 def _batch(rows: np.ndarray, frame: pd.DataFrame, y: pd.Series, key: np.ndarray, label_hash: np.ndarray,
-           t: np.ndarray | None, group: str | None, spec: RowSplit, in_sample: np.ndarray, keep: Sequence[str]) -> Any:
+           t: np.ndarray | None, group: str | None, spec: RowSplit, in_sample: np.ndarray) -> Any:
     """One row group's columns of the DuckDB table ``rows``, as an Arrow table."""
     import pyarrow as pa
 
@@ -124,6 +126,14 @@ def _batch(rows: np.ndarray, frame: pd.DataFrame, y: pd.Series, key: np.ndarray,
         cols["g"] = pa.array(group_keys(g, 0), mask=g.isna().to_numpy())
     cols["part"] = pa.array(part, type=pa.int8()) if part is not None else pa.nulls(len(rows), pa.int8())
     cols["sampled"] = pa.array(in_sample)
+    return pa.table(cols)
+
+
+def _kept(rows: np.ndarray, frame: pd.DataFrame, keep: Sequence[str]) -> Any:
+    """One row group's rows of the table ``pre``: the row number and the ``keep`` columns as ``p0, p1, ...``."""
+    import pyarrow as pa
+
+    cols = {"row": pa.array(rows)}
     for j, c in enumerate(keep):
         cols[f"p{j}"] = pa.Array.from_pandas(frame[c])  # NaN -> NULL, as scikit-learn skips NaN
     return pa.table(cols)
@@ -153,8 +163,11 @@ def stream(con: Any, table: ParquetTable, *, features: list[str], target: str, t
             t = parsed.view(np.int64) if parsed.dtype.kind in "Mm" else parsed
         order.add(label_hash, t)
         in_sample = row_keys(rows, _SAMPLE_SEED + spec.seed) <= keep_below if sample < n else np.ones(len(rows), bool)
-        batch = _batch(rows, frame, y, key, label_hash, t, group, spec, in_sample, keep)  # noqa: F841 - DuckDB reads it by name
+        batch = _batch(rows, frame, y, key, label_hash, t, group, spec, in_sample)  # noqa: F841 - DuckDB reads it by name
         con.execute("INSERT INTO rows SELECT * FROM batch" if created else "CREATE TABLE rows AS SELECT * FROM batch")
+        if keep:
+            kept = _kept(rows, frame, keep)  # noqa: F841 - DuckDB reads it by name
+            con.execute("INSERT INTO pre SELECT * FROM kept" if created else "CREATE TABLE pre AS SELECT * FROM kept")
         created = True
         if in_sample.any():
             sampled.append(frame.loc[in_sample, [c for c in columns if c != target]])
