@@ -35,7 +35,16 @@ KINDS = ("StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "Simp
 
 
 def input_columns(t: Any, features: Sequence[str]) -> list[str] | None:
-    """The table columns ``t`` was fit on (``feature_names_in_``, else all features when the count matches)."""
+    """The table columns ``t`` was fit on (``feature_names_in_``, else all features when the count matches).
+
+    >>> import pandas as pd
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> scaler = StandardScaler().fit(pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 5.0]}))
+    >>> input_columns(scaler, ["a", "b", "c"]), input_columns(scaler, ["x", "y"])
+    (['a', 'b'], None)
+    >>> input_columns(StandardScaler().fit([[1.0, 2.0], [3.0, 4.0]]), ["x", "y"])  # fit on an array: by count
+    ['x', 'y']
+    """
     names = getattr(t, "feature_names_in_", None)
     if names is not None:
         return [str(c) for c in names] if all(str(c) in features for c in names) else None
