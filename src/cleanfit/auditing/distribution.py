@@ -28,13 +28,15 @@ _UNSEEN_CRITICAL = 0.05
 def check_label_order(data: AuditData) -> list[Finding]:
     findings = []
     if data.y is not None:
-        findings += _by_label(data)
+        findings += label_blocks(data)
     if data.time is not None:
         findings += _time_order(data)
     return findings
 
 
-def _by_label(data: AuditData) -> list[Finding]:
+def label_blocks(data: AuditData) -> list[Finding]:
+    """The target half of ``label-order``: rows sorted or blocked by label (the out-of-core audit runs it on its
+    row sample for a regression target)."""
     assert data.y is not None
     y = data.y
     n = len(y)
@@ -118,8 +120,8 @@ def check_split_shift(data: AuditData) -> list[Finding]:
     assert data.part is not None
     findings = []
     if data.y is not None:
-        findings += _label_shift(data)
-    findings += _unseen_categories(data)
+        findings += label_shift(data)
+    findings += unseen_categories(data)
     return findings
 
 
@@ -137,7 +139,9 @@ _DRIFT = ("The split is in time order, so this is drift over time that the model
           "training; keep the time split (a random split would hide it by mixing in the future).")
 
 
-def _label_shift(data: AuditData) -> list[Finding]:
+def label_shift(data: AuditData) -> list[Finding]:
+    """The label half of ``split-shift``: labels train never shows, a different label mix (classes) or a shifted
+    target (regression); the out-of-core audit runs it on its row sample for a regression target."""
     assert data.y is not None and data.part is not None
     train = data.part == TRAIN
     findings = []
@@ -204,7 +208,7 @@ def class_shift_findings(part: str, classes: np.ndarray, train_counts: np.ndarra
     return findings
 
 
-def _unseen_categories(data: AuditData) -> list[Finding]:
+def unseen_categories(data: AuditData) -> list[Finding]:
     """Category values of held-out rows that train never shows (an encoder fit on train cannot map them)."""
     assert data.part is not None
     ids = set(data.cache.get("ids", ()))

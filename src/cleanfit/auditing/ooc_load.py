@@ -12,12 +12,17 @@ fixed-width columns per row, which DuckDB stores (spilling to disk past its memo
     part   TINYINT   0/1/2 for random and group splits (stratify and time are ranked afterwards in SQL)
     sampled BOOLEAN  in the uniform row sample the model-based checks run on
 
+and, only with ``keep`` columns (the inputs of the transformers the ``preprocessing`` check verifies), a second
+table ``pre`` of ``row, p0, p1, ...`` (their values as stored, missing values NULL), kept apart so the wide
+columns never go through the split's window sort.
+
 Along the way it keeps what needs the stored order (label changes between neighbouring rows, single-class
 blocks, steps back in time) and the sampled rows' feature values, and checks the target of every row group.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,8 +129,18 @@ def _batch(rows: np.ndarray, frame: pd.DataFrame, y: pd.Series, key: np.ndarray,
     return pa.table(cols)
 
 
+def _kept(rows: np.ndarray, frame: pd.DataFrame, keep: Sequence[str]) -> Any:
+    """One row group's rows of the table ``pre``: the row number and the ``keep`` columns as ``p0, p1, ...``."""
+    import pyarrow as pa
+
+    cols = {"row": pa.array(rows)}
+    for j, c in enumerate(keep):
+        cols[f"p{j}"] = pa.Array.from_pandas(frame[c])  # NaN -> NULL, as scikit-learn skips NaN
+    return pa.table(cols)
+
+
 def stream(con: Any, table: ParquetTable, *, features: list[str], target: str, time: str | None, group: str | None,
-           spec: RowSplit, sample: int, progress: Progress | None = None) -> Loaded:
+           spec: RowSplit, sample: int, progress: Progress | None = None, keep: Sequence[str] = ()) -> Loaded:
     """Read every row group once into the DuckDB table ``rows``; see the module docstring."""
     n = table.num_rows
     keep_below = np.uint64(min(2**64 - 1, int(min(1.0, sample / max(n, 1)) * 2**64)))
@@ -150,6 +165,9 @@ def stream(con: Any, table: ParquetTable, *, features: list[str], target: str, t
         in_sample = row_keys(rows, _SAMPLE_SEED + spec.seed) <= keep_below if sample < n else np.ones(len(rows), bool)
         batch = _batch(rows, frame, y, key, label_hash, t, group, spec, in_sample)  # noqa: F841 - DuckDB reads it by name
         con.execute("INSERT INTO rows SELECT * FROM batch" if created else "CREATE TABLE rows AS SELECT * FROM batch")
+        if keep:
+            kept = _kept(rows, frame, keep)  # noqa: F841 - DuckDB reads it by name
+            con.execute("INSERT INTO pre SELECT * FROM kept" if created else "CREATE TABLE pre AS SELECT * FROM kept")
         created = True
         if in_sample.any():
             sampled.append(frame.loc[in_sample, [c for c in columns if c != target]])

@@ -130,6 +130,15 @@ def open_table(path: str | os.PathLike, needed: Sequence[str]) -> ParquetTable:
     return ParquetTable(paths, columns, groups, nbytes)
 
 
+def numeric_columns(table: ParquetTable) -> list[str]:
+    """The columns the first file stores as numbers (integers, floats, booleans)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(table.paths[0])
+    return [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_boolean(f.type)]
+
+
 def row_groups(table: ParquetTable, columns: Sequence[str], progress: Progress | None = None) -> Iterator[tuple[int, pd.DataFrame, str]]:
     """Yield ``(first row, frame, where)`` for each row group, ``where`` naming its file and row group."""
     import pyarrow.parquet as pq

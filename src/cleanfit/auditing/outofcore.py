@@ -8,8 +8,9 @@ to a DuckDB database in a temporary folder (DuckDB spills to that folder past it
 budget); the exact checks are SQL over it (:mod:`~cleanfit.auditing.ooc_checks`), and the model-based checks
 (``near-duplicates``, ``target-leakage``, ``identifier``; also ``group`` without a group column, split-shift's
 category values and regression targets, label-order of a regression target) run in memory on a uniform sample of
-rows whose size the report states. ``preprocessing`` needs fitted transformers and rows in memory: it is skipped.
-Nothing is written until every pass has succeeded.
+rows whose size the report states. ``preprocessing`` compares the transformers' statistics with DuckDB's over the
+train rows and all rows (:mod:`~cleanfit.auditing.ooc_preprocessing`); ``impact=True`` is measured on the row sample
+(:mod:`~cleanfit.auditing.ooc_impact`). Nothing is written until every pass has succeeded.
 """
 
 from __future__ import annotations
@@ -19,20 +20,21 @@ import os
 import tempfile
 import time as _time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from cleanfit.auditing import distribution, ooc_checks
+from cleanfit.auditing import distribution, ooc_checks, ooc_impact, ooc_preprocessing
 from cleanfit.auditing.duplicates import check_near_duplicates
 from cleanfit.auditing.groups import check_group
 from cleanfit.auditing.inputs import AuditData, prepare
 from cleanfit.auditing.ooc_load import Loaded, stream
-from cleanfit.auditing.ooc_scan import ParquetTable, Progress, memory_budget, open_table
+from cleanfit.auditing.ooc_scan import ParquetTable, Progress, memory_budget, numeric_columns, open_table
 from cleanfit.auditing.report import AuditReport
 from cleanfit.auditing.target import check_identifier, check_target_leakage
 from cleanfit.auditing.text import check_text_columns
-from cleanfit.data.rowsplit import RowSplit, class_counts, split_rows
+from cleanfit.data.rowsplit import RowSplit, split_rows, time_bounds
 from cleanfit.data.splits import PART_NAMES, Splits
 from cleanfit.data.tables import infer_task, parse_time
 from cleanfit.errors import DataError
@@ -43,8 +45,8 @@ _SAMPLED = ("near-duplicates", "target-leakage", "identifier", "text-columns")
 
 
 def audit_path(path: Any, target: Any, split: Any, *, time: str | None, groups: str | None, requested: tuple[str, ...],
-               seed: int, memory: Any, sample: int, progress: Progress | None,
-               in_memory: Callable[..., AuditReport]) -> AuditReport:
+               seed: int, memory: Any, sample: int, progress: Progress | None, in_memory: Callable[..., AuditReport],
+               transformers: Sequence[Any] = (), impact: bool = False) -> AuditReport:
     """Audit the Parquet table at ``path`` (see the module docstring); ``in_memory`` is ``cleanfit.audit``."""
     if not isinstance(target, str):
         raise DataError(f"audit({str(path)!r}, y=...): with a table path, y is the name of the target column, got {type(target).__name__}")
@@ -55,14 +57,16 @@ def audit_path(path: Any, target: Any, split: Any, *, time: str | None, groups: 
         raise DataError(f"audit({str(path)!r}, splits=...): a table path is split by row number; pass "
                         "RowSplit(by=..., test=..., val=..., seed=...) or None for the default split")
     table = open_table(path, [c for c in (target, time, groups) if c])
+    extra = {"transformers": transformers, "impact": impact}
     if table.nbytes <= memory_budget(memory):
-        return _audit_in_memory(table, target, split, time=time, groups=groups, requested=requested, seed=seed, audit=in_memory)
+        return _audit_in_memory(table, target, split, time=time, groups=groups, requested=requested, seed=seed,
+                                audit=in_memory, **extra)
     return audit_out_of_core(table, target, split, time=time, groups=groups, requested=requested, seed=seed,
-                             memory=memory_budget(memory), sample=sample, progress=progress)
+                             memory=memory_budget(memory), sample=sample, progress=progress, **extra)
 
 
 def _audit_in_memory(table: ParquetTable, target: str, split: RowSplit | None, *, time: str | None, groups: str | None,
-                     requested: tuple[str, ...], seed: int, audit: Callable[..., AuditReport]) -> AuditReport:
+                     requested: tuple[str, ...], seed: int, audit: Callable[..., AuditReport], **extra: Any) -> AuditReport:
     import pyarrow.parquet as pq
 
     try:
@@ -79,7 +83,8 @@ def _audit_in_memory(table: ParquetTable, target: str, split: RowSplit | None, *
         times = parsed.view(np.int64) if parsed.dtype.kind in "Mm" else parsed
     part = split_rows(spec, len(frame), y=y.to_numpy(), groups=frame[groups] if groups else None, time=times)
     splits = splits_of(part, spec)
-    return audit(frame.drop(columns=[target]), y.to_numpy(), splits, time=time, groups=groups, checks=list(requested), seed=seed)
+    return audit(frame.drop(columns=[target]), y.to_numpy(), splits, time=time, groups=groups, checks=list(requested),
+                 seed=seed, **extra)
 
 
 def splits_of(part: np.ndarray, spec: RowSplit) -> Splits:
@@ -91,13 +96,16 @@ def splits_of(part: np.ndarray, spec: RowSplit) -> Splits:
 
 def audit_out_of_core(table: ParquetTable, target: str, split: RowSplit | None, *, time: str | None, groups: str | None,
                       requested: tuple[str, ...], seed: int, memory: int, sample: int = SAMPLE,
-                      progress: Progress | None = None, drop: Sequence[str] = ()) -> AuditReport:
+                      progress: Progress | None = None, drop: Sequence[str] = (), transformers: Sequence[Any] = (),
+                      impact: bool = False) -> AuditReport:
     """The out-of-core audit of ``table`` (a DuckDB database in a temporary folder, removed afterwards); the
-    features are every column but the target, time, group and ``drop`` ones."""
+    features are every column but the target, time, group and ``drop`` ones. ``transformers`` are verified by
+    ``preprocessing`` (:mod:`~cleanfit.auditing.ooc_preprocessing`); ``impact`` is measured on the row sample."""
     import duckdb
 
     started = _time.perf_counter()
     features = [c for c in table.columns if c not in {target, time, groups, *drop}]
+    stored = ooc_preprocessing.stored_columns(transformers, features, numeric_columns(table)) if "preprocessing" in requested else []
     with tempfile.TemporaryDirectory(prefix="cleanfit-audit-") as tmp:
         con = duckdb.connect(os.path.join(tmp, "audit.duckdb"))
         try:
@@ -105,14 +113,16 @@ def audit_out_of_core(table: ParquetTable, target: str, split: RowSplit | None, 
             con.execute(f"SET temp_directory = '{tmp}'")
             con.execute("SET preserve_insertion_order = false")
             asked = split or RowSplit("auto", seed=seed)
+            asked.resolved("regression", time=time, groups=groups)  # a gap without a time split: refused before the pass
             loaded = stream(con, table, features=features, target=target, time=time, group=groups,
-                            spec=_provisional(asked, time, groups), sample=sample, progress=progress)
+                            spec=_provisional(asked, time, groups), sample=sample, progress=progress, keep=stored)
             spec = asked.resolved(loaded.task, time=time, groups=groups)
             began = _time.perf_counter()
             _assign_parts(con, spec, loaded.n)
             _step(progress, f"split by row number ({spec.by})", began)
-            return _run_checks(con, loaded, spec, features, requested, time=time, groups=groups, seed=seed,
-                               started=started, progress=progress)
+            checks = Checks(features, requested, tuple(transformers), stored, impact)
+            return _run_checks(con, loaded, spec, checks, time=time, groups=groups, seed=seed, started=started,
+                               progress=progress)
         finally:
             con.close()
 
@@ -130,15 +140,20 @@ def _assign_parts(con: Any, spec: RowSplit, n: int) -> None:
     if spec.by in ("random", "group"):
         con.execute("ALTER TABLE rows RENAME TO audit")
         return
-    if spec.by == "time":
-        n_train, n_val = class_counts(n, spec)
-        rank, limits = "row_number() OVER (ORDER BY t, row) - 1", f"{n_train} AS n_train, {n_val} AS n_val"
-    else:  # rowsplit.class_counts, per class: n_test = floor(test * n + 0.5), n_val = min(rest, floor(val * n + 0.5))
-        size = "count(*) OVER (PARTITION BY y)"
-        n_test = f"floor({spec.test!r}::DOUBLE * {size} + 0.5)::BIGINT"  # doubles, as NumPy: the same roundings
-        rank = "row_number() OVER (PARTITION BY y ORDER BY skey, row) - 1"
-        n_val = f"least({size} - {n_test}, floor({spec.val!r}::DOUBLE * {size} + 0.5)::BIGINT)"
-        limits = f"{size} - {n_test} - {n_val} AS n_train, {n_val} AS n_val"
+    if spec.by == "time":  # rowsplit.time_bounds: the gap rows before each later part are in none (-1)
+        train_end, val_start, val_end, test_start = time_bounds(n, spec)
+        con.execute(f"""CREATE TABLE audit AS SELECT * EXCLUDE (part, rk),
+            (CASE WHEN rk < {train_end} THEN 0 WHEN rk >= {test_start} THEN 2
+                  WHEN rk >= {val_start} AND rk < {val_end} THEN 1 ELSE -1 END)::TINYINT AS part
+            FROM (SELECT *, row_number() OVER (ORDER BY t, row) - 1 AS rk FROM rows)""")
+        con.execute("DROP TABLE rows")
+        return
+    # rowsplit.class_counts, per class: n_test = floor(test * n + 0.5), n_val = min(rest, floor(val * n + 0.5))
+    size = "count(*) OVER (PARTITION BY y)"
+    n_test = f"floor({spec.test!r}::DOUBLE * {size} + 0.5)::BIGINT"  # doubles, as NumPy: the same roundings
+    rank = "row_number() OVER (PARTITION BY y ORDER BY skey, row) - 1"
+    n_val = f"least({size} - {n_test}, floor({spec.val!r}::DOUBLE * {size} + 0.5)::BIGINT)"
+    limits = f"{size} - {n_test} - {n_val} AS n_train, {n_val} AS n_val"
     con.execute(f"""CREATE TABLE audit AS SELECT * EXCLUDE (part, rk, n_train, n_val),
         (CASE WHEN rk < n_train THEN 0 WHEN rk < n_train + n_val THEN 1 ELSE 2 END)::TINYINT AS part
         FROM (SELECT *, {rank} AS rk, {limits} FROM rows)""")
@@ -148,9 +163,10 @@ def _assign_parts(con: Any, spec: RowSplit, n: int) -> None:
 def split_fingerprint(con: Any, sizes: list[int]) -> str:
     """:attr:`Splits.fingerprint` of the parts in ``audit``, streamed from DuckDB (never all rows in memory)."""
     digest = hashlib.sha256()
+    cursor = con.cursor()  # its own connection: a result a check left unfetched on ``con`` does not block it
     for p, name in enumerate(PART_NAMES):
         digest.update(f"{name}:{sizes[p]};".encode())
-        reader = con.sql(f"SELECT row FROM audit WHERE part = {p} ORDER BY row").to_arrow_reader(1 << 20)
+        reader = cursor.sql(f"SELECT row FROM audit WHERE part = {p} ORDER BY row").to_arrow_reader(1 << 20)
         for batch in reader:
             digest.update(batch.column(0).to_numpy().astype("<i8").tobytes())
     return digest.hexdigest()
@@ -173,34 +189,54 @@ def _step(progress: Any, what: str, began: float) -> None:
         progress.step(what, _time.perf_counter() - began)
 
 
-def _run_checks(con: Any, loaded: Loaded, spec: RowSplit, features: list[str], requested: tuple[str, ...], *,
-                time: str | None, groups: str | None, seed: int, started: float, progress: Any = None) -> AuditReport:
-    sizes = ooc_checks.part_sizes(con)
-    if not sizes[0]:
-        raise DataError(f"the row split by={spec.by!r} left no train rows; lower test/val")
-    data = _sample_data(con, loaded, spec, requested, time=time, groups=groups, seed=seed)
+@dataclass(frozen=True)
+class Checks:
+    """What the checks are asked to look at: the feature columns, the check ids, the transformers to verify (their
+    inputs stored as ``p0, p1, ...``: ``stored``) and whether to measure impact."""
+
+    features: list[str]
+    requested: tuple[str, ...]
+    transformers: tuple[Any, ...] = ()
+    stored: list[str] = field(default_factory=list)
+    impact: bool = False
+
+
+def _runs(con: Any, loaded: Loaded, spec: RowSplit, checks: Checks, data: AuditData, sizes: list[int], *,
+          time: str | None, groups: str | None) -> dict[str, Callable[[], list[Finding]]]:
+    """Each check id's run: SQL over every row, or the in-memory check on the row sample ``data``."""
     classes = loaded.task == "classification"
     drift = spec.by == "time" or (time is not None and con.execute(
-        "SELECT min(t) FILTER (part > 0) >= max(t) FILTER (part = 0) FROM audit").fetchone()[0] is True)
-    runs: dict[str, Callable[[], list[Finding]]] = {
-        "duplicates": lambda: ooc_checks.duplicates(con, sizes, data, True) if features else [],
+        "SELECT min(t) FILTER (part > 0) >= max(t) FILTER (part = 0) FROM audit").fetchall()[0][0] is True)
+    return {
+        "duplicates": lambda: ooc_checks.duplicates(con, sizes, data, True) if checks.features else [],
         "near-duplicates": lambda: check_near_duplicates(data),
         "target-leakage": lambda: check_target_leakage(data),
         "identifier": lambda: check_identifier(data),
         "text-columns": lambda: check_text_columns(data),
         "temporal": lambda: ooc_checks.temporal_check(con, sizes, data),
         "group": lambda: ooc_checks.group(con, groups) if groups else check_group(data),
+        "preprocessing": lambda: ooc_preprocessing.check(con, checks.transformers, checks.features, checks.stored, sizes),
         "label-order": lambda: ((ooc_checks.label_order(con, loaded.order, loaded.n, time is not None) if classes
-                                 else distribution._by_label(data)) + ooc_checks.time_order(loaded.order, time)),
-        "split-shift": lambda: ((ooc_checks.label_shift(con, sizes, drift) if classes else distribution._label_shift(data))
-                                + distribution._unseen_categories(data)),
+                                 else distribution.label_blocks(data)) + ooc_checks.time_order(loaded.order, time)),
+        "split-shift": lambda: ((ooc_checks.label_shift(con, sizes, drift) if classes else distribution.label_shift(data))
+                                + distribution.unseen_categories(data)),
     }
+
+
+def _run_checks(con: Any, loaded: Loaded, spec: RowSplit, checks: Checks, *, time: str | None, groups: str | None,
+                seed: int, started: float, progress: Any = None) -> AuditReport:
+    sizes = ooc_checks.part_sizes(con)
+    if not sizes[0]:
+        raise DataError(f"the row split by={spec.by!r} left no train rows; lower test/val")
+    data = _sample_data(con, loaded, spec, checks.requested, time=time, groups=groups, seed=seed)
+    data.cache["impact"] = checks.impact  # the sampled checks keep the rows impact compares
+    runs = _runs(con, loaded, spec, checks, data, sizes, time=time, groups=groups)
     findings: list[Finding] = []
     ran, skipped = [], {}
-    for name in requested:
+    for name in checks.requested:
         if name == "temporal" and time is None:
             skipped[name] = "needs time"
-        elif name == "preprocessing":
+        elif name == "preprocessing" and not checks.transformers:
             skipped[name] = "no transformers given"
         else:
             began = _time.perf_counter()
@@ -208,8 +244,12 @@ def _run_checks(con: Any, loaded: Loaded, spec: RowSplit, features: list[str], r
             ran.append(name)
             on_sample = name in _SAMPLED or (name == "group" and not groups)
             _step(progress, f"{name} {'on the row sample' if on_sample else 'over every row'}", began)
+    if checks.impact:
+        began = _time.perf_counter()
+        ooc_impact.measure(con, data, findings, n_rows=loaded.n, groups=groups)
+        _step(progress, "impact on the row sample", began)
     sampled = [c for c in ran if c in _SAMPLED or (c == "group" and not groups)]
-    return AuditReport(findings, checks=ran, skipped=skipped, n_rows=loaded.n, n_features=len(features),
+    return AuditReport(findings, checks=ran, skipped=skipped, n_rows=loaded.n, n_features=len(checks.features),
                        seconds=_time.perf_counter() - started, task=loaded.task,
                        split={"method": f"row-{spec.by}", "fingerprint": split_fingerprint(con, sizes)},
                        sample={"rows": data.n, "checks": sampled, "out_of_core": True})

@@ -7,6 +7,10 @@ train rows, on train+val rows and on all rows, and its learned statistics are co
 statistics that match all rows mean val/test values shaped the preprocessing. A scaler fit on all
 rows is a warning (it rarely moves scores, but it is wrong); a transformer that learned from the
 labels (a target encoder) fit on all rows is critical.
+
+The findings' wording is owned here (:func:`record_finding`, :func:`unfitted_finding`, :func:`unmatched_finding`,
+:func:`fit_finding`); the out-of-core audit (``ooc_preprocessing``) computes the same statistics in DuckDB
+and states its findings through them.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 
 try:
     from sklearn.utils import get_tags
-except ImportError:  # scikit-learn < 1.6: no get_tags; _needs_y falls back to the class name
+except ImportError:  # scikit-learn < 1.6: no get_tags; needs_y falls back to the class name
     get_tags = None
 
 from cleanfit.auditing.inputs import TRAIN, VAL, AuditData
@@ -35,36 +39,65 @@ def check_preprocessing(data: AuditData) -> list[Finding]:
     train = data.rows(TRAIN)
     findings = []
     for i, transformer in enumerate(data.transformers):
-        name = f"transformers[{i}] ({type(transformer).__name__})"
-        finding = _check_one(data, transformer, name, train)
+        finding = _check_one(data, transformer, transformer_name(i, transformer), train)
         if finding is not None:
             findings.append(finding)
     return findings
 
 
-def _check_one(data: AuditData, t: Any, name: str, train: np.ndarray) -> Finding | None:
+def transformer_name(i: int, t: Any) -> str:
+    """How findings name the ``i``-th transformer: ``transformers[0] (StandardScaler)``."""
+    return f"transformers[{i}] ({type(t).__name__})"
+
+
+def fit_record(t: Any) -> dict[str, Any] | None:
+    """The fit-on-train record :meth:`cleanfit.Splits.fit_transform` left on ``t``, or None."""
     record = getattr(t, "cleanfit_fit_record_", None)
-    if isinstance(record, dict) and "rows_fingerprint" in record:
-        if record["rows_fingerprint"] == rows_fingerprint(train):
-            return None
-        return Finding("preprocessing", "warning", (
-            f"{name} was fit with cleanfit on {record.get('n_rows', '?')} rows, but not on this split's "
-            f"{len(train):,} train rows (its fit record does not match). Refit it with "
-            "splits.fit_transform(transformer, X) on this split."),
-            {"transformer": name, "record": dict(record), "train_rows": len(train)})
+    return record if isinstance(record, dict) and "rows_fingerprint" in record else None
+
+
+def record_finding(name: str, record: dict[str, Any], train_fingerprint: str, n_train: int) -> Finding | None:
+    """None when the fit record names these train rows, else the warning that it names other rows."""
+    if record["rows_fingerprint"] == train_fingerprint:
+        return None
+    return Finding("preprocessing", "warning", (
+        f"{name} was fit with cleanfit on {record.get('n_rows', '?')} rows, but not on this split's "
+        f"{n_train:,} train rows (its fit record does not match). Refit it with "
+        "splits.fit_transform(transformer, X) on this split."),
+        {"transformer": name, "record": dict(record), "train_rows": n_train})
+
+
+def is_fitted(t: Any) -> bool:
     try:
         check_is_fitted(t)
     except (NotFittedError, TypeError):
-        return Finding("preprocessing", "info", f"{name} is not fitted; nothing to check. Fit it with splits.fit_transform(transformer, X).",
-                       {"transformer": name})
+        return False
+    return True
+
+
+def unfitted_finding(name: str) -> Finding:
+    return Finding("preprocessing", "info", f"{name} is not fitted; nothing to check. Fit it with splits.fit_transform(transformer, X).",
+                   {"transformer": name})
+
+
+def unmatched_finding(name: str) -> Finding:
+    return Finding("preprocessing", "info", (
+        f"{name} has no cleanfit fit record and its inputs could not be matched to X's columns, so "
+        "which rows it learned from is unknown. Fit it with splits.fit_transform(transformer, X)."),
+        {"transformer": name})
+
+
+def _check_one(data: AuditData, t: Any, name: str, train: np.ndarray) -> Finding | None:
+    record = fit_record(t)
+    if record is not None:
+        return record_finding(name, record, rows_fingerprint(train), len(train))
+    if not is_fitted(t):
+        return unfitted_finding(name)
     X = _inputs(data, t)
-    supervised = _needs_y(t)
+    supervised = needs_y(t)
     if X is None or (supervised and data.y is None):
-        return Finding("preprocessing", "info", (
-            f"{name} has no cleanfit fit record and its inputs could not be matched to X's columns, so "
-            "which rows it learned from is unknown. Fit it with splits.fit_transform(transformer, X)."),
-            {"transformer": name})
-    seen = _stats(t)
+        return unmatched_finding(name)
+    seen = learned_stats(t)
     candidates = {"train rows": train}
     val = data.rows(VAL)
     if len(val):
@@ -78,12 +111,18 @@ def _check_one(data: AuditData, t: Any, name: str, train: np.ndarray) -> Finding
         except Exception:  # noqa: BLE001 - a transformer that cannot be refit cannot be verified
             return Finding("preprocessing", "info", f"{name} could not be refit on X to verify it; fit it with splits.fit_transform(transformer, X).",
                            {"transformer": name})
-        distance[label] = _distance(seen, _stats(fitted))
+        distance[label] = stats_distance(seen, learned_stats(fitted))
+    return fit_finding(name, distance, supervised)
+
+
+def fit_finding(name: str, distance: dict[str, float], supervised: bool, tol: float = _TOL) -> Finding | None:
+    """The finding from the distances of ``name``'s statistics to those of a fit on "train rows", "train+val
+    rows" (when there is a val part) and "all rows": None when train matches (within ``tol``)."""
     best = min(distance, key=distance.get)
     details = {"transformer": name, "distance": {k: float(f"{v:.3g}") for k, v in distance.items()}, "matches": best}
-    if distance["train rows"] <= _TOL:
+    if distance["train rows"] <= tol:
         return None
-    if distance[best] > _TOL:
+    if distance[best] > tol:
         return Finding("preprocessing", "info", (
             f"{name} has no cleanfit fit record and its statistics match neither the train rows nor all "
             "rows (fit on other data, or randomised). Fit it with splits.fit_transform(transformer, X) "
@@ -96,7 +135,8 @@ def _check_one(data: AuditData, t: Any, name: str, train: np.ndarray) -> Finding
         "splits.fit_transform(transformer, X), or fit it on X[splits.train]."), details)
 
 
-def _needs_y(t: Any) -> bool:
+def needs_y(t: Any) -> bool:
+    """Whether ``t`` learns from the labels (a target encoder): fit on all rows, that is critical."""
     if get_tags is None:
         return type(t).__name__ == "TargetEncoder"
     try:
@@ -120,14 +160,14 @@ def _take(X: Any, rows: np.ndarray) -> Any:
     return X.iloc[rows] if hasattr(X, "iloc") else X[rows]
 
 
-def _stats(est: Any, prefix: str = "") -> dict[str, Any]:
+def learned_stats(est: Any, prefix: str = "") -> dict[str, Any]:
     """Learned attributes (ending in ``_``) of ``est`` and of the estimators inside it."""
     out: dict[str, Any] = {}
     for key, value in vars(est).items():
         if not key.endswith("_") or key.startswith("_") or key in ("n_features_in_", "feature_names_in_"):
             continue
         if hasattr(value, "get_params") and hasattr(value, "fit"):
-            out.update(_stats(value, f"{prefix}{key}."))
+            out.update(learned_stats(value, f"{prefix}{key}."))
         elif isinstance(value, (list, tuple)) and value and all(hasattr(v, "fit") for v in value if not isinstance(v, (str, tuple))):
             continue
         else:
@@ -136,11 +176,11 @@ def _stats(est: Any, prefix: str = "") -> dict[str, Any]:
         for item in getattr(est, attr, None) or ():
             step_name, step = item[0], item[1]
             if hasattr(step, "fit"):
-                out.update(_stats(step, f"{prefix}{step_name}."))
+                out.update(learned_stats(step, f"{prefix}{step_name}."))
     return out
 
 
-def _distance(a: dict[str, Any], b: dict[str, Any]) -> float:
+def stats_distance(a: dict[str, Any], b: dict[str, Any]) -> float:
     """Largest relative difference between the learned statistics in ``a`` and ``b``."""
     worst = 0.0
     for key in a.keys() & b.keys():

@@ -119,7 +119,8 @@ def audit(
     ``groups`` column names and ``splits`` None or a :class:`~cleanfit.data.rowsplit.RowSplit`: the table is split
     by row number, and audited out of core (DuckDB) when it is larger than ``memory`` (``"auto"``: half the
     available memory; ``"2GB"``; bytes), the model-based checks on ``sample`` rows; ``progress(done, total,
-    seconds)`` hears about the pass (see :mod:`cleanfit.auditing.outofcore`).
+    seconds)`` hears about the pass (see :mod:`cleanfit.auditing.outofcore`). Out of core, ``transformers`` are
+    checked against statistics DuckDB computes, and ``impact`` is measured on the row sample (the findings say so).
 
     >>> import numpy as np
     >>> X = np.random.default_rng(0).normal(size=(200, 3)); y = (X[:, 0] > 0).astype(int)
@@ -133,11 +134,8 @@ def audit(
     started = _time.perf_counter()
     requested = _requested(checks)
     if is_parquet_path(X):
-        if impact:
-            raise DataError(f"audit({X!r}, impact=True): impact is measured on a table in memory; read the table "
-                            "(cleanfit.data.tables.read_table) and pass the frame, or audit without impact")
         return audit_path(X, y, splits, time=time, groups=groups, requested=requested, seed=seed, memory=memory,
-                          sample=sample, progress=progress, in_memory=audit)
+                          sample=sample, progress=progress, in_memory=audit, transformers=transformers, impact=impact)
     data = prepare(X, y, splits, time=time, groups=groups, transformers=transformers, seed=seed, requested=requested)
     _something_to_check(data)
     data.cache["impact"] = bool(impact)

@@ -157,15 +157,12 @@ def _out_of_core(data: Path, target: str, time_col: str | None, group_col: str |
     for needed, column, option in (("group", group_col, "--group"), ("time", time_col, "--time")):
         if by == needed and column is None:
             raise DataError(f"--by {needed} needs {option} COLUMN (the column to split by)")
-    if impact:
-        raise DataError(f"--impact: {data} is audited by row number (a Parquet folder, a glob or a table over --memory), "
-                        "where impact is not measured yet; audit one Parquet or CSV file that fits --memory")
     _has_features(open_table(data, [target]).columns, data, target)
     spec = RowSplit(by or "auto", test=test, val=val, seed=seed)
     progress = console_progress(f"audit of {data}", lambda line: click.echo(line, err=True))
     try:
         return run_audit(str(data), target, spec, time=time_col, groups=group_col, checks=wanted, seed=seed,
-                         memory=budget, progress=progress)
+                         memory=budget, progress=progress, impact=impact)
     except DataError as exc:  # the command line's words for what cf.audit says of its arguments
         raise DataError(str(exc).replace("audit(y=...)", f"--target {target!r} in {data}")) from exc
 

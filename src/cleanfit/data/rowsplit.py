@@ -12,9 +12,12 @@ fits both ways gets the same split in and out of memory.
 - ``by="stratify"``: within each class, rows are ordered by ``(key, row)``; the first ``class_counts()[0]`` go to
   train, the next ``class_counts()[1]`` to val, the rest to test (exact per-class fractions). Out of core the
   ranks come from DuckDB's ``row_number() OVER (PARTITION BY label ORDER BY key, row)``.
-- ``by="time"``: rows ordered by ``(time, row)``; the first ``n - n_val - n_test`` are train, then val, then test
-  (``n_val``, ``n_test`` from :func:`class_counts` of all rows). Equal times may fall on both sides of a boundary
-  (they are not "earlier", so the temporal check does not flag them).
+- ``by="time"``: rows ordered by ``(time, row)``; test takes the last ``n_test``, val the ``n_val`` before it, train
+  the rest (``n_val``, ``n_test`` from :func:`class_counts` of all rows). Equal times may fall on both sides of a
+  boundary (they are not "earlier", so the temporal check does not flag them). ``gap=k`` drops the ``k`` rows
+  (in time order) just before each later part, as :func:`cleanfit.split` does: val and test keep their sizes and
+  train gives up the rows (:func:`time_bounds`); dropped rows are in no part (:data:`DROPPED`). Gaps need
+  ``by="time"``, as in memory.
 
 >>> spec = RowSplit("random", test=0.25, seed=0)
 >>> random_part(np.arange(8), spec)
@@ -31,11 +34,12 @@ import numpy as np
 import pandas as pd
 
 from cleanfit._util.args import check_seed
-from cleanfit.data.split_args import check_fractions
+from cleanfit.data.split_args import check_fractions, check_gap
 from cleanfit.errors import DataError
 
 BY = ("auto", "random", "stratify", "group", "time")
 TRAIN, VAL, TEST = 0, 1, 2
+DROPPED = -1  # a row in no part (a time split's gap), as the audit's ``UNASSIGNED``
 _SEED_STEP = np.uint64(0x9E3779B97F4A7C15)
 _TWO64 = 2**64
 
@@ -43,10 +47,15 @@ _TWO64 = 2**64
 @dataclass(frozen=True)
 class RowSplit:
     """How to split a table by row number: ``by`` (random, stratify, group, time, or auto: see
-    :meth:`resolved`), ``test`` and ``val`` fractions, ``seed``. Validated on construction.
+    :meth:`resolved`), ``test`` and ``val`` fractions, ``seed``, and ``gap`` (rows dropped before each later
+    part of a time split). Validated on construction.
 
     >>> RowSplit("stratify", test=0.2, val=0.1)
-    RowSplit(by='stratify', test=0.2, val=0.1, seed=0)
+    RowSplit(by='stratify', test=0.2, val=0.1, seed=0, gap=0)
+    >>> RowSplit("random", gap=2)
+    Traceback (most recent call last):
+    ...
+    cleanfit.errors.DataError: split(by='random') got gap=2, gap_time=None: gaps separate parts in time order, so they need by='time' (and a time column)
     >>> RowSplit("auto").resolved("classification", time=None, groups=None).by
     'stratify'
     """
@@ -55,6 +64,7 @@ class RowSplit:
     test: float = 0.2
     val: float = 0.0
     seed: int = 0
+    gap: int = 0
 
     def __post_init__(self) -> None:
         if self.by not in BY:
@@ -63,6 +73,8 @@ class RowSplit:
         object.__setattr__(self, "test", test)
         object.__setattr__(self, "val", val)
         object.__setattr__(self, "seed", check_seed(self.seed, "split"))
+        # split()'s own rule (an int >= 0, only by time); "auto" is checked once it is resolved
+        object.__setattr__(self, "gap", check_gap(self.gap, None, "time" if self.by == "auto" else self.by))
 
     def resolved(self, task: str | None, *, time: str | None, groups: str | None) -> RowSplit:
         """``by="auto"`` made concrete as ``cleanfit audit`` does: by time with a time column, else by group
@@ -70,7 +82,7 @@ class RowSplit:
         if self.by != "auto":
             return self
         by = "time" if time else "group" if groups else "stratify" if task == "classification" else "random"
-        return RowSplit(by, test=self.test, val=self.val, seed=self.seed)
+        return RowSplit(by, test=self.test, val=self.val, seed=self.seed, gap=self.gap)
 
 
 def splitmix64(v: np.ndarray) -> np.ndarray:
@@ -151,8 +163,32 @@ def class_counts(n: int, spec: RowSplit) -> tuple[int, int]:
     return n - n_test - n_val, n_val
 
 
-def _part_by_rank(rank: np.ndarray, n_train: int, n_val: int) -> np.ndarray:
-    return np.where(rank < n_train, TRAIN, np.where(rank < n_train + n_val, VAL, TEST)).astype(np.int8)
+def time_bounds(n: int, spec: RowSplit) -> tuple[int, int, int, int]:
+    """``(train_end, val_start, val_end, test_start)`` in time order of a time split of ``n`` rows: train is
+    ranks ``[0, train_end)``, val ``[val_start, val_end)``, test ``[test_start, n)``; the ``gap`` ranks before each
+    non-empty later part are in none (what :func:`cleanfit.split` drops, with the row split's part sizes).
+
+    >>> time_bounds(10, RowSplit("time", test=0.2, val=0.2, gap=1))  # test 8-9, val 5-6, train 0-3
+    (4, 5, 7, 8)
+    """
+    n_train, n_val = class_counts(n, spec)
+    test_start = n_train + n_val
+    val_end = test_start - (spec.gap if n - test_start else 0)
+    val_start = val_end - n_val
+    train_end = val_start - (spec.gap if n_val else 0)
+    if spec.gap and train_end < 1:  # without a gap an empty train part is the caller's to refuse, as before
+        raise DataError(f"split by='time' with gap={spec.gap} leaves no train rows out of {n:,} (test {n - test_start:,} "
+                        f"rows, val {n_val:,}): make the gap or test/val smaller")
+    return train_end, val_start, val_end, test_start
+
+
+def _part_by_rank(rank: np.ndarray, bounds: tuple[int, int, int, int]) -> np.ndarray:
+    train_end, val_start, val_end, test_start = bounds
+    part = np.full(len(rank), DROPPED, dtype=np.int8)
+    part[rank < train_end] = TRAIN
+    part[(rank >= val_start) & (rank < val_end)] = VAL
+    part[rank >= test_start] = TEST
+    return part
 
 
 def stratified_part(labels: np.ndarray, spec: RowSplit) -> np.ndarray:
@@ -173,17 +209,23 @@ def stratified_part(labels: np.ndarray, spec: RowSplit) -> np.ndarray:
 
 
 def time_part(times: np.ndarray, spec: RowSplit) -> np.ndarray:
-    """The part of each row under ``by="time"``: ordered by ``(time, row)``, cut by position."""
+    """The part of each row under ``by="time"``: ordered by ``(time, row)``, cut by position (``gap`` rows before
+    each later part :data:`DROPPED`).
+
+    >>> time_part(np.array([9, 8, 7, 6, 5, 4, 3, 2, 1, 0]), RowSplit("time", test=0.2, gap=1))
+    array([ 2,  2, -1,  0,  0,  0,  0,  0,  0,  0], dtype=int8)
+    """
     n = len(times)
     order = np.lexsort((np.arange(n), times))
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n)
-    return _part_by_rank(rank, *class_counts(n, spec))
+    return _part_by_rank(rank, time_bounds(n, spec))
 
 
 def split_rows(spec: RowSplit, n: int, *, y: np.ndarray | None = None, groups: np.ndarray | None = None,
                time: np.ndarray | None = None) -> np.ndarray:
-    """The int8 part of every row of an in-memory table of ``n`` rows (what the out-of-core audit computes).
+    """The int8 part of every row of an in-memory table of ``n`` rows (what the out-of-core audit computes);
+    :data:`DROPPED` for a time split's gap rows.
 
     >>> split_rows(RowSplit("time", test=0.5), 4, time=np.array([3, 2, 1, 0]))
     array([2, 2, 0, 0], dtype=int8)
