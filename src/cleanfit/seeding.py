@@ -180,7 +180,11 @@ def load_examples(getitem: Any, indices: list[int], keys: list[int], epoch: int)
     for i, key in zip(indices, keys):
         seed_python(python_rng, key)
         python_rng.gauss_next = None
-        seed_numpy(key & _MASK32)
+        try:
+            seed_numpy(key & _MASK32)
+        except TypeError:  # an example swapped NumPy's bit generator (np.random.set_bit_generator)
+            seed_numpy = np.random.seed
+            seed_numpy(key & _MASK32)
         seed_torch(key)
         _example_key = key
         try:
@@ -253,14 +257,15 @@ _mt_cache: list[Any] = [None, None]  # [the global RandomState's bit generator, 
 
 
 def _save_numpy() -> tuple[Any, ...]:
-    """The main process's NumPy global state: ``(view, bytes, cached gaussian or None)``, or ``(None, state)``."""
+    """The main process's NumPy global state: ``(bit generator, view, bytes, cached gaussian or None)``, or
+    ``(bit generator, None, state, None)``."""
     bit_generator = _numpy_rng._bit_generator
     if not _MT_FAST or type(bit_generator) is not np.random.MT19937:
         state = np.random.get_state(legacy=False)
         inner = state["state"]
         if isinstance(inner, dict) and isinstance(inner.get("key"), np.ndarray):
             state["state"] = {**inner, "key": inner["key"].tolist()}  # ~40x faster to set from a list
-        return (None, state)
+        return (bit_generator, None, state, None)
     if _mt_cache[0] is not bit_generator:
         _mt_cache[:] = [bit_generator, _mt_view(bit_generator)]
     view = _mt_cache[1]
@@ -268,20 +273,22 @@ def _save_numpy() -> tuple[Any, ...]:
     # The legacy normal caches its pair's second value. Asking for one returns that cached value without
     # touching the MT state; with none cached it draws (the state changes) and restoring undoes the draw.
     gauss = _numpy_rng.standard_normal()
-    return (view, before, gauss if bytes(view) == before else None)
+    return (bit_generator, view, before, gauss if bytes(view) == before else None)
 
 
 def _restore_numpy(saved: tuple[Any, ...]) -> None:
-    view, state = saved[0], saved[1]
+    bit_generator, view, state, gauss = saved
+    if _numpy_rng._bit_generator is not bit_generator:  # a Dataset called np.random.set_bit_generator
+        np.random.set_bit_generator(bit_generator)
     if view is None:
         np.random.set_state(state)
-    elif saved[2] is None:
+    elif gauss is None:
         _seed_numpy_mt(0)  # only to clear any gaussian an example left cached: the state is written next
         ctypes.memmove(view, state, _MT_BYTES)
     else:
         key, pos = np.frombuffer(state, np.uint32, 624).tolist(), int(np.frombuffer(state, np.intc, 1, 624 * 4)[0])
         np.random.set_state({"bit_generator": "MT19937", "state": {"key": key, "pos": pos},
-                             "has_gauss": 1, "gauss": saved[2]})
+                             "has_gauss": 1, "gauss": gauss})
 
 
 class MainRngs:

@@ -137,3 +137,30 @@ def test_loading_with_another_global_bit_generator_seeds_and_restores_it():
         assert first[0][0][1] == as_seeded  # what np.random.seed(key) gives under a PCG64 global
     finally:
         np.random.set_bit_generator(original)
+
+
+class _Swaps(Dataset):
+    """Swaps NumPy's global bit generator while loading (odd, but the main process must not notice)."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> float:
+        value = float(np.random.rand())
+        np.random.set_bit_generator(np.random.PCG64(i))
+        return value
+
+
+def test_an_example_that_swaps_numpys_bit_generator_changes_nothing_outside():
+    original = np.random.get_bit_generator()
+    try:
+        np.random.seed(8)
+        expected = np.random.rand(2).tolist()
+        np.random.seed(8)
+        first = [b.tolist() for b in cf.Batches(_Swaps(), 4, seed=0)]
+        assert np.random.get_bit_generator() is original
+        assert np.random.rand(2).tolist() == expected
+        np.random.seed(8)
+        assert [b.tolist() for b in cf.Batches(_Swaps(), 4, seed=0)] == first
+    finally:
+        np.random.set_bit_generator(original)
