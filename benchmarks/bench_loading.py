@@ -38,7 +38,8 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 import cleanfit as cf
 from cleanfit.data.sources import as_source
-from cleanfit.seeding import MainRngs, _numpy_seeder, end_example, example_seeds, seed_example
+from cleanfit.seeding import (MainRngs, _numpy_seeder, _python_rng, _seed_python, end_example, example_seeds,
+                              seed_example)
 
 CROP, SIDE, BATCH = 64, 72, 64
 
@@ -200,48 +201,58 @@ def path_overhead(ds: Dataset, collate, rounds: int = 7) -> tuple[float, float]:
     return (sorted(ours)[rounds // 2] / len(ds) * 1e6, sorted(bare)[rounds // 2] / len(ds) * 1e6)
 
 
+def _one_seeding(seed_one):
+    """A variant of the bare loop that runs ``seed_one(key)`` before each item."""
+    def variant(ds, s, keys):
+        items = []
+        for i, key in zip(s.tolist(), keys):
+            seed_one(key)
+            items.append(ds[i])
+        end_example()
+        return default_collate(items)
+    return variant
+
+
+def _seed_first(ds, s, keys):
+    for key in keys:
+        seed_example(key)
+    end_example()
+    return default_collate([ds[i] for i in s.tolist()])
+
+
+_IN_SITU = {
+    "bare": lambda ds, s, keys: default_collate([ds[i] for i in s.tolist()]),
+    "seeded": _one_seeding(seed_example),
+    "python": _one_seeding(lambda key: _seed_python(_python_rng, key)),  # what seed_example calls
+    "numpy": _one_seeding(lambda key: _numpy_seeder()(key & 0xFFFFFFFF)),
+    "torch": _one_seeding(torch.default_generator.manual_seed),
+    "seed_first": _seed_first,
+}
+
+
 def in_situ(ds: Dataset, rounds: int = 3) -> dict[str, float]:
     """Where Batches' extra time per item goes, in one process, as CPU time: every batch is loaded by each
     variant in turn (rotating which goes first), and each variant's cost is the median over batches of its
     difference to the bare ``default_collate([ds[i] for i in batch])`` (what the DataLoader's W=0 fetch does).
 
     ``seeded``: the bare loop with the three generators seeded before each item (``seed_example``), no save/
-    restore; ``fetch``: Batches' whole main-process fetch; ``seed first``: the same seeding done for the batch's
-    keys in one tight loop before the (then unseeded) items: wrong for augmentation, but it shows what the
-    seeding costs when it does not alternate with decoding."""
+    restore; ``python``/``numpy``/``torch``: one generator seeded before each item; ``fetch``: Batches' whole
+    main-process fetch; ``seed_first``: the same seeding done for the batch's keys in one tight loop before the
+    (then unseeded) items: wrong for augmentation, but it shows what the seeding costs when it does not
+    alternate with decoding."""
     source = as_source(ds)
     order = np.random.default_rng(0).permutation(len(ds))
     batches = [order[lo:lo + BATCH] for lo in range(0, len(ds), BATCH)]
-
-    def bare(s, keys):
-        return default_collate([ds[i] for i in s.tolist()])
-
-    def seeded(s, keys):
-        items = []
-        for i, key in zip(s.tolist(), keys):
-            seed_example(key)
-            items.append(ds[i])
-        end_example()
-        return default_collate(items)
-
-    def seed_first(s, keys):
-        for key in keys:
-            seed_example(key)
-        end_example()
-        return bare(s, keys)
-
-    def fetch(s, keys):
-        return source.fetch(1, s)
-
-    variants = [bare, seeded, seed_first, fetch]
-    cost: dict[str, list[float]] = {v.__name__: [] for v in variants}
-    for r in range(rounds):
+    variants = {**_IN_SITU, "fetch": lambda ds, s, keys: source.fetch(1, s)}
+    names = list(variants)
+    cost: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(rounds):
         for j, s in enumerate(batches):
             keys, took = example_seeds(0, 1, s), {}
-            for v in variants[j % 4:] + variants[:j % 4]:
+            for name in names[j % len(names):] + names[:j % len(names)]:
                 start = time.process_time_ns()
-                v(s, keys)
-                took[v.__name__] = (time.process_time_ns() - start) / len(s) / 1e3
+                variants[name](ds, s, keys)
+                took[name] = (time.process_time_ns() - start) / len(s) / 1e3
             for name, t in took.items():
                 cost[name].append(t - took["bare"] if name != "bare" else t)
     return {name: _median(values) for name, values in cost.items()}
@@ -306,6 +317,10 @@ def main() -> None:
           f"| part | µs per item |\n| --- | ---: |\n"
           f"| bare loop `default_collate([ds[i] ...])` (the DataLoader's W=0 fetch) | {parts['bare']:.1f} |\n"
           f"| + the three generators seeded before each item, in situ | +{parts['seeded']:.1f} |\n"
+          f"| ... Python's `random` alone before each item (its first draw's 624-word twist included) "
+          f"| +{parts['python']:.1f} |\n"
+          f"| ... NumPy's global RNG alone | +{parts['numpy']:.1f} |\n"
+          f"| ... torch's CPU generator alone | +{parts['torch']:.1f} |\n"
           f"| + the same seeding done in one tight loop before the batch's items (not the contract: a reference) "
           f"| +{parts['seed_first']:.1f} |\n"
           f"| the same seeding alone, isolated: Python {c['python']:.1f} + NumPy {c['numpy']:.1f} + torch "
