@@ -170,7 +170,7 @@ def seeding_cost(n: int = 20000) -> dict[str, float]:
         example_seeds(0, 1, np.arange(lo, lo + BATCH))
     cost = {"keys": (time.perf_counter() - start) / n * 1e6}
     cost["all"] = _per_call_us(seed_example, keys)
-    cost["python"] = _per_call_us(random.seed, keys)
+    cost["python"] = _per_call_us(lambda key: _seed_python(_python_rng, key), keys)  # what seed_example calls
     cost["numpy"] = _per_call_us(_numpy_seeder(), [k & 0xFFFFFFFF for k in keys])  # what np.random.seed calls
     cost["torch"] = _per_call_us(torch.default_generator.manual_seed, keys)
 
