@@ -294,23 +294,8 @@ def _table(title: str, unit: str, ds: Dataset, workers: list[int], device: str, 
               f"| {ours:.1f}{split} | {theirs:.1f}{split_theirs} | {ours - theirs:+.1f} |", flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
-    parser.add_argument("--images", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=7, help="timed epochs of each, interleaved")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, device {args.device}, "
-          f"load average {load:.2f} at the start")
-    images = Jpegs(make_jpegs(args.images))
-    _table(f"{args.images} JPEGs {SIDE}x{SIDE} -> random {CROP}x{CROP} crop + flip, batch {BATCH}; CPU µs/item = "
-           "this process + the worker processes, median over the timed epochs", "images", images, args.workers,
-           args.device, args.repeats)
-    c = seeding_cost()
-    parts = in_situ(images)
+def _print_breakdown(parts: dict[str, float], c: dict[str, float]) -> None:
+    """The in-situ table of where Batches' extra time per image goes, and the W=0 ceiling it implies."""
     extra = parts["fetch"]
     print(f"\nwhere Batches' extra time per image goes, in situ (one process, CPU µs per item, every batch loaded "
           f"by each variant in turn, median over batches of the difference to the bare loop):\n\n"
@@ -331,6 +316,25 @@ def main() -> None:
           f"\nso at W=0 the ratio cannot exceed {parts['bare']:.1f} / ({parts['bare']:.1f} + {extra:.1f}) = "
           f"{parts['bare'] / (parts['bare'] + extra):.3f}; seeding in situ costs {parts['seeded'] - parts['seed_first']:.1f}"
           f" µs more than in a tight loop (it alternates with decoding: each side finds the caches cold)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--images", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=7, help="timed epochs of each, interleaved")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, device {args.device}, "
+          f"load average {load:.2f} at the start")
+    images = Jpegs(make_jpegs(args.images))
+    _table(f"{args.images} JPEGs {SIDE}x{SIDE} -> random {CROP}x{CROP} crop + flip, batch {BATCH}; CPU µs/item = "
+           "this process + the worker processes, median over the timed epochs", "images", images, args.workers,
+           args.device, args.repeats)
+    c = seeding_cost()
+    _print_breakdown(in_situ(images), c)
     _table("padded text: 4096 sequences, log-normal lengths 4..512 tokens, batch 64, pad collate", "seq",
            Sentences(4096), sorted({0, *[w for w in args.workers if w <= 2]}), "cpu", args.repeats, collate=pad)
     ours, bare_loop = path_overhead(Sentences(4096), pad)
