@@ -12,6 +12,11 @@
    ``(seed, epoch, index)``), per item, split into the keys and each generator's own re-seeding (the floor),
    the save/restore of the main process's RNGs, per batch, and what Batches' main-process fetch adds per item
    over the bare ``collate([ds[i] ...])`` loop, measured in one process (free of the neighbours' load swings).
+4. Beside each ratio, CPU µs per item of each side (this process + its worker processes, from Linux's
+   schedstat), and for the images where Batches' extra time per item goes *in situ*: the same batches loaded,
+   in one process, by the bare loop, the bare loop with the seeding, the seeding done first in a tight loop,
+   and Batches' fetch, each batch by every variant in turn (CPU time: a loaded machine moves it far less than
+   the wall clock). That table also gives the W=0 ceiling, bare / (bare + Batches' extra).
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_loading.py [--workers 0 2] [--images 2048] [--device cuda]
 """
@@ -29,11 +34,12 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 import cleanfit as cf
 from cleanfit.data.sources import as_source
-from cleanfit.seeding import MainRngs, example_seeds, seed_example
+from cleanfit.seeding import (MainRngs, _numpy_seeder, _python_rng, _seed_python, end_example, example_seeds,
+                              seed_example)
 
 CROP, SIDE, BATCH = 64, 72, 64
 
@@ -86,8 +92,29 @@ def pad(items: list[torch.Tensor]) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "labels": ids.masked_fill(ids == 0, -100)}
 
 
-def _epoch_rate(iterable, device: str) -> float:
-    items, start = 0, time.perf_counter()
+def _cpu_ns(pids: list[int]) -> int:
+    """CPU time of processes (all their threads), ns, from Linux's /proc/PID/task/TID/schedstat (0 elsewhere)."""
+    total = 0
+    for pid in pids:
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+        except OSError:
+            return 0
+    return total
+
+
+def _worker_pids(loader) -> list[int]:
+    if isinstance(loader, cf.Batches):
+        return loader._workers.pids() if loader._workers is not None else []
+    return [w.pid for w in getattr(loader._iterator, "_workers", [])]
+
+
+def _epoch(iterable, device: str) -> tuple[float, float, float]:
+    """One epoch: items/s, and CPU µs per item in this process and in the loader's worker processes."""
+    workers = _worker_pids(iterable)
+    items, start, cpu, wcpu = 0, time.perf_counter(), time.process_time(), _cpu_ns(workers)
     for batch in iterable:
         first = batch[0] if isinstance(batch, (list, tuple)) else batch["input_ids"]
         if device != "cpu":
@@ -95,21 +122,32 @@ def _epoch_rate(iterable, device: str) -> float:
         items += len(first)
     if device != "cpu":
         torch.cuda.synchronize()
-    return items / (time.perf_counter() - start)
+    wall, cpu, wcpu = time.perf_counter() - start, time.process_time() - cpu, _cpu_ns(workers) - wcpu
+    return items / wall, cpu / items * 1e6, wcpu / items / 1e3
 
 
-def compare(ds: Dataset, workers: int, device: str, repeats: int, collate=None) -> tuple[float, float, float]:
+def _median(values) -> float:
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+def compare(ds: Dataset, workers: int, device: str, repeats: int, collate=None) -> dict[str, float]:
     """Best items/s of each over ``repeats`` epochs, interleaved epoch by epoch (a busy neighbour slows both
-    alike), and the median of the paired ratios."""
+    alike), the median of the paired ratios, and each side's median CPU µs per item (this process + workers:
+    what the neighbours' load does not move as much as the wall clock)."""
     pin = device != "cpu"
     ours = cf.Batches(ds, BATCH, seed=0, workers=workers, pin_memory=pin, collate=collate)
     theirs = DataLoader(ds, BATCH, shuffle=True, num_workers=workers, persistent_workers=workers > 0,
                         pin_memory=pin, collate_fn=collate)
-    _epoch_rate(ours, device), _epoch_rate(theirs, device)  # warm-up: workers started, caches warm
-    pairs = [(_epoch_rate(ours, device), _epoch_rate(theirs, device)) for _ in range(repeats)]
+    _epoch(ours, device), _epoch(theirs, device)  # warm-up: workers started, caches warm
+    pairs = [(_epoch(ours, device), _epoch(theirs, device)) for _ in range(repeats)]
     ours.close()
-    ratios = sorted(a / b for a, b in pairs)
-    return max(a for a, _ in pairs), max(b for _, b in pairs), ratios[len(ratios) // 2]
+    return {
+        "ours": max(a[0] for a, _ in pairs), "theirs": max(b[0] for _, b in pairs),
+        "median": _median(a[0] / b[0] for a, b in pairs),
+        "ours_cpu": _median(a[1] for a, _ in pairs), "theirs_cpu": _median(b[1] for _, b in pairs),
+        "ours_wcpu": _median(a[2] for a, _ in pairs), "theirs_wcpu": _median(b[2] for _, b in pairs),
+    }
 
 
 def _per_call_us(fn, args: list, repeats: int = 5) -> float:
@@ -132,8 +170,8 @@ def seeding_cost(n: int = 20000) -> dict[str, float]:
         example_seeds(0, 1, np.arange(lo, lo + BATCH))
     cost = {"keys": (time.perf_counter() - start) / n * 1e6}
     cost["all"] = _per_call_us(seed_example, keys)
-    cost["python"] = _per_call_us(random.seed, keys)
-    cost["numpy"] = _per_call_us(np.random.seed, [k & 0xFFFFFFFF for k in keys])
+    cost["python"] = _per_call_us(lambda key: _seed_python(_python_rng, key), keys)  # what seed_example calls
+    cost["numpy"] = _per_call_us(_numpy_seeder(), [k & 0xFFFFFFFF for k in keys])  # what np.random.seed calls
     cost["torch"] = _per_call_us(torch.default_generator.manual_seed, keys)
 
     def save_restore(_):
@@ -163,6 +201,63 @@ def path_overhead(ds: Dataset, collate, rounds: int = 7) -> tuple[float, float]:
     return (sorted(ours)[rounds // 2] / len(ds) * 1e6, sorted(bare)[rounds // 2] / len(ds) * 1e6)
 
 
+def _one_seeding(seed_one):
+    """A variant of the bare loop that runs ``seed_one(key)`` before each item."""
+    def variant(ds, s, keys):
+        items = []
+        for i, key in zip(s.tolist(), keys):
+            seed_one(key)
+            items.append(ds[i])
+        end_example()
+        return default_collate(items)
+    return variant
+
+
+def _seed_first(ds, s, keys):
+    for key in keys:
+        seed_example(key)
+    end_example()
+    return default_collate([ds[i] for i in s.tolist()])
+
+
+_IN_SITU = {
+    "bare": lambda ds, s, keys: default_collate([ds[i] for i in s.tolist()]),
+    "seeded": _one_seeding(seed_example),
+    "python": _one_seeding(lambda key: _seed_python(_python_rng, key)),  # what seed_example calls
+    "numpy": _one_seeding(lambda key: _numpy_seeder()(key & 0xFFFFFFFF)),
+    "torch": _one_seeding(torch.default_generator.manual_seed),
+    "seed_first": _seed_first,
+}
+
+
+def in_situ(ds: Dataset, rounds: int = 3) -> dict[str, float]:
+    """Where Batches' extra time per item goes, in one process, as CPU time: every batch is loaded by each
+    variant in turn (rotating which goes first), and each variant's cost is the median over batches of its
+    difference to the bare ``default_collate([ds[i] for i in batch])`` (what the DataLoader's W=0 fetch does).
+
+    ``seeded``: the bare loop with the three generators seeded before each item (``seed_example``), no save/
+    restore; ``python``/``numpy``/``torch``: one generator seeded before each item; ``fetch``: Batches' whole
+    main-process fetch; ``seed_first``: the same seeding done for the batch's keys in one tight loop before the
+    (then unseeded) items: wrong for augmentation, but it shows what the seeding costs when it does not
+    alternate with decoding."""
+    source = as_source(ds)
+    order = np.random.default_rng(0).permutation(len(ds))
+    batches = [order[lo:lo + BATCH] for lo in range(0, len(ds), BATCH)]
+    variants = {**_IN_SITU, "fetch": lambda ds, s, keys: source.fetch(1, s)}
+    names = list(variants)
+    cost: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(rounds):
+        for j, s in enumerate(batches):
+            keys, took = example_seeds(0, 1, s), {}
+            for name in names[j % len(names):] + names[:j % len(names)]:
+                start = time.process_time_ns()
+                variants[name](ds, s, keys)
+                took[name] = (time.process_time_ns() - start) / len(s) / 1e3
+            for name, t in took.items():
+                cost[name].append(t - took["bare"] if name != "bare" else t)
+    return {name: _median(values) for name, values in cost.items()}
+
+
 def count_cost(steps_data: int = 256) -> tuple[float, float]:
     """Seconds per epoch of a tiny LM through the Trainer: bare loss vs (loss, count)."""
     ds = Sentences(steps_data)
@@ -185,6 +280,44 @@ def count_cost(steps_data: int = 256) -> tuple[float, float]:
     return times["bare"], times["counted"]
 
 
+def _table(title: str, unit: str, ds: Dataset, workers: list[int], device: str, repeats: int, collate=None) -> None:
+    print(f"\n{title}\n")
+    print(f"| workers | Batches {unit}/s (best) | DataLoader {unit}/s (best) | ratio of bests | median paired ratio "
+          "| Batches CPU µs/item | DataLoader CPU µs/item | difference |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for w in workers:
+        r = compare(ds, w, device, repeats, collate=collate)
+        ours, theirs = r["ours_cpu"] + r["ours_wcpu"], r["theirs_cpu"] + r["theirs_wcpu"]
+        split = f" ({r['ours_wcpu']:.1f} in workers)" if w else ""
+        split_theirs = f" ({r['theirs_wcpu']:.1f} in workers)" if w else ""
+        print(f"| {w} | {r['ours']:,.0f} | {r['theirs']:,.0f} | {r['ours'] / r['theirs']:.2f}x | {r['median']:.2f}x "
+              f"| {ours:.1f}{split} | {theirs:.1f}{split_theirs} | {ours - theirs:+.1f} |", flush=True)
+
+
+def _print_breakdown(parts: dict[str, float], c: dict[str, float]) -> None:
+    """The in-situ table of where Batches' extra time per image goes, and the W=0 ceiling it implies."""
+    extra = parts["fetch"]
+    print(f"\nwhere Batches' extra time per image goes, in situ (one process, CPU µs per item, every batch loaded "
+          f"by each variant in turn, median over batches of the difference to the bare loop):\n\n"
+          f"| part | µs per item |\n| --- | ---: |\n"
+          f"| bare loop `default_collate([ds[i] ...])` (the DataLoader's W=0 fetch) | {parts['bare']:.1f} |\n"
+          f"| + the three generators seeded before each item, in situ | +{parts['seeded']:.1f} |\n"
+          f"| ... Python's `random` alone before each item (its first draw's 624-word twist included) "
+          f"| +{parts['python']:.1f} |\n"
+          f"| ... NumPy's global RNG alone | +{parts['numpy']:.1f} |\n"
+          f"| ... torch's CPU generator alone | +{parts['torch']:.1f} |\n"
+          f"| + the same seeding done in one tight loop before the batch's items (not the contract: a reference) "
+          f"| +{parts['seed_first']:.1f} |\n"
+          f"| the same seeding alone, isolated: Python {c['python']:.1f} + NumPy {c['numpy']:.1f} + torch "
+          f"{c['torch']:.1f} + keys {c['keys']:.2f} | {c['python'] + c['numpy'] + c['torch'] + c['keys']:.1f} |\n"
+          f"| + save/restore of the main process's RNGs, isolated ({c['per_batch']:.0f} µs a batch; workers skip it)"
+          f" | {c['per_batch'] / BATCH:.1f} |\n"
+          f"| **Batches' whole main-process fetch over the bare loop, in situ** | **+{extra:.1f}** |\n"
+          f"\nso at W=0 the ratio cannot exceed {parts['bare']:.1f} / ({parts['bare']:.1f} + {extra:.1f}) = "
+          f"{parts['bare'] / (parts['bare'] + extra):.3f}; seeding in situ costs {parts['seeded'] - parts['seed_first']:.1f}"
+          f" µs more than in a tight loop (it alternates with decoding: each side finds the caches cold)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
@@ -193,33 +326,29 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, device {args.device}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, device {args.device}, "
+          f"load average {load:.2f} at the start")
     images = Jpegs(make_jpegs(args.images))
-    print(f"\n{args.images} JPEGs {SIDE}x{SIDE} -> random {CROP}x{CROP} crop + flip, batch {BATCH}\n")
-    print("| workers | Batches images/s (best) | DataLoader images/s (best) | ratio of bests | median paired ratio |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
-    for w in args.workers:
-        ours, theirs, median = compare(images, w, args.device, args.repeats)
-        print(f"| {w} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x | {median:.2f}x |", flush=True)
-    text = Sentences(4096)
-    print("\npadded text: 4096 sequences, log-normal lengths 4..512 tokens, batch 64, pad collate\n")
-    print("| workers | Batches seq/s (best) | DataLoader seq/s (best) | ratio of bests | median paired ratio |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
-    for w in sorted({0, *[w for w in args.workers if w <= 2]}):
-        ours, theirs, median = compare(text, w, "cpu", args.repeats, collate=pad)
-        print(f"| {w} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x | {median:.2f}x |", flush=True)
-    ours, bare_loop = path_overhead(text, pad)
+    _table(f"{args.images} JPEGs {SIDE}x{SIDE} -> random {CROP}x{CROP} crop + flip, batch {BATCH}; CPU µs/item = "
+           "this process + the worker processes, median over the timed epochs", "images", images, args.workers,
+           args.device, args.repeats)
+    c = seeding_cost()
+    _print_breakdown(in_situ(images), c)
+    _table("padded text: 4096 sequences, log-normal lengths 4..512 tokens, batch 64, pad collate", "seq",
+           Sentences(4096), sorted({0, *[w for w in args.workers if w <= 2]}), "cpu", args.repeats, collate=pad)
+    ours, bare_loop = path_overhead(Sentences(4096), pad)
     print(f"\nmain-process path on the text items, one process: Batches fetch {ours:.1f} µs per item against the "
           f"bare loop's {bare_loop:.1f}: {ours - bare_loop:.1f} µs per item added")
     bare, counted = count_cost()
     print(f"\n(loss, count) weighting: an epoch of a tiny LM (accumulate=4) {counted:.3f} s vs {bare:.3f} s with a "
           f"bare loss: {counted / bare:.2f}x")
-    c = seeding_cost()
-    print(f"per-example seeding: {c['all'] + c['keys']:.1f} µs per item (goal < 20): the keys {c['keys']:.2f}, then "
-          f"re-seeding Python's random {c['python']:.1f} + NumPy's {c['numpy']:.1f} + torch's {c['torch']:.1f} = "
-          f"{c['python'] + c['numpy'] + c['torch']:.1f} µs (the floor: each generator's own initialisation); "
-          f"main-process RNG save/restore {c['per_batch']:.0f} µs per batch ({c['per_batch'] / BATCH:.1f} µs per "
-          f"item at batch {BATCH})")
+    print(f"per-example seeding, isolated: {c['all'] + c['keys']:.1f} µs per item (goal < 20): the keys "
+          f"{c['keys']:.2f}, then re-seeding Python's random {c['python']:.1f} + NumPy's {c['numpy']:.1f} + torch's "
+          f"{c['torch']:.1f} = {c['python'] + c['numpy'] + c['torch']:.1f} µs (the floor: each generator's own "
+          f"initialisation); main-process RNG save/restore {c['per_batch']:.0f} µs per batch "
+          f"({c['per_batch'] / BATCH:.1f} µs per item at batch {BATCH})")
+
 
 if __name__ == "__main__":
     main()

@@ -96,3 +96,71 @@ def test_loading_keeps_the_main_processs_cached_gaussians():
     random.gauss(0, 1), np.random.normal()
     list(cf.Batches(_Draws(), 4, seed=1))
     assert _main_draws() == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(normals=st.integers(0, 3), uniforms=st.integers(0, 700), example_normals=st.integers(0, 3))
+def test_loading_keeps_numpys_main_state_after_any_draws(normals, uniforms, example_normals):
+    """The main process's NumPy state is saved as its C state plus any cached gaussian: whatever was drawn
+    before (odd or even normals, past a twist or not) and whatever the examples draw, the stream goes on."""
+
+    class Normals(Dataset):
+        def __len__(self) -> int:
+            return 3
+
+        def __getitem__(self, i: int) -> float:
+            return float(np.random.standard_normal(example_normals).sum())
+
+    def main_stream():
+        np.random.seed(11)
+        np.random.standard_normal(normals), np.random.rand(uniforms)
+
+    main_stream()
+    expected = (np.random.standard_normal(3).tolist(), np.random.rand(2).tolist())
+    main_stream()
+    list(cf.Batches(Normals(), 2, seed=1))
+    assert (np.random.standard_normal(3).tolist(), np.random.rand(2).tolist()) == expected
+
+
+def test_loading_with_another_global_bit_generator_seeds_and_restores_it():
+    """np.random.set_bit_generator swaps the global RNG's bit generator: np.random.seed's own path is taken."""
+    original = np.random.get_bit_generator()
+    try:
+        np.random.set_bit_generator(np.random.PCG64(4))
+        expected = np.random.rand(3).tolist()
+        np.random.set_bit_generator(np.random.PCG64(4))
+        first = [b.tolist() for b in cf.Batches(_Draws(), 3, seed=2)]
+        assert np.random.rand(3).tolist() == expected
+        assert first == [b.tolist() for b in cf.Batches(_Draws(), 3, seed=2)]
+        index = int(np.random.default_rng(2).permutation(6)[0])  # the first example of epoch 0
+        as_seeded = np.random.RandomState(np.random.PCG64(example_seed(2, 0, index) & 0xFFFFFFFF)).random_sample()
+        assert first[0][0][1] == as_seeded  # what np.random.seed(key) gives under a PCG64 global
+    finally:
+        np.random.set_bit_generator(original)
+
+
+class _Swaps(Dataset):
+    """Swaps NumPy's global bit generator while loading (odd, but the main process must not notice)."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> float:
+        value = float(np.random.rand())
+        np.random.set_bit_generator(np.random.PCG64(i))
+        return value
+
+
+def test_an_example_that_swaps_numpys_bit_generator_changes_nothing_outside():
+    original = np.random.get_bit_generator()
+    try:
+        np.random.seed(8)
+        expected = np.random.rand(2).tolist()
+        np.random.seed(8)
+        first = [b.tolist() for b in cf.Batches(_Swaps(), 4, seed=0)]
+        assert np.random.get_bit_generator() is original
+        assert np.random.rand(2).tolist() == expected
+        np.random.seed(8)
+        assert [b.tolist() for b in cf.Batches(_Swaps(), 4, seed=0)] == first
+    finally:
+        np.random.set_bit_generator(original)

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import default_collate, get_worker_info
 
 from cleanfit.errors import DataError
-from cleanfit.seeding import MainRngs, end_example, example_seed, example_seeds, seed_example
+from cleanfit.seeding import MainRngs, end_example, example_seed, example_seeds, load_examples, seed_example
 
 
 @runtime_checkable
@@ -147,27 +147,12 @@ class _DatasetSource:
             _check_items(items, len(index_list), dataset)
         else:
             keys = example_seeds(self.seed, epoch, indices if isinstance(indices, np.ndarray) else index_list)
-            items = _load_items(dataset, index_list, keys, epoch)
+            items = load_examples(dataset.__getitem__, index_list, keys, epoch)
         end_example()
         batch = self.collate(items)
         if self._own_collate:
             _check_rows(batch, len(items), self.collate)
         return batch
-
-
-def _load_items(dataset: Any, index_list: list[int], keys: list[int], epoch: int) -> list[Any]:
-    """``dataset[i]`` for each index, each with the global RNGs seeded from its key (the hot loop: kept bare)."""
-    getitem, items = dataset.__getitem__, []
-    append = items.append
-    for i, key in zip(index_list, keys):
-        seed_example(key)
-        try:
-            append(getitem(i))
-        except Exception as exc:
-            exc.cleanfit_example = i  # type: ignore[attr-defined]  # a worker's report names it
-            exc.add_note(f"(cleanfit: while loading example {i} of epoch {epoch})")
-            raise
-    return items
 
 
 def _check_items(items: Any, expected: int, dataset: Any) -> None:
