@@ -1,0 +1,137 @@
+"""``cleanfit train`` on a Parquet table larger than ``[audit] memory`` never reads it whole: the row split from
+the target column alone, the preprocessing fit by DuckDB on the train rows, training and scoring through
+block sources (pipeline/large.py). Tables of a few thousand rows with ``audit.memory = "1KB"`` take that path;
+each test checks it did (``data.loading = "out-of-core"``, a frame of no rows) and compares with the in-memory
+computation on the same rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cleanfit as cf
+from _cli import run_cli
+from cleanfit.data.rowsplit import RowSplit, split_rows
+from cleanfit.pipeline.config import load_config
+from cleanfit.pipeline.features import build_preprocessor, column_kinds, feature_frame
+from cleanfit.pipeline.prepare import prepare
+
+SMALL = ["train.epochs=4", "model.hidden=[8]", "train.batch_size=64", "train.lr=0.01"]
+
+
+def table(n: int = 2000, seed: int = 0, regression: bool = False) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(2.0, 3.0, size=n).astype("float32"),
+                          "k": rng.integers(0, 5, n), "flag": rng.random(n) < 0.3,
+                          "color": rng.choice(["red", "green", "blue"], n)})
+    frame.loc[rng.choice(n, n // 20, replace=False), "a"] = np.nan
+    frame.loc[rng.choice(n, n // 40, replace=False), "color"] = None
+    signal = frame["a"].fillna(0) + (frame["color"] == "red") + rng.normal(size=n)
+    frame["label"] = signal.to_numpy() * 10 + 100 if regression else np.where(signal > 0.5, "yes", "no")
+    return frame
+
+
+def config(path: Path, *sets: str, memory: str = "1KB") -> object:
+    base = {"data": {"path": str(path), "target": "label"}, "tracking": {"backend": "none"}, "audit": {"memory": memory}}
+    return load_config(base, list(sets))
+
+
+def test_the_preprocessing_fit_out_of_core_is_the_column_transformers_on_the_train_rows(tmp_path: Path) -> None:
+    frame = table()
+    frame.to_parquet(tmp_path / "t.parquet", row_group_size=300)
+    for impute, scale, categorical in [("median", "standard", "onehot"), ("mean", "minmax", "ordinal"),
+                                       ("most_frequent", "robust", "onehot"), ("median", "none", "onehot")]:
+        cfg = config(tmp_path / "t.parquet", f"preprocess.impute={impute}", f"preprocess.scale={scale}",
+                     f"preprocess.categorical={categorical}", "split.val=0.1")
+        data = prepare(cfg, run_audit=False)
+        assert data.loading == "out-of-core" and len(data.frame) == 0  # never read whole
+        features = feature_frame(frame, cfg)
+        fitted = build_preprocessor(*column_kinds(features), cfg.preprocess).fit(features.iloc[data.splits.train])
+        for part in ("train", "val", "test"):
+            rows = getattr(data.splits, part)
+            X, y = data.large.source(part).take(np.arange(len(rows)))
+            expected = fitted.transform(features.iloc[rows])
+            assert X.dtype == np.float32 and X.shape == expected.shape
+            np.testing.assert_allclose(X, expected.astype(np.float32), rtol=1e-6, atol=1e-6, err_msg=f"{impute} {scale} {part}")
+            assert (np.asarray(data.classes, dtype=object)[y] == frame["label"].to_numpy()[rows]).all()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.one_of(st.none(), st.sampled_from([-2.5, 0.0, 1.0, 1.0, 3.25, 1e6])), min_size=40, max_size=90),
+       impute=st.sampled_from(["median", "mean", "most_frequent"]), scale=st.sampled_from(["standard", "minmax", "robust"]))
+def test_fitted_statistics_match_scikit_learn_with_holes_ties_and_constant_columns(tmp_path: Path, values, impute, scale) -> None:
+    n = len(values)
+    frame = pd.DataFrame({"x": pd.array(values, dtype="Float64").astype("float64"), "c": np.ones(n),
+                          "label": np.arange(n) % 2})
+    path = tmp_path / f"h{abs(hash((tuple(map(str, values)), impute, scale)))}.parquet"
+    frame.to_parquet(path, row_group_size=16)
+    cfg = config(path, f"preprocess.impute={impute}", f"preprocess.scale={scale}", "split.by=random", "split.test=0.3",
+                 memory="0")
+    data = prepare(cfg, run_audit=False)
+    features = feature_frame(frame, cfg)
+    fitted = build_preprocessor(*column_kinds(features), cfg.preprocess).fit(features.iloc[data.splits.train])
+    X, _ = data.large.source("test").take(np.arange(data.rows("test")))
+    np.testing.assert_allclose(X, fitted.transform(features.iloc[data.splits.test]).astype(np.float32), rtol=1e-6, atol=1e-6)
+
+
+def test_train_out_of_core_trains_the_audited_split_and_its_folder_predicts(mlflow_tracking_uri: str, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    frame = table()
+    frame.to_parquet(tmp_path / "t.parquet", row_group_size=250)
+    (tmp_path / "t.toml").write_text(f'[data]\npath = "t.parquet"\ntarget = "label"\n[audit]\nmemory = "1KB"\n'
+                                     f'[tracking]\nuri = "{mlflow_tracking_uri}"\n')
+    code, out, err = run_cli(["train", str(tmp_path / "t.toml"), "--out", str(tmp_path / "run"), "--json",
+                              str(tmp_path / "run.json"), *[a for s in SMALL for a in ("--set", s)]])
+    assert code == 0, out + err
+    result = json.loads((tmp_path / "run.json").read_text())
+    assert result["data"]["loading"] == "out-of-core"
+
+    # the split: the audit's row split, which the in-memory rule gives for the same rows
+    code, _, _ = run_cli(["audit", str(tmp_path / "t.parquet"), "--target", "label", "--val", "0.1", "--memory", "0",
+                          "--json", str(tmp_path / "audit.json")])
+    assert code == 0
+    audited = json.loads((tmp_path / "audit.json").read_text())["split"]
+    assert result["split"] == audited and audited["method"] == "row-stratify"
+    part = split_rows(RowSplit("stratify", test=0.2, val=0.1), len(frame), y=frame["label"].to_numpy())
+    assert cf.Splits(*(np.flatnonzero(part == p) for p in range(3))).fingerprint == audited["fingerprint"]
+
+    # the streamed test scores are those of the saved model on the test rows, predicted in memory
+    model = cf.load_run(tmp_path / "run")
+    test = np.flatnonzero(part == 2)
+    proba = model.predict_proba(frame.iloc[test])
+    truth = frame["label"].to_numpy()[test]
+    assert np.mean(model.predict(frame.iloc[test]) == truth) == pytest.approx(result["metrics"]["test_accuracy"], abs=1e-12)
+    codes = np.searchsorted(model.classes_, truth)
+    log_loss = -np.mean(np.log(proba[np.arange(len(test)), codes]))
+    assert log_loss == pytest.approx(result["metrics"]["test_loss"], rel=1e-5)
+    assert result["metrics"]["test_accuracy"] > 0.6
+
+    # cleanfit predict on new rows, and the run in MLflow
+    frame.drop(columns="label").head(50).to_csv(tmp_path / "new.csv", index=False)
+    code, out, err = run_cli(["predict", str(tmp_path / "run"), str(tmp_path / "new.csv"), "--out", str(tmp_path / "p.csv")])
+    assert code == 0, out + err
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 50
+    run = MlflowClient(mlflow_tracking_uri).get_run(result["mlflow"]["run_id"])
+    assert run.data.params["data.loading"] == "out-of-core" and run.data.params["data.rows"] == str(len(frame))
+    assert run.data.params["split.fingerprint"] == audited["fingerprint"]
+    assert run.data.metrics["test_accuracy"] == pytest.approx(result["metrics"]["test_accuracy"])
+
+
+def test_a_regression_out_of_core_scores_in_the_targets_units(tmp_path: Path) -> None:
+    from cleanfit.pipeline.run import train_config
+
+    frame = table(regression=True)
+    frame.to_parquet(tmp_path / "r.parquet", row_group_size=400)
+    run = train_config(config(tmp_path / "r.parquet"), out=tmp_path / "run", overrides=SMALL, quiet=True)
+    assert run.loading == "out-of-core" and run.task == "regression"
+    test = run.splits.test
+    predicted = cf.load_run(run.out).predict(frame.iloc[test])
+    rmse = float(np.sqrt(np.mean((predicted - frame["label"].to_numpy()[test]) ** 2)))
+    assert rmse == pytest.approx(run.metrics["test_rmse"], rel=1e-4)
