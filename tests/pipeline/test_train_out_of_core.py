@@ -135,3 +135,85 @@ def test_a_regression_out_of_core_scores_in_the_targets_units(tmp_path: Path) ->
     predicted = cf.load_run(run.out).predict(frame.iloc[test])
     rmse = float(np.sqrt(np.mean((predicted - frame["label"].to_numpy()[test]) ** 2)))
     assert rmse == pytest.approx(run.metrics["test_rmse"], rel=1e-4)
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_run(tmp_path: Path) -> None:
+    """SIGKILL right after the first checkpoint (every 5 steps, mid-epoch), then ``--resume``: the block
+    order, the data position and the model continue exactly."""
+    import signal
+    import subprocess
+    import sys
+
+    import torch
+
+    from cleanfit.pipeline.run import train_config
+
+    table().to_parquet(tmp_path / "t.parquet", row_group_size=250)
+    (tmp_path / "t.toml").write_text('[data]\npath = "t.parquet"\ntarget = "label"\n[audit]\nmemory = "1KB"\n'
+                                     '[tracking]\nbackend = "none"\n')
+    sets = [*SMALL, "checkpoint.every=5", "model.dropout=0.2"]
+    reference = train_config(tmp_path / "t.toml", out=tmp_path / "reference", overrides=sets, quiet=True)
+    assert reference.loading == "out-of-core"
+    args = ["train", "t.toml", "--out", "out", *[a for s in sets for a in ("--set", s)]]
+    signal_cli = Path(__file__).parents[1] / "cli" / "_signal_cli.py"
+    killed = subprocess.run([sys.executable, str(signal_cli), "SIGKILL", "1", *args], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (tmp_path / "out" / "metrics.json").exists()
+    code, out, err = run_cli([*args[:1], str(tmp_path / "t.toml"), "--out", str(tmp_path / "out"), *args[4:], "--resume",
+                              "--json", str(tmp_path / "resumed.json")])
+    assert code == 0, out + err
+    assert "resumed from step 5 of" in err
+    assert json.loads((tmp_path / "resumed.json").read_text())["metrics"] == reference.metrics
+    weights = torch.load(tmp_path / "out" / "model.pt", weights_only=True)
+    for name, tensor in reference.model.state_dict().items():
+        assert torch.equal(weights[name], tensor), name
+
+
+def test_a_folder_of_files_is_one_table_out_of_core(tmp_path: Path) -> None:
+    frame = table(1500, seed=3)
+    (tmp_path / "parts").mkdir()
+    for i, rows in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[rows].to_parquet(tmp_path / "parts" / f"{i}.parquet", row_group_size=200)
+    cfg = config(tmp_path / "parts", "split.by=random")
+    data = prepare(cfg, run_audit=False)
+    assert data.loading == "out-of-core" and data.n_rows == len(frame)
+    features = feature_frame(frame, cfg)
+    fitted = build_preprocessor(*column_kinds(features), cfg.preprocess).fit(features.iloc[data.splits.train])
+    X, y = data.large.source("test").take(np.arange(data.rows("test")))
+    np.testing.assert_allclose(X, fitted.transform(features.iloc[data.splits.test]), rtol=1e-6, atol=1e-6)
+    assert data.splits.fingerprint == cf.Splits(*(np.flatnonzero(split_rows(RowSplit("random", test=0.2, val=0.1),
+                                                                            len(frame)) == p) for p in range(3))).fingerprint
+
+
+def _write(tmp_path: Path, frame: pd.DataFrame, extra: str = "") -> Path:
+    frame.to_parquet(tmp_path / "bad.parquet", row_group_size=500)
+    path = tmp_path / "bad.toml"
+    path.write_text(f'[data]\npath = "bad.parquet"\ntarget = "label"\n{extra}\n[audit]\nmemory = "1KB"\n'
+                    '[tracking]\nbackend = "none"\n')
+    return path
+
+
+@pytest.mark.parametrize("change, extra, expected", [
+    (None, 'drop = ["colour"]', "data.drop = 'colour': no such column in bad.parquet; did you mean 'color'"),
+    ("when", "", "bad.parquet holds timestamp"),
+    ("inf", "", "column 'b' holds infinite values"),
+    ("id", "", '"ticket" (a distinct value on most rows'),
+    ("holes", "", "columns 'a' have missing values and preprocess.impute = \"none\""),
+    ("no-target", 'missing_target = "drop"', "rows are not dropped out of core"),
+])
+def test_bad_input_out_of_core_is_one_line_exit_2(tmp_path: Path, change: str | None, extra: str, expected: str) -> None:
+    frame = table(1200)
+    if change == "when":
+        frame["when"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(len(frame)), unit="h")
+    elif change == "inf":
+        frame.loc[1100, "b"] = np.inf  # in the last row group: every row is checked
+    elif change == "id":
+        frame["ticket"] = [f"T-{i:05d}" for i in range(len(frame))]
+    elif change == "no-target":
+        frame.loc[7, "label"] = None
+    sets = ["--set", "preprocess.impute=none"] if change == "holes" else []
+    code, out, err = run_cli(["train", str(_write(tmp_path, frame, extra)), "--out", str(tmp_path / "out"), *sets])
+    assert code == 2, out + err
+    assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()

@@ -193,6 +193,8 @@ def refuse_text_problems(problems: Sequence[TextColumn], where: str) -> None:
 
 def _check_one_value_per_cell(values: pd.Series, file: str) -> None:
     """A DataError for a column of lists, arrays or dicts (as Parquet can hold): a model takes one value a cell."""
+    if values.empty:  # the schema of a table over audit.memory: its types are checked from the file
+        return
     nested = values.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
     if nested.any():
         row = int(np.flatnonzero(nested.to_numpy())[0])
