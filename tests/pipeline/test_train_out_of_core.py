@@ -92,6 +92,7 @@ def test_train_out_of_core_trains_the_audited_split_and_its_folder_predicts(mlfl
     assert code == 0, out + err
     result = json.loads((tmp_path / "run.json").read_text())
     assert result["data"]["loading"] == "out-of-core"
+    assert "is larger than audit.memory (1,000 bytes): audited, preprocessed and trained out of core" in out
 
     # the split: the audit's row split, which the in-memory rule gives for the same rows
     code, _, _ = run_cli(["audit", str(tmp_path / "t.parquet"), "--target", "label", "--val", "0.1", "--memory", "0",

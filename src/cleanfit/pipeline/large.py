@@ -152,6 +152,19 @@ class LargeData:
     def rows(self, part: str) -> int:
         return int(np.count_nonzero(self.part == PARTS[part]))
 
+    def summary(self, memory: int) -> str:
+        """The console line that says the run reads the table block by block.
+
+        >>> from pathlib import Path
+        >>> t = LargeTable(ParquetTable([Path("big.parquet")], ["a"], [(Path("big.parquet"), 0, 4)], 3_000_000), *[None] * 4)
+        >>> LargeData(t, np.zeros(4, np.int8), None, "y", None, (0.0, 1.0), None).summary(10**6)
+        'cleanfit: big.parquet (4 rows, 3.0 MB) is larger than audit.memory (1.0 MB): audited, preprocessed and trained out of core, one row group at a time'
+        """
+        table = self.large.table
+        return (f"cleanfit: {table.name} ({table.num_rows:,} rows, {_size(table.nbytes)}) is larger than "
+                f"audit.memory ({_size(memory)}): audited, preprocessed and trained out of core, one row group at a time")
+
+
     def source(self, part: str) -> ParquetPartSource:
         """The rows of ``part``, a block (row group) at a time, as ``(X float32, y)``: class codes, or the
         target standardised by the train rows' mean and std."""
@@ -196,7 +209,7 @@ def file_fingerprint(table: ParquetTable) -> str:
 
 @contextmanager
 def duckdb_over(table: ParquetTable, columns: Sequence[str], numeric: Sequence[str], memory: int) -> Iterator[Any]:
-    """A DuckDB connection with the view ``src(row, columns...)`` over the table's files (numbers as DOUBLE,
+    """A DuckDB connection with the view ``src(columns...)`` over the table's files, in table order (numbers as DOUBLE,
     NaN read as missing, as pandas does), in a temporary folder it may spill to."""
     import duckdb
 
@@ -206,23 +219,12 @@ def duckdb_over(table: ParquetTable, columns: Sequence[str], numeric: Sequence[s
             con.execute(f"SET memory_limit = '{max(64 * 2**20, memory // 4)}B'")
             con.execute(f"SET temp_directory = '{tmp}'")
             picked = ", ".join(_clean(c) if c in numeric else _q(c) for c in columns)
-            offset, selects = 0, []
-            for path, rows in _file_rows(table):
-                where = str(path).replace("'", "''")
-                selects.append(f"SELECT file_row_number + {offset} AS row, {picked} "
-                               f"FROM read_parquet('{where}', file_row_number = true)")
-                offset += rows
-            con.execute("CREATE VIEW src AS " + " UNION ALL ".join(selects))
+            files = ", ".join("'" + str(path).replace("'", "''") + "'" for path in table.paths)
+            # one scan of the files in their order (a UNION ALL of scans need not keep it): rows in table order
+            con.execute(f"CREATE VIEW src AS SELECT {picked} FROM read_parquet([{files}], union_by_name = false)")
             yield con
         finally:
             con.close()
-
-
-def _file_rows(table: ParquetTable) -> list[tuple[Any, int]]:
-    rows: dict[Any, int] = {}
-    for path, _, n in table.groups:
-        rows[path] = rows.get(path, 0) + n
-    return list(rows.items())
 
 
 def _q(name: str) -> str:
@@ -266,8 +268,8 @@ def fit_preprocessing(con: Any, large: LargeTable, settings: PreprocessConfig, p
     :func:`~cleanfit.pipeline.saved.preprocess_spec` writes them, computed by DuckDB."""
     import pyarrow as pa
 
-    con.register("train_rows", pa.table({"row": np.flatnonzero(part == TRAIN)}))
-    con.execute("CREATE TEMP VIEW train AS SELECT * FROM src SEMI JOIN train_rows USING (row)")
+    con.register("parts", pa.table({"part": part}))  # the int8 parts as they are, no copy: row i of src is part[i]
+    con.execute(f"CREATE TEMP VIEW train AS SELECT src.* FROM src POSITIONAL JOIN parts WHERE parts.part = {TRAIN}")
     spec: dict[str, Any] = {"numeric": None, "categorical": None}
     if large.numeric:
         spec["numeric"] = {"columns": list(large.numeric), "steps": _numeric_steps(con, large.numeric, settings)}
@@ -331,3 +333,7 @@ def _constant(var: float, mean: float, n: int) -> bool:
 def _nonzero(scale: float) -> float:
     """scikit-learn's ``_handle_zeros_in_scale``: a range below 10 eps scales by 1."""
     return 1.0 if scale < 10 * _EPS else float(scale)
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e6:,.1f} MB" if nbytes >= 100_000 else f"{nbytes:,} bytes"
