@@ -119,7 +119,9 @@ def test_train_out_of_core_trains_the_audited_split_and_its_folder_predicts(mlfl
     code, out, err = run_cli(["predict", str(tmp_path / "run"), str(tmp_path / "new.csv"), "--out", str(tmp_path / "p.csv")])
     assert code == 0, out + err
     assert len(pd.read_csv(tmp_path / "p.csv")) == 50
-    run = MlflowClient(mlflow_tracking_uri).get_run(result["mlflow"]["run_id"])
+    client = MlflowClient(mlflow_tracking_uri)
+    run = client.get_run(result["mlflow"]["run_id"])
+    assert {"model.pt", "model", "report.html"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     assert run.data.params["data.loading"] == "out-of-core" and run.data.params["data.rows"] == str(len(frame))
     assert run.data.params["split.fingerprint"] == audited["fingerprint"]
     assert run.data.metrics["test_accuracy"] == pytest.approx(result["metrics"]["test_accuracy"])
@@ -218,3 +220,23 @@ def test_bad_input_out_of_core_is_one_line_exit_2(tmp_path: Path, change: str | 
     assert code == 2, out + err
     assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.integers(-3, 3).map(float), st.floats(-1e3, 1e3)), min_size=1, max_size=300),
+       qs=st.lists(st.floats(0, 1), min_size=1, max_size=3), slack=st.sampled_from([0.0, 0.001, 0.01, 0.5]))
+def test_exact_quantiles_in_bounded_memory_are_numpys(values, qs, slack) -> None:
+    import duckdb
+    import pyarrow as pa
+
+    from cleanfit.pipeline.large import exact_quantiles
+
+    con = duckdb.connect()
+    con.register("given", pa.table({"x": pa.array(values, type=pa.float64())}))
+    con.execute("CREATE TABLE train AS SELECT * FROM given")
+    present = np.array([v for v in values if v is not None])
+    got = exact_quantiles(con, '"x"', qs, slack=slack)
+    if len(present) == 0:
+        assert got == [None] * len(qs)
+    else:
+        np.testing.assert_allclose(got, np.quantile(present, qs), rtol=1e-12, atol=1e-9)

@@ -303,11 +303,51 @@ def _numeric_steps(con: Any, columns: Sequence[str], settings: PreprocessConfig)
         low, high = stats[0::2], stats[1::2]
         scale = [1.0 / _nonzero(h - lo) for lo, h in zip(low, high)]
         steps.append({"op": "multiply_add", "mul": scale, "add": [-lo * s for lo, s in zip(low, scale)]})
-    else:  # robust: the median and the interquartile range, one holistic column at a time
-        stats = [_row(con, [f"quantile_cont({f}, 0.5), quantile_cont({f}, 0.25), quantile_cont({f}, 0.75)"])
-                 for f in filled]
+    else:  # robust: the median and the interquartile range
+        stats = [[0.0 if v is None else v for v in exact_quantiles(con, f, (0.5, 0.25, 0.75))] for f in filled]
         steps.append({"op": "subtract_divide", "sub": [s[0] for s in stats], "div": [_nonzero(s[2] - s[1]) for s in stats]})
     return steps
+
+
+def exact_quantiles(con: Any, expr: str, qs: Sequence[float], *, slack: float = 0.01) -> list[float | None]:
+    """``quantile_cont(expr, q)`` over the train rows (missing values skipped), exactly, in bounded memory.
+
+    DuckDB's exact quantiles hold every value of the column; here its t-digest (``approx_quantile``) brackets
+    each needed rank within ``slack`` of the rows, one pass counts the values below and at the bracket's ends,
+    and only the values strictly inside it are fetched and sorted. A bracket that misses the rank (it should
+    not) is widened to the whole column."""
+    n = con.execute(f"SELECT count({expr}) FROM train").fetchall()[0][0]
+    if n == 0:
+        return [None] * len(qs)
+    out = []
+    for q in qs:
+        h = (n - 1) * q
+        low, high = (_value_at_rank(con, expr, n, r, slack) for r in (int(np.floor(h)), int(np.ceil(h))))
+        out.append(low + (h - np.floor(h)) * (high - low))
+    return out
+
+
+def _value_at_rank(con: Any, expr: str, n: int, rank: int, slack: float) -> float:
+    while True:
+        p = rank / max(n - 1, 1)
+        lo, hi = con.execute(f"SELECT approx_quantile({expr}, [{max(0.0, p - slack)}, {min(1.0, p + slack)}]) "
+                             "FROM train").fetchall()[0][0]
+        if slack >= 1:
+            lo, hi = con.execute(f"SELECT min({expr}), max({expr}) FROM train").fetchall()[0]
+        bounds = [float(lo), float(hi)]  # bound as DOUBLE parameters: compared exactly
+        below, at_lo, inside, at_hi = con.execute(
+            f"SELECT count(*) FILTER ({expr} < $1), count(*) FILTER ({expr} = $1), "
+            f"count(*) FILTER ({expr} > $1 AND {expr} < $2), count(*) FILTER ({expr} = $2) FROM train", bounds
+        ).fetchall()[0]
+        k = rank - below
+        if 0 <= k < at_lo:
+            return float(lo)
+        if at_lo <= k < at_lo + inside:
+            values = con.execute(f"SELECT {expr} FROM train WHERE {expr} > $1 AND {expr} < $2", bounds).fetchnumpy()
+            return float(np.sort(next(iter(values.values())))[k - at_lo])
+        if lo != hi and at_lo + inside <= k < at_lo + inside + at_hi:
+            return float(hi)
+        slack = 1.0  # the digest missed: the whole column
 
 
 def _impute_value(con: Any, column: str, strategy: str) -> float:
@@ -315,8 +355,10 @@ def _impute_value(con: Any, column: str, strategy: str) -> float:
     c = _q(column)
     if strategy == "most_frequent":
         got = con.execute(f"SELECT {c} FROM train WHERE {c} IS NOT NULL GROUP BY {c} ORDER BY count(*) DESC, {c} LIMIT 1").fetchall()
+    elif strategy == "median":
+        got = [(exact_quantiles(con, c, (0.5,))[0],)]
     else:
-        got = con.execute(f"SELECT {'median' if strategy == 'median' else 'avg'}({c}) FROM train").fetchall()
+        got = con.execute(f"SELECT avg({c}) FROM train").fetchall()
     return 0.0 if not got or got[0][0] is None else float(got[0][0])
 
 
