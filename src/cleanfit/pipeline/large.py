@@ -194,11 +194,8 @@ def example_rows(large: LargeTable, rows: int = 5) -> pd.DataFrame:
 
 
 def file_fingerprint(table: ParquetTable) -> str:
-    """The data's identity without loading it: sha256 of the files' bytes, read in 8 MiB pieces.
-
-    >>> file_fingerprint.__name__
-    'file_fingerprint'
-    """
+    """The data's identity without loading it: sha256 of the files' bytes, read in 8 MiB pieces (any change to
+    the files is another run; ``run.json`` and MLflow's ``data.fingerprint`` hold it)."""
     digest = hashlib.sha256()
     for path in table.paths:
         with open(path, "rb") as f:

@@ -197,15 +197,16 @@ def _prepare_large(config: Config, table: ParquetTable, *, run_audit: bool) -> P
     splits = PartSplit(part, splits.by, splits.fingerprint)  # 1 byte a row from here on
     task, classes = target.task, target.classes
     del target
-    with duckdb_over(table, list(large.features.columns), large.numeric, memory) as con:
+    columns = list(large.features.columns)
+    with duckdb_over(table, columns, large.numeric, memory) as con:  # bad values stop the run before the audit
         check_values(con, large, config)
-        report: Any = None
-        if run_audit:  # the same row split, audited out of core (exact checks on every row)
-            report = audit_out_of_core(table, config.data.target, spec, time=config.data.time, groups=config.data.group,
-                                       requested=tuple(CHECKS), seed=0, memory=memory, drop=config.data.drop)
-            _audit_gate(config, report)
+    report: Any = None
+    if run_audit:  # the same row split, audited out of core (exact checks on every row; its own DuckDB)
+        report = audit_out_of_core(table, config.data.target, spec, time=config.data.time, groups=config.data.group,
+                                   requested=tuple(CHECKS), seed=0, memory=memory, drop=config.data.drop)
+        _audit_gate(config, report)
+    with duckdb_over(table, columns, large.numeric, memory) as con:
         preprocessing = Preprocessing(fit_preprocessing(con, large, config.preprocess, part))
-    _log.info("%s is larger than audit.memory: audited and trained out of core, one row group at a time", table.name)
     data = LargeData(large, part, preprocessing, config.data.target, classes, target_scale, example_rows(large))
     return PreparedData(config=config, task=task, frame=large.frame, features=large.features, splits=splits,
                         audit=report, preprocessor=preprocessing, arrays={}, classes=classes,
