@@ -240,3 +240,18 @@ def test_exact_quantiles_in_bounded_memory_are_numpys(values, qs, slack) -> None
         assert got == [None] * len(qs)
     else:
         np.testing.assert_allclose(got, np.quantile(present, qs), rtol=1e-12, atol=1e-9)
+
+
+def test_the_too_good_baseline_reads_its_rows_from_the_blocks(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from cleanfit.pipeline.diagnose import baseline_scores
+
+    frame = table(1500, seed=5)
+    frame.to_parquet(tmp_path / "t.parquet", row_group_size=200)
+    data = prepare(config(tmp_path / "t.parquet"), run_audit=False)
+    scores = baseline_scores(data)
+    X, y = data.large.source("train").take(np.arange(data.rows("train")))
+    X_val, y_val = data.large.source("val").take(np.arange(data.rows("val")))
+    model = LogisticRegression(max_iter=1000).fit(X, y)  # under BASELINE_ROWS: every row, as in memory
+    assert scores["val_accuracy"] == pytest.approx(float(np.mean(model.predict(X_val) == y_val)))
