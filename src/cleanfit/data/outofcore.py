@@ -147,16 +147,63 @@ class ParquetSource(_BlockSource):
         return {"x": x, "y": table.column(self.target).to_numpy()}  # decoded once per block, not per batch
 
     def take(self, indices: np.ndarray) -> Any:
-        keys = self.columns if self.features is None else ["x", "y"]
-        pick = lambda block, rows: {k: block[k][rows] for k in keys}  # noqa: E731
-        concat = lambda parts: {k: np.concatenate([p[k] for p in parts]) for k in keys}  # noqa: E731
-        gathered, inverse = self._gather(indices, pick, concat)
-        if gathered is None:
-            block = self._block(0)
-            return tuple(block[k][:0] for k in keys) if self.features is not None else {k: block[k][:0] for k in keys}
-        if inverse is not None:
-            gathered = {k: v[inverse] for k, v in gathered.items()}
-        return (gathered["x"], gathered["y"]) if self.features is not None else gathered
+        if self.features is None:
+            return _take_keys(self, indices, self.columns)
+        gathered = _take_keys(self, indices, ["x", "y"])
+        return gathered["x"], gathered["y"]
+
+
+def _take_keys(source: _BlockSource, indices: np.ndarray, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """The rows ``indices`` of a block source whose blocks are dicts of arrays, as one dict, in the order asked."""
+    pick = lambda block, rows: {k: block[k][rows] for k in keys}  # noqa: E731
+    concat = lambda parts: {k: np.concatenate([p[k] for p in parts]) for k in keys}  # noqa: E731
+    gathered, inverse = source._gather(indices, pick, concat)
+    if gathered is None:
+        block = source._block(0)
+        return {k: block[k][:0] for k in keys}
+    if inverse is not None:
+        gathered = {k: v[inverse] for k, v in gathered.items()}
+    return gathered
+
+
+class ParquetPartSource(_BlockSource):
+    """The rows of one part of a Parquet table (train, val or test), one row group at a time.
+
+    ``part`` holds one small integer per row of the table (the row split: 0 train, 1 val, 2 test); the blocks
+    are the table's row groups, each reduced to its rows with ``part == keep`` (row groups with none are left
+    out), read as a pandas frame of ``columns`` and turned into ``(x, y)`` arrays by ``transform(frame)``
+    (the fitted preprocessing). Only ``part`` is held for the whole table; decoded blocks are bounded by
+    ``2 * buffer_blocks`` as for :class:`ParquetSource`::
+
+        train = ParquetPartSource("big.parquet", part, 0, columns=["a", "y"], transform=to_xy)
+        batches = Batches(train, 256, shuffle="blocks", seed=0)
+    """
+
+    def __init__(self, path: str | Path | Sequence[str | Path], part: np.ndarray, keep: int, *,
+                 columns: Sequence[str], transform: Any, buffer_blocks: int = 8) -> None:
+        self._parquet = ParquetSource(path, columns=columns, buffer_blocks=1)
+        starts = self._parquet.block_starts
+        if int(starts[-1]) != len(part):
+            raise DataError(f"the split has {len(part):,} rows but the Parquet table has {int(starts[-1]):,}; "
+                            "the files changed since the split was made: split them again")
+        self.part, self.keep, self.transform = part, int(keep), transform
+        counts = [int(np.count_nonzero(part[starts[g]:starts[g + 1]] == keep)) for g in range(len(starts) - 1)]
+        self._kept = [g for g, c in enumerate(counts) if c]  # the table's row group of each block
+        self._init_blocks([counts[g] for g in self._kept] or [0], buffer_blocks)
+
+    def _read_block(self, block: int) -> dict[str, np.ndarray]:
+        import pyarrow as pa
+
+        source, g = self._parquet, self._kept[block]
+        file, group = source._groups[g]
+        table = source._files[file].read_row_group(group, columns=source.columns)
+        mask = self.part[source.block_starts[g]:source.block_starts[g + 1]] == self.keep
+        x, y = self.transform(table.filter(pa.array(mask)).to_pandas())
+        return {"x": x, "y": y}
+
+    def take(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        gathered = _take_keys(self, indices, ["x", "y"])
+        return gathered["x"], gathered["y"]
 
 
 def _is_count(value: Any) -> bool:

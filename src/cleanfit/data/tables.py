@@ -240,11 +240,22 @@ def text_column_problem(series: pd.Series, name: Any = None) -> TextColumn | Non
     present = series.dropna()
     if present.empty:
         return None
-    distinct = int(present.nunique())
-    share = distinct / len(present)
-    example = str(present.iloc[0])
-    column = str(series.name if name is None else name)
-    if looks_like_dates(present):
+    return text_problem_of_counts(str(series.name if name is None else name), int(present.nunique()), len(present),
+                                  present.head(_DATE_SAMPLE))
+
+
+def text_problem_of_counts(column: str, distinct: int, present: int, head: pd.Series) -> TextColumn | None:
+    """:func:`text_column_problem` from a text column's counts: ``distinct`` values among ``present`` rows
+    with a value, ``head`` its first present values (what a table too large to load gives, from DuckDB).
+
+    >>> text_problem_of_counts("Name", 300, 300, pd.Series(["car 0", "car 1"])).kind
+    'identifier'
+    """
+    if present == 0:
+        return None
+    share = distinct / present
+    example = str(head.iloc[0])
+    if looks_like_dates(head):
         return TextColumn(column, "date", distinct, share, example)
     if share > MOSTLY_DISTINCT and distinct > 20:
         return TextColumn(column, "identifier", distinct, share, example)

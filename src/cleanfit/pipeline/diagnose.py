@@ -50,13 +50,10 @@ def baseline_scores(data: PreparedData) -> dict[str, float]:
     from sklearn.linear_model import LogisticRegression, Ridge  # scikit-learn is heavy: only when too good
     from sklearn.metrics import accuracy_score, r2_score, roc_auc_score
 
-    X, y = data.arrays["train"]
-    X_val, y_val = data.arrays["val"]
-    if len(y_val) == 0:
+    if data.rows("val") == 0:
         return {}
-    if len(y) > BASELINE_ROWS:
-        keep = np.random.default_rng(0).choice(len(y), BASELINE_ROWS, replace=False)
-        X, y = X[keep], y[keep]
+    X, y = _part(data, "train", BASELINE_ROWS)
+    X_val, y_val = _part(data, "val", None)
     if data.task == "regression":
         return {"val_r2": float(r2_score(y_val, Ridge(alpha=1.0).fit(X, y).predict(X_val)))}
     if len(np.unique(y)) < 2:
@@ -73,6 +70,22 @@ def baseline_scores(data: PreparedData) -> dict[str, float]:
         except ValueError:
             pass  # a class of val missing from train: no AUC, the accuracy still compares
     return scores
+
+
+def _part(data: PreparedData, part: str, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """A part's preprocessed rows (and targets), at most ``limit`` of them drawn uniformly; read block by
+    block for a table over audit.memory (the val rows too, up to ``BASELINE_ROWS``)."""
+    n = data.rows(part)
+    limit = limit if limit is not None or data.large is None else BASELINE_ROWS
+    keep = None if limit is None or n <= limit else np.sort(np.random.default_rng(0).choice(n, limit, replace=False))
+    if data.large is None:
+        X, y = data.arrays[part]
+        return (X, y) if keep is None else (X[keep], y[keep])
+    X, y = data.large.source(part).take(np.arange(n) if keep is None else keep)
+    if data.task == "regression":  # the source gives standardised targets: the baseline compares in the target's units
+        mean, std = data.target_scale
+        y = y * std + mean
+    return X, y
 
 
 def audit_lines(report: Any) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 from cleanfit._util.files import write_json
 from cleanfit.pipeline.features import column_kinds
 from cleanfit.pipeline.prepare import PreparedData
-from cleanfit.pipeline.saved import FORMAT, SPEC_FILE, preprocess_spec
+from cleanfit.pipeline.saved import FORMAT, SPEC_FILE, Preprocessing, preprocess_spec
 
 __all__ = ["model_spec", "save_run_model"]
 
@@ -21,7 +21,8 @@ def model_spec(data: PreparedData) -> dict[str, Any]:
     """What ``model.json`` holds for a prepared (and trained) run."""
     config = data.config
     numeric, text = column_kinds(data.features)
-    categories = dict(zip(text, preprocess_spec(data.preprocessor)["categorical"]["categories"])) if text else {}
+    preprocess = _spec(data.preprocessor)
+    categories = dict(zip(text, preprocess["categorical"]["categories"])) if text else {}
     features = [
         {"name": c, "kind": "numeric" if c in numeric else "text", "dtype": str(data.frame[c].dtype),
          **({"categories": categories[c]} if c in categories else {})}
@@ -38,9 +39,15 @@ def model_spec(data: PreparedData) -> dict[str, Any]:
         "task": data.task,
         "target": {"name": config.data.target, "classes": data.classes, "mean": mean, "std": std},
         "features": features,
-        "preprocess": preprocess_spec(data.preprocessor),
+        "preprocess": preprocess,
         "network": network,
     }
+
+
+def _spec(preprocessor: Any) -> dict[str, Any]:
+    """The fitted preprocessing as ``model.json`` holds it: a ColumnTransformer's numbers, or the spec a
+    :class:`~cleanfit.pipeline.saved.Preprocessing` was built from (a table fit out of core)."""
+    return preprocessor.spec() if isinstance(preprocessor, Preprocessing) else preprocess_spec(preprocessor)
 
 
 def save_run_model(out: Path, data: PreparedData, tracker: Any = None) -> None:
@@ -51,5 +58,8 @@ def save_run_model(out: Path, data: PreparedData, tracker: Any = None) -> None:
         return
     from cleanfit.pipeline.pyfunc import ARTIFACT_PATH, save_pyfunc  # mlflow is heavy: only for a tracked run
 
-    example = data.frame.loc[data.frame.index[:5], list(data.features.columns)].reset_index(drop=True)
+    if data.large is not None:  # a table over audit.memory: its first rows, read from its first row group
+        example = data.large.example
+    else:
+        example = data.frame.loc[data.frame.index[:5], list(data.features.columns)].reset_index(drop=True)
     tracker.log_artifact(save_pyfunc(out, example), ARTIFACT_PATH)

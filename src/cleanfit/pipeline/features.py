@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cleanfit._util.columns import did_you_mean
-from cleanfit.data.tables import infer_task, text_column_problem
+from cleanfit.data.tables import TextColumn, infer_task, text_column_problem
 from cleanfit.errors import DataError
 from cleanfit.pipeline.config import Config, PreprocessConfig
 
@@ -130,25 +130,50 @@ def feature_frame(frame: pd.DataFrame, config: Config) -> pd.DataFrame:
     if config.preprocess.impute == "none":
         holes = [c for c in numeric if features[c].isna().any()]
         if holes:
-            raise DataError(
-                f"columns {_short(holes)} have missing values and preprocess.impute = \"none\"; set "
-                f"preprocess.impute = \"median\" or fill them in the file"
-            )
+            raise holes_error(holes)
+    features = model_values(features, numeric, text)
     for column in numeric:
-        values = features[column].to_numpy(dtype=np.float64, na_value=np.nan)
-        if np.isinf(values).any():
-            raise DataError(f"column {column!r} holds infinite values; replace them or list the column in data.drop")
-        features[column] = values
-    for column in text:
-        features[column] = text_values(features[column])
+        if np.isinf(features[column].to_numpy()).any():
+            raise infinite_error(column)
     return features
+
+
+def model_values(features: pd.DataFrame, numeric: Sequence[str], text: Sequence[str]) -> pd.DataFrame:
+    """The feature columns as the preprocessing reads them: numbers as float64 (missing: NaN), text by
+    :func:`text_values`; a per-row step, applied to a whole table or to one row group of it.
+
+    >>> model_values(pd.DataFrame({"a": [1, 2], "t": ["x", None]}), ["a"], ["t"]).to_dict("list")
+    {'a': [1.0, 2.0], 't': ['x', 'missing']}
+    """
+    numbers, words = set(numeric), set(text)
+    columns = {c: features[c].to_numpy(dtype=np.float64, na_value=np.nan) if c in numbers else text_values(features[c])
+               for c in features.columns if c in numbers or c in words}
+    return pd.DataFrame(columns, index=features.index)
+
+
+def holes_error(columns: Sequence[str]) -> DataError:
+    """Numeric columns with missing values while ``preprocess.impute = "none"``."""
+    return DataError(
+        f"columns {_short(columns)} have missing values and preprocess.impute = \"none\"; set "
+        f"preprocess.impute = \"median\" or fill them in the file"
+    )
+
+
+def infinite_error(column: str) -> DataError:
+    """A numeric column holding an infinite value."""
+    return DataError(f"column {column!r} holds infinite values; replace them or list the column in data.drop")
 
 
 def refuse_text_columns(text: pd.DataFrame, where: str) -> None:
     """Stop before encoding text columns that are not features (dates stored as text, identifier-like
     text, more than ~100 levels: the rule of :func:`cleanfit.data.tables.text_column_problem`), naming
     every one, its count of distinct values, and the fix."""
-    problems = [p for p in (text_column_problem(text[c], c) for c in text.columns) if p is not None]
+    refuse_text_problems([p for p in (text_column_problem(text[c], c) for c in text.columns) if p is not None], where)
+
+
+def refuse_text_problems(problems: Sequence[TextColumn], where: str) -> None:
+    """:func:`refuse_text_columns` for problems already found (:func:`cleanfit.data.tables.text_problem_of_counts`
+    out of core)."""
     if not problems:
         return
     what = {"date": "dates stored as text", "identifier": "a distinct value on most rows", "levels": "too many levels"}
@@ -168,6 +193,8 @@ def refuse_text_columns(text: pd.DataFrame, where: str) -> None:
 
 def _check_one_value_per_cell(values: pd.Series, file: str) -> None:
     """A DataError for a column of lists, arrays or dicts (as Parquet can hold): a model takes one value a cell."""
+    if values.empty:  # the schema of a table over audit.memory: its types are checked from the file
+        return
     nested = values.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
     if nested.any():
         row = int(np.flatnonzero(nested.to_numpy())[0])

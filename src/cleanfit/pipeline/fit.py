@@ -66,6 +66,7 @@ class TabularRun:
     checkpoint_dir: Path | None = None
     tracking_uri: str | None = None
     unlogged_path: Path | None = None  # where tracking put what the store did not take, if it failed
+    loading: str = "in-memory"  # "out-of-core": a table over audit.memory, read one row group at a time
 
     def to_dict(self) -> dict[str, Any]:
         """The run as JSON-friendly values (what ``cleanfit train --json`` writes)."""
@@ -76,6 +77,7 @@ class TabularRun:
             "audit": {"passed": bool(self.audit.passed), "findings": [f.to_dict() for f in self.audit.findings]},
             "diagnosis": [f.to_dict() for f in self.diagnosis],
             "epochs": len(self.history.epochs),
+            "data": {"loading": self.loading},
             "out": str(self.out),
             "report": None if self.report_path is None else str(self.report_path),
             "checkpoints": None if self.checkpoint_dir is None else str(self.checkpoint_dir),
@@ -113,7 +115,7 @@ def fit_prepared(
     # Everything that can still reject the config (the user's model factory) runs before anything is written.
     seed_everything(config.train.seed)
     model = build_model(config, data.n_features, data.n_outputs, base_dir=config.base_dir,
-                        train_rows=len(data.arrays["train"][1]))  # the MLP's dropout: masks per global batch
+                        train_rows=data.rows("train"))  # the MLP's dropout: masks per global batch
     optimizer = make_optimizer(config, model.parameters())
     batches = {part: _batches(data, part) for part in ("train", "val", "test")}
     if main:  # the last check that can reject the run; nothing is written before it
@@ -156,6 +158,7 @@ def _fit_locked(data: PreparedData, model: torch.nn.Module, optimizer: torch.opt
         splits=data.splits,
         checkpoint_dir=checkpoint_dir,
         tracking_uri=_tracking_uri(tracker),
+        loading=data.loading,
     )
     if main:
         try:
@@ -290,15 +293,18 @@ def _check_checkpoint_dir(directory: Path) -> None:
 
 
 def _batches(data: PreparedData, part: str) -> Batches | None:
-    X, y = data.arrays[part]
-    if part != "train" and len(y) == 0:
+    if part != "train" and data.rows(part) == 0:
         return None
+    train = data.config.train
+    if data.large is not None:  # a table over audit.memory: its row groups, shuffled in buffers of blocks
+        return Batches(data.large.source(part), per_process_batch(train.batch_size),
+                       shuffle="blocks" if part == "train" else False, seed=train.seed)
+    X, y = data.arrays[part]
     if data.task == "regression":
         mean, std = data.target_scale
         target = torch.from_numpy(((y - mean) / std).astype(np.float32))
     else:
         target = torch.from_numpy(y.astype(np.int64))
-    train = data.config.train
     return Batches((torch.from_numpy(X), target), per_process_batch(train.batch_size), shuffle=part == "train",
                    seed=train.seed)
 
@@ -356,9 +362,10 @@ def _params(data: PreparedData) -> dict[str, Any]:
             "task": data.task,
             "split.method": split_method(config, data.task, data.splits),
             "split.fingerprint": data.splits.fingerprint,
-            "split.rows": json.dumps({p: int(len(getattr(data.splits, p))) for p in ("train", "val", "test")}),
+            "split.rows": json.dumps({p: data.rows(p) for p in ("train", "val", "test")}),
             "data.fingerprint": data.data_fingerprint,
-            "data.rows": len(data.frame),
+            "data.rows": data.n_rows,
+            "data.loading": data.loading,
             "data.features": data.n_features,
         }
     )

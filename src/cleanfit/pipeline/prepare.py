@@ -33,6 +33,11 @@ from cleanfit.pipeline.features import (  # noqa: F401 - also the names callers 
     feature_frame,
     text_values,
 )
+from cleanfit.pipeline.large import (
+    LOADING, LargeData, PartSplit, check_values, duckdb_over, example_rows, file_fingerprint, fit_preprocessing,
+    open_large, read_split_columns,
+)
+from cleanfit.pipeline.saved import Preprocessing
 from cleanfit.tracking.environment import data_fingerprint
 
 __all__ = ["AuditGateError", "PreparedData", "prepare", "split_method", "infer_task", "text_values"]
@@ -68,10 +73,26 @@ class PreparedData:
     classes: list[Any] | None
     target_scale: tuple[float, float]  # regression: (mean, std) of the train targets; else (0, 1)
     data_fingerprint: str
+    large: LargeData | None = None  # a table over audit.memory: read block by block, never whole (pipeline/large.py)
 
     @property
     def n_features(self) -> int:
+        if self.large is not None:
+            return self.large.preprocessing.n_outputs
         return int(self.arrays["train"][0].shape[1])
+
+    @property
+    def loading(self) -> str:
+        """``"out-of-core"`` for a table over ``audit.memory`` (trained block by block), else ``"in-memory"``."""
+        return LOADING if self.large is not None else "in-memory"
+
+    @property
+    def n_rows(self) -> int:
+        return self.large.n_rows if self.large is not None else len(self.frame)
+
+    def rows(self, part: str) -> int:
+        """How many rows ``part`` (train, val, test) has."""
+        return self.large.rows(part) if self.large is not None else len(self.arrays[part][1])
 
     @property
     def n_outputs(self) -> int:
@@ -97,8 +118,12 @@ def prepare(config: Config, *, run_audit: bool = True) -> PreparedData:
     """Steps 1-4: read, split, audit (and enforce the gate), fit-on-train preprocessing.
 
     Raises :class:`~cleanfit.errors.DataError` for a table that cannot be used, and
-    :class:`AuditGateError` when the audit finds what ``audit.fail_on`` forbids.
+    :class:`AuditGateError` when the audit finds what ``audit.fail_on`` forbids. A Parquet table larger than
+    ``audit.memory`` is never read whole: see :func:`_prepare_large`.
     """
+    large = _over_budget(config)
+    if large is not None:
+        return _prepare_large(config, large, run_audit=run_audit)
     frame = read_table(config.data.path, field="data.path")
     check_columns(frame, config)
     frame, dropped = drop_missing_target(frame, config)
@@ -110,14 +135,9 @@ def prepare(config: Config, *, run_audit: bool = True) -> PreparedData:
     time_column = None if config.data.time is None else frame[config.data.time]
     time = None if time_column is None else parse_time(time_column, f"data.time = {config.data.time!r}")[0]
     groups = None if config.data.group is None else frame[config.data.group].to_numpy()
-    large = _over_budget(config)
-    splits = _split(config, frame, target, time, groups, by_row=large is not None)
-    if run_audit and large is not None:  # the same row split, audited out of core (exact checks on every row)
-        report: Any = audit_out_of_core(large, config.data.target, _row_spec(config, target.task), time=config.data.time,
-                                        groups=config.data.group, requested=tuple(CHECKS), seed=0,
-                                        memory=memory_budget(config.audit.memory, "audit.memory"), drop=config.data.drop)
-    else:  # the audit reads the time column by the same rule (parse_time), and keeps its time zone to print it
-        report = audit(features, frame[config.data.target], splits, time=time_column, groups=groups) if run_audit else None
+    splits = _split(config, frame, target, time, groups)
+    # the audit reads the time column by the same rule (parse_time), and keeps its time zone to print it
+    report = audit(features, frame[config.data.target], splits, time=time_column, groups=groups) if run_audit else None
     _audit_gate(config, report)
     numeric, text = column_kinds(features)
     preprocessor = build_preprocessor(numeric, text, config.preprocess)
@@ -156,19 +176,57 @@ def _row_spec(config: Config, task: str) -> RowSplit:
     return RowSplit(split_method(config, task), test=config.split.test, val=config.split.val, seed=config.split.seed)
 
 
-def _by_row(config: Config, frame: pd.DataFrame, target: Target, time: np.ndarray | None, groups: np.ndarray | None) -> Any:
-    """The row-number split (:mod:`cleanfit.data.rowsplit`) the out-of-core audit computes for the same table."""
+def _prepare_large(config: Config, table: ParquetTable, *, run_audit: bool) -> PreparedData:
+    """Steps 1-4 for a Parquet table larger than ``audit.memory`` (:mod:`cleanfit.pipeline.large`): the schema
+    checked, the row split made from the target/time/group columns alone and audited out of core, the values
+    checked and the preprocessing fit on the train rows by DuckDB; the rows are read when training reads them."""
+    memory = memory_budget(config.audit.memory, "audit.memory")
+    large = open_large(config, table)
+    columns = read_split_columns(config, table)
+    if config.data.missing_target == "drop" and columns[config.data.target].isna().any():
+        raise DataError(f"data.missing_target = \"drop\": {table.name} is larger than audit.memory and rows are not "
+                        "dropped out of core; drop the rows without a target from the file, or raise audit.memory")
+    target = encode_target(columns, config)
+    time = None if config.data.time is None else parse_time(columns[config.data.time], f"data.time = {config.data.time!r}")[0]
+    groups = None if config.data.group is None else columns[config.data.group].to_numpy()
+    part, spec = row_parts(config, len(columns), target, time, groups)
+    del columns, time, groups
+    splits = splits_of(part, spec)
+    _check_split(config, len(part), splits)
+    target_scale = _target_scale(target, splits)
+    splits = PartSplit(part, splits.by, splits.fingerprint)  # 1 byte a row from here on
+    task, classes = target.task, target.classes
+    del target
+    columns = list(large.features.columns)
+    with duckdb_over(table, columns, large.numeric, memory) as con:  # bad values stop the run before the audit
+        check_values(con, large, config)
+    report: Any = None
+    if run_audit:  # the same row split, audited out of core (exact checks on every row; its own DuckDB)
+        report = audit_out_of_core(table, config.data.target, spec, time=config.data.time, groups=config.data.group,
+                                   requested=tuple(CHECKS), seed=0, memory=memory, drop=config.data.drop)
+        _audit_gate(config, report)
+    with duckdb_over(table, columns, large.numeric, memory) as con:
+        preprocessing = Preprocessing(fit_preprocessing(con, large, config.preprocess, part))
+    data = LargeData(large, part, preprocessing, config.data.target, classes, target_scale, example_rows(large))
+    return PreparedData(config=config, task=task, frame=large.frame, features=large.features, splits=splits,
+                        audit=report, preprocessor=preprocessing, arrays={}, classes=classes,
+                        target_scale=target_scale, data_fingerprint=file_fingerprint(table), large=data)
+
+
+def row_parts(config: Config, n: int, target: Target, time: np.ndarray | None,
+              groups: np.ndarray | None) -> tuple[np.ndarray, RowSplit]:
+    """The int8 part of each row under the row-number split (:mod:`cleanfit.data.rowsplit`) that the
+    out-of-core audit computes for the same table, and its spec."""
     spec = _row_spec(config, target.task)
     times = None if time is None else (time.view(np.int64) if time.dtype.kind in "Mm" else time)
-    return splits_of(split_rows(spec, len(frame), y=target.values, groups=groups, time=times), spec)
+    return split_rows(spec, n, y=target.values, groups=groups, time=times), spec
 
 
 def _split(config: Config, frame: pd.DataFrame, target: Target, time: np.ndarray | None,
-           groups: np.ndarray | None, *, by_row: bool = False) -> Any:
-    """Step 2: the rows split by ``split_method`` (by row number for a table over ``audit.memory``), refused
-    when too few are left to train or test on."""
+           groups: np.ndarray | None) -> Any:
+    """Step 2: the rows split by ``split_method``, refused when too few are left to train or test on."""
     method = split_method(config, target.task)
-    splits = _by_row(config, frame, target, time, groups) if by_row else split(
+    splits = split(
         len(frame),
         test=config.split.test,
         val=config.split.val,
@@ -179,15 +237,19 @@ def _split(config: Config, frame: pd.DataFrame, target: Target, time: np.ndarray
         gap=config.split.gap,
         seed=config.split.seed,
     )
+    _check_split(config, len(frame), splits)
+    return splits
+
+
+def _check_split(config: Config, n: int, splits: Any) -> None:
     if len(splits.train) < MIN_TRAIN_ROWS or len(splits.test) == 0:
         raise DataError(
-            f"{Path(config.data.path).name}: {len(frame)} rows leave {len(splits.train)} to train on and "
+            f"{Path(config.data.path).name}: {n} rows leave {len(splits.train)} to train on and "
             f"{len(splits.test)} to test on; a run needs at least {MIN_TRAIN_ROWS} train rows and one test row: "
             f"add rows or change split.test/split.val"
         )
     if config.train.early_stopping and len(splits.val) == 0:
         raise DataError("train.early_stopping needs validation rows but the split has none; raise split.val")
-    return splits
 
 
 def _audit_gate(config: Config, report: Any) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cleanfit.auditing.ooc_scan import memory_budget
 from cleanfit.errors import CheckpointError
 from cleanfit.pipeline.config import Config, load_config
 from cleanfit.pipeline.diagnose import audit_lines
@@ -51,6 +52,8 @@ def train_config(
     config = _as_config(config, overrides)
     data = prepare(config)
     if not quiet and rank() == 0:  # the audit's warnings, before training starts, one line each
+        if data.large is not None:
+            print(data.large.summary(memory_budget(config.audit.memory, "audit.memory")), flush=True)
         for line in audit_lines(data.audit):
             print(line, flush=True)
     return train_prepared(data, out=out, resume=resume, quiet=quiet)

@@ -87,6 +87,10 @@ class Preprocessing:
         self.numeric_ = spec.get("numeric")
         self.categorical_ = spec.get("categorical")
 
+    def spec(self) -> dict[str, Any]:
+        """The JSON values this was built from (what ``model.json`` holds as ``preprocess``)."""
+        return {"numeric": self.numeric_, "categorical": self.categorical_}
+
     @property
     def n_outputs(self) -> int:
         """How many columns ``transform`` gives."""
