@@ -1,6 +1,6 @@
 """One rank (or the single process) of the DDP tests in tests/test_ddp.py.
 
-    python tests/training/_ddp_worker.py OUT --batch B [--checkpoint-every K] [--resume PATH] [--kill-at-step S [--signal SIGSTOP]]
+    python tests/training/_ddp_worker.py OUT --batch B [--checkpoint-every K] [--resume PATH] [--kill-at-step S [--kill-rank R] [--signal SIGSTOP]]
 
 or, for the single-process runs, ``main([OUT, "--batch", "10"])`` inside the test process.
 
@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--checkpoint-every", type=int, default=None)
     parser.add_argument("--resume", default=None)
     parser.add_argument("--kill-at-step", type=int, default=None)
-    parser.add_argument("--signal", default="SIGKILL", help="what rank 1 sends itself at --kill-at-step (SIGSTOP: it hangs)")
+    parser.add_argument("--signal", default="SIGKILL", help="what the rank sends itself at --kill-at-step (SIGSTOP: it hangs)")
+    parser.add_argument("--kill-rank", type=int, default=1, help="the rank that --kill-at-step signals")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(N_TRAIN + N_VAL, 4)).astype("float32")
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
         checkpoint_dir=Path(args.out) / "checkpoints" if args.checkpoint_every or args.resume else None,
         checkpoint_every=args.checkpoint_every, keep_last=50, seed=0, progress=False, report=False,
     )
-    if args.kill_at_step is not None and int(os.environ.get("RANK", "0")) == 1:
+    if args.kill_at_step is not None and int(os.environ.get("RANK", "0")) == args.kill_rank:
         def die(trainer, state):
             if state.step == args.kill_at_step:
                 os.kill(os.getpid(), getattr(signal, args.signal))

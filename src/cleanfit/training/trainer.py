@@ -264,6 +264,7 @@ class Trainer:
                     run.move_batches = run.move_batches and needs_move(window[0], self.device_)
                     step_loss = self._train_step(s, run, window, first_batch=index * self.accumulate)
                     s.step += 1
+                    distributed.note_step(s.step)  # what this rank's heartbeat reports (no I/O here)
                     self._after_train_step(s, run, step_loss, index == run.windows_per_epoch - 1)
                     bar.update(1)
                 stopped = self._end_epoch(s, run)
