@@ -31,7 +31,6 @@ import atexit
 import contextlib
 import datetime
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ContextManager
@@ -42,13 +41,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 from cleanfit._util.ranks import env_world, world
 from cleanfit.errors import CleanfitError, ConfigError, TrainingError
-from cleanfit.training.heartbeat import EXITED, Beat, Heartbeat, attempt_prefix
+from cleanfit.training import setup_wait
+from cleanfit.training.heartbeat import Beat, Heartbeat, describe
 
 __all__ = ["Distributed", "setup", "join", "ready", "before_training", "note_step", "lost_peer", "launched_by_torchrun"]
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_SETUP_TIMEOUT_S = 600.0
-_POLL_S = 0.05  # how often a rank waiting at ready() looks at the store
 _owned_group = False  # True when cleanfit started the process group (and so shuts it down at exit)
 _heartbeat: Heartbeat | None = None  # this rank's, while cleanfit's process group is up
 _phases = 0  # ready() barriers this process has passed (every rank passes the same sequence)
@@ -191,85 +190,27 @@ def before_training(device: str | torch.device = "auto") -> Iterator[None]:
 def ready() -> None:
     """Wait until every rank is set up and about to train, up to ``CLEANFIT_SETUP_TIMEOUT`` seconds.
 
-    Each rank puts ``ok`` on ``cleanfit/<attempt>/setup/<n>/<rank>``; the last one sets ``.../all``. A rank
-    whose setup failed puts its error in ``.../all`` instead (:func:`before_training`), and every rank
-    raises it here. While waiting, a rank whose heartbeat stops for ``CLEANFIT_DIST_TIMEOUT`` ends the wait.
+    A rank whose setup failed put its error on the store (:func:`before_training`): every rank raises it
+    here. While waiting, a rank whose heartbeat stops for ``CLEANFIT_DIST_TIMEOUT`` ends the wait.
+    See :func:`cleanfit.training.setup_wait.meet`.
     """
     global _phases
-    beat = _heartbeat
-    if beat is None:
+    if _heartbeat is None:
         return
-    prefix = f"{attempt_prefix()}/setup/{_phases + 1}"
-    try:
-        store = beat.store()
-        store.set(f"{prefix}/{beat.rank}", "ok")
-        if store.add(f"{prefix}/count", 1) >= beat.world_size:
-            store.set(f"{prefix}/all", "ok")
-        _await_setup(beat, prefix)
-        outcome = store.get(f"{prefix}/all").decode()
-    except dist.DistError as exc:
-        raise TrainingError(
-            f"rank {beat.rank} of {beat.world_size}: lost the rendezvous store while the ranks were setting up "
-            f"({_first_line(exc)}); the process that held it (rank 0, unless torchrun's agent holds it) has "
-            "ended: look at its output"
-        ) from None
+    outcome = setup_wait.meet(_heartbeat, _phases + 1, limit_s=_setup_timeout_s(), stale_s=_timeout_s())
     _phases += 1
     if outcome != "ok":
-        _acknowledge(store, prefix, beat.world_size)
-        raise TrainingError(f"rank {beat.rank} of {beat.world_size}: {outcome}; the run did not start")
-
-
-def _await_setup(beat: Heartbeat, prefix: str) -> None:
-    """Poll the store until ``prefix/all`` is set; a rank that stopped or the setup timeout ends it."""
-    store, limit, stale = beat.store(), _setup_timeout_s(), _timeout_s()
-    started = time.monotonic()
-    seen: dict[int, tuple[int, float]] = {}  # rank -> (its beat, when that beat was first seen)
-    while not store.check([f"{prefix}/all"]):
-        now = time.monotonic()
-        waiting = [r for r in range(beat.world_size) if r != beat.rank and not store.check([f"{prefix}/{r}"])]
-        for rank, last in beat.read(waiting).items():
-            count = -1 if last is None else last.beat
-            if rank not in seen or seen[rank][0] != count:
-                seen[rank] = (count, now)
-            if (last is not None and last.state == EXITED) or now - seen[rank][1] > stale:
-                raise TrainingError(f"rank {beat.rank} of {beat.world_size}: {_described(last, rank, step=False)} before "
-                                    f"training started (no heartbeat for CLEANFIT_DIST_TIMEOUT = {stale:g} s); look "
-                                    "at its output")
-        if now - started > limit:
-            names = ", ".join(f"rank {r}" for r in waiting)
-            raise TrainingError(
-                f"rank {beat.rank} of {beat.world_size}: {names} did not finish setting up the run within "
-                f"CLEANFIT_SETUP_TIMEOUT = {limit:g} s (its heartbeat still runs: it is busy, e.g. creating the "
-                "MLflow store on a slow disk); raise CLEANFIT_SETUP_TIMEOUT, or look at its output"
-            )
-        time.sleep(_POLL_S)
+        raise TrainingError(f"rank {_heartbeat.rank} of {_heartbeat.world_size}: {outcome}; the run did not start")
 
 
 def _publish_failure(exc: BaseException) -> None:
-    """Put this rank's error where the others wait at :func:`ready`; wait (bounded) until they read it.
-
-    Waiting matters: the store may live in this process (rank 0 without torchrun's agent store), and a
-    torchrun agent stops the other ranks as soon as one exits.
-    """
+    """Put this rank's error where the others wait at :func:`ready` (once per barrier)."""
     global _published
-    beat = _heartbeat
-    if beat is None or _published == _phases + 1:
+    if _heartbeat is None or _published == _phases + 1:
         return
     _published = _phases + 1
-    prefix = f"{attempt_prefix()}/setup/{_phases + 1}"
-    with contextlib.suppress(dist.DistError):  # never hide the rank's own error
-        store = beat.store()
-        store.set(f"{prefix}/all", f"rank {beat.rank} could not set up the run: {_error_line(exc)}")
-        _acknowledge(store, prefix, beat.world_size)
-        deadline = time.monotonic() + _timeout_s()
-        while not store.check([f"{prefix}/seen"]) and time.monotonic() < deadline:
-            time.sleep(_POLL_S)
-
-
-def _acknowledge(store: dist.TCPStore, prefix: str, world_size: int) -> None:
-    """Count this rank as having seen a failed setup; the last one to see it says so (``prefix/seen``)."""
-    if store.add(f"{prefix}/seen-count", 1) >= world_size:
-        store.set(f"{prefix}/seen", "1")
+    message = f"rank {_heartbeat.rank} could not set up the run: {_error_line(exc)}"
+    setup_wait.publish(_heartbeat, _phases + 1, message, wait_s=_timeout_s())
 
 
 def note_step(step: int) -> None:
@@ -340,15 +281,9 @@ def _lost(rank: int, world_size: int) -> str:
     return "another rank (every rank's heartbeat still runs: one hangs inside training)"
 
 
-def _described(beat: Beat | None, rank: int, what: str = "stopped responding", *, step: bool = True) -> str:
-    if beat is None:
-        return f"rank {rank}, which never sent a heartbeat"
-    if beat.state == EXITED:
-        what = "exited"
-    if not step:
-        return f"{beat.who()}, which {what}"
-    at = max(beat.step, _heartbeat.step if _heartbeat is not None else 0)  # the ranks train in lockstep
-    return f"{beat.who()}, which {what} at step {at} (its last heartbeat: step {beat.step})"
+def _described(beat: Beat | None, rank: int, what: str) -> str:
+    at = max(beat.step, _heartbeat.step) if beat is not None and _heartbeat is not None else None
+    return describe(beat, rank, what, at=at)  # the ranks train in lockstep: this rank's step is theirs
 
 
 def _first_line(exc: BaseException) -> str:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch.distributed as dist
 
-__all__ = ["Beat", "Heartbeat", "store_client", "attempt_prefix"]
+__all__ = ["Beat", "Heartbeat", "store_client", "attempt_prefix", "describe"]
 
 LOST, EXITED, TRAINING = "lost", "exited", "training"
 
@@ -63,7 +63,7 @@ class Beat:
         try:
             d = json.loads(raw)
             return cls(rank, int(d["beat"]), int(d["pid"]), str(d["host"]), int(d["step"]), str(d["state"]))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError):
             return None
 
     def who(self) -> str:
@@ -155,6 +155,23 @@ class Heartbeat:
             elif r not in moving:
                 gone.append((beat, r, "stopped responding"))
         return gone
+
+
+def describe(beat: Beat | None, rank: int, what: str = "stopped responding", *, at: int | None = None) -> str:
+    """A lost rank in words, from its last beat: who it was and what happened (at which step).
+
+    >>> describe(Beat(2, 9, 4242, "node-3", 11, "training"), 2, at=12)
+    'rank 2 (pid 4242 on node-3), which stopped responding at step 12 (its last heartbeat: step 11)'
+    >>> describe(None, 1)
+    'rank 1, which never sent a heartbeat'
+    """
+    if beat is None:
+        return f"rank {rank}, which never sent a heartbeat"
+    if beat.state == EXITED:
+        what = "exited"
+    if at is None:
+        return f"{beat.who()}, which {what}"
+    return f"{beat.who()}, which {what} at step {at} (its last heartbeat: step {beat.step})"
 
 
 def _moved(before: Beat | None, after: Beat | None) -> bool:
