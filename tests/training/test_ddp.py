@@ -180,6 +180,15 @@ def test_with_three_ranks_the_survivors_name_the_killed_rank_from_its_heartbeat(
         assert line.count(", which ") == 1  # the other survivor is not blamed
 
 
+def test_a_tracker_slower_to_start_than_the_collective_timeout_does_not_fail_the_run(tmp_path):
+    # rank 0's tracker takes 4 s to open its run inside fit; every collective must finish within 2 s
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(_free_port()), str(WORKER), str(tmp_path), "--batch", "5", "--slow-tracker", "4"]
+    done = subprocess.run(command, env=_env(CLEANFIT_DIST_TIMEOUT="2"), timeout=TIMEOUT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert torch.load(tmp_path / "result-rank1.pt", weights_only=True)["history"]["epochs"][-1]["step"] == 9
+
+
 def test_a_rank_that_never_joins_is_one_line_within_the_timeout(tmp_path):
     env = _env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="2", LOCAL_WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                MASTER_PORT=str(_free_port()), CLEANFIT_DIST_TIMEOUT="2")

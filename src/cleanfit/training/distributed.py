@@ -253,7 +253,7 @@ def lost_peer(exc: BaseException, rank: int, world_size: int) -> TrainingError |
     The lost rank is named from the heartbeats (:meth:`Heartbeat.blame`: a few heartbeat intervals of
     watching), with its pid, host and last step.
     """
-    if world_size < 2 or not isinstance(exc, RuntimeError):
+    if world_size < 2 or not isinstance(exc, RuntimeError) or isinstance(exc, CleanfitError):
         return None
     text = str(exc)
     if not (isinstance(exc, dist.DistError) or any(w in text for w in ("Connection closed", "Connection reset",
@@ -272,13 +272,13 @@ def _lost(rank: int, world_size: int) -> str:
     if gone:
         return " and ".join(_described(beat, r, what) for beat, r, what in gone)
     if world_size == 2:
-        still = " (its heartbeat still runs: it hangs inside training)" if gone is not None else ""
+        still = " (its heartbeat still runs: it is busy or hangs, not dead)" if gone is not None else ""
         return f"rank {1 - rank}{still}"
     if gone is None and rank != 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
         return "rank 0 (the store it holds no longer answers)"
     if gone is None:
         return "another rank (gloo does not say which, and the ranks' heartbeats could not be read)"
-    return "another rank (every rank's heartbeat still runs: one hangs inside training)"
+    return "another rank (every rank's heartbeat still runs: one is busy or hangs, none died)"
 
 
 def _described(beat: Beat | None, rank: int, what: str) -> str:

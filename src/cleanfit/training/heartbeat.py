@@ -98,7 +98,7 @@ class Heartbeat:
             self.state = EXITED
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self._timeout_s)
+            self._thread.join(timeout=min(2.0, self._timeout_s))  # the last word is best effort
 
     def _run(self, store: dist.TCPStore) -> None:
         with contextlib.suppress(Exception):  # a store that is gone ends the thread quietly

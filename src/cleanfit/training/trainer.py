@@ -171,9 +171,11 @@ class Trainer:
         self._prepare()
         check_fit_batches(train, val, self.dist_)
         self._after_fit = None
-        state, run = self._start(train, val, epochs, resume)
+        with distributed.before_training():  # under torchrun, a rank whose _start fails stops the others at ready()
+            state, run = self._start(train, val, epochs, resume)
         status = "FAILED"
         try:
+            distributed.ready()  # rank 0 may be slow opening the tracking store: CLEANFIT_SETUP_TIMEOUT, not the collectives'
             self._loop(state, run)
             if test is not None:
                 self.test_scores_ = self.evaluate(test, log_as=None)
