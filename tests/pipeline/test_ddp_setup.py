@@ -61,7 +61,7 @@ def test_a_setup_that_fails_on_rank_0_stops_every_rank_with_one_line(tmp_path: P
     (tmp_path / "a-file").write_text("not a folder")  # checkpoint.dir: only rank 0 checks it and fails
     port = str(_free_port())
     procs = []
-    for rank in (0, 1):
+    for rank in (0, 1):  # launched by hand, so each rank's exit code is seen (rank 0 holds the store)
         env = _env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                    MASTER_PORT=port, CLEANFIT_DIST_TIMEOUT="60", CLEANFIT_SETUP_TIMEOUT="600")
         procs.append(subprocess.Popen([sys.executable, "-m", "cleanfit", "train", "t.toml", "--out", "run", "--set",
@@ -76,9 +76,32 @@ def test_a_setup_that_fails_on_rank_0_stops_every_rank_with_one_line(tmp_path: P
     assert [p.returncode for p in procs] == [2, 2], errs
     for err in errs:
         assert "Traceback" not in err, err[-3000:]
-    problem = f"checkpoint.dir = '{tmp_path / 'a-file'}': cannot create it (Not a directory)"
-    assert errs[0].strip().splitlines()[-1].startswith(f"cleanfit: error: {problem}"), errs[0]
-    assert errs[1].strip().splitlines()[-1].startswith(
-        f"cleanfit: error: rank 1 of 2: rank 0 could not set up the run: {problem}"), errs[1]
-    assert errs[1].strip().endswith("; the run did not start"), errs[1]
+    assert errs[0].strip().splitlines()[-1].startswith(f"cleanfit: error: {_problem(tmp_path)}"), errs[0]
+    assert errs[1].strip().splitlines()[-1] == _rank_1_line(tmp_path, errs[0]), errs[1]
     assert not (tmp_path / "run" / "run.json").exists()
+
+
+def test_under_torchrun_a_failed_rank_0_setup_ends_both_ranks_with_exit_code_2(tmp_path: Path) -> None:
+    _table(tmp_path)
+    (tmp_path / "a-file").write_text("not a folder")
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           str(_free_port()), "-m", "cleanfit", "train", "t.toml", "--out", "run", "--set",
+                           f'checkpoint.dir="{tmp_path / "a-file"}"'], cwd=tmp_path, env=_env(), capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("cleanfit: error: ")]
+    assert len(lines) == 2, done.stderr[-3000:]
+    rank_0 = next(line for line in lines if "rank 1 of 2" not in line)
+    assert rank_0.startswith(f"cleanfit: error: {_problem(tmp_path)}")
+    assert _rank_1_line(tmp_path, rank_0) in lines
+    # the last rank to exit is not stopped by the agent (SIGTERM, -15): each ends with cleanfit's exit code
+    assert done.stderr.count("exitcode  : 2 ") == 2, done.stderr[-3000:]
+    assert "site-packages/cleanfit" not in done.stderr and "src/cleanfit" not in done.stderr  # no cleanfit traceback
+
+
+def _problem(folder: Path) -> str:
+    return f"checkpoint.dir = '{folder / 'a-file'}': cannot create it (Not a directory)"
+
+
+def _rank_1_line(folder: Path, rank_0_line: str) -> str:
+    said = rank_0_line.strip().removeprefix("cleanfit: error: ")
+    return f"cleanfit: error: rank 1 of 2: rank 0 could not set up the run: {said}; the run did not start"

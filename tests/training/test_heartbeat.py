@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import signal
 import threading
 
 import pytest
@@ -27,7 +28,9 @@ def store(monkeypatch):
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", str(server.port))
     monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
+    previous = signal.getsignal(signal.SIGTERM)  # a rank that stops with a failed setup ignores SIGTERM
     yield server
+    signal.signal(signal.SIGTERM, previous)
 
 
 def _ranks(n: int) -> list[Heartbeat]:
@@ -77,6 +80,7 @@ def test_ranks_meet_when_all_are_ready_and_a_published_failure_reaches_the_other
         waiter.join()
         assert outcomes[-1] == "rank 0 could not set up the run: no room"
         assert store.check(["cleanfit/0/setup/2/seen"])  # rank 0 left only after rank 1 read it
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN  # stopping: it says why before any SIGTERM
     finally:
         for b in beats:
             b.stop()

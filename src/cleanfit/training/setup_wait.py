@@ -9,7 +9,8 @@ under ``cleanfit/<attempt>/setup/<n>``:
 - ``<rank>`` = ``ok`` when that rank is ready; the last to arrive (``count``) sets ``all`` = ``ok``;
 - a rank whose setup raised sets ``all`` to its one-line error (:func:`publish`): every rank raises it;
 - ``seen-count`` / ``seen``: the ranks that read a failure, so the failing rank exits only once they have
-  (the store may live in its process; torchrun's agent stops the others as soon as one rank exits).
+  (the store may live in its process). A rank that stops with a failed setup ignores SIGTERM from then on:
+  torchrun's agent SIGTERMs the others as soon as one rank exits, and each should still say why and exit 2.
 
 While waiting, a rank polls the store every 50 ms and watches the heartbeats of the ranks not yet ready:
 one that exited, or whose beat stands still for ``stale_s``, ends the wait at once.
@@ -18,6 +19,8 @@ one that exited, or whose beat stands still for ``stale_s``, ends the wait at on
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 import time
 
 import torch.distributed as dist
@@ -41,6 +44,7 @@ def meet(beat: Heartbeat, phase: int, *, limit_s: float, stale_s: float) -> str:
         _wait(beat, prefix, limit_s=limit_s, stale_s=stale_s)
         outcome = store.get(f"{prefix}/all").decode()
         if outcome != "ok":
+            _finish_saying_it()
             _acknowledge(store, prefix, beat.world_size)
         return outcome
     except dist.DistError as exc:
@@ -58,6 +62,7 @@ def publish(beat: Heartbeat, phase: int, message: str, *, wait_s: float) -> None
     Never raises: a store that is gone must not hide the rank's own error.
     """
     prefix = f"{attempt_prefix()}/setup/{phase}"
+    _finish_saying_it()
     with contextlib.suppress(dist.DistError):
         store = beat.store()
         store.set(f"{prefix}/all", message)
@@ -90,6 +95,16 @@ def _wait(beat: Heartbeat, prefix: str, *, limit_s: float, stale_s: float) -> No
                 f"CLEANFIT_SETUP_TIMEOUT = {limit_s:g} s (its heartbeat still runs: it is busy, e.g. creating the "
                 "MLflow store on a slow disk); raise CLEANFIT_SETUP_TIMEOUT, or look at its output")
         time.sleep(POLL_S)
+
+
+def _finish_saying_it() -> None:
+    """This rank stops with an error: from here on SIGTERM is ignored, so that it prints its line and exits 2.
+
+    torchrun's agent SIGTERMs every rank as soon as one exits; without this the second rank to stop would
+    die of that signal (exit -15) before or while saying why.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _acknowledge(store: dist.TCPStore, prefix: str, world_size: int) -> None:
