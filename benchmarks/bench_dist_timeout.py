@@ -82,6 +82,9 @@ def run(kind: str, timeout_s: float) -> tuple[bool, float, dict[int, tuple[float
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=out)
         waits = {int(r): (float(j), float(s)) for r, j, s in
                  re.findall(r"bench-waits rank=(\d+) join=([-\d.]+) setup=([-\d.]+)", done.stdout)}
+        if done.returncode != 0:  # why: the first error line of a rank
+            said = [line for line in done.stderr.splitlines() if "TrainingError" in line or "cleanfit: error" in line]
+            print(f"    ({kind}, {timeout_s:g} s) {said[0][:300] if said else done.stderr[-300:]}")
         return done.returncode == 0, time.perf_counter() - started, waits
 
 

@@ -150,7 +150,10 @@ def join(device: str | torch.device = "auto") -> str | torch.device:
         _owned_group = True
         atexit.register(shutdown)
     rank, world_size = world()
-    _heartbeat = Heartbeat(rank, world_size, _heartbeat_s(), store_timeout_s=min(_timeout_s(), 30.0)).start()
+    try:
+        _heartbeat = Heartbeat(rank, world_size, _heartbeat_s(), store_timeout_s=min(_timeout_s(), 30.0)).start()
+    except dist.DistError:  # no store to beat into: training still runs, lost ranks are named as before
+        _heartbeat = None
     return device
 
 
