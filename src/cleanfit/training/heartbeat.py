@@ -80,6 +80,7 @@ class Heartbeat:
         self._timeout_s = store_timeout_s
         self._prefix = f"{attempt_prefix()}/alive"
         self._beats = 0
+        self._host = socket.gethostname()
         self._stop = threading.Event()
         self._reader: dist.TCPStore | None = None
         self._thread: threading.Thread | None = None
@@ -108,7 +109,7 @@ class Heartbeat:
 
     def _write(self, store: dist.TCPStore) -> None:
         self._beats += 1
-        value = {"beat": self._beats, "pid": os.getpid(), "host": socket.gethostname(), "step": self.step,
+        value = {"beat": self._beats, "pid": os.getpid(), "host": self._host, "step": self.step,
                  "state": self.state}
         store.set(f"{self._prefix}/{self.rank}", json.dumps(value))
 
@@ -136,6 +137,7 @@ class Heartbeat:
         self.state = LOST
         others = [r for r in range(self.world_size) if r != self.rank]
         try:
+            self._write(self.store())  # at once: the other survivors must not take this rank for the lost one
             first = now = self.read(others)
             deadline = time.monotonic() + 3 * self.interval_s
             moving: set[int] = set()
