@@ -1,6 +1,6 @@
 """One rank (or the single process) of the DDP tests in tests/test_ddp.py.
 
-    python tests/training/_ddp_worker.py OUT --batch B [--checkpoint-every K] [--resume PATH] [--kill-at-step S [--signal SIGSTOP]]
+    python tests/training/_ddp_worker.py OUT --batch B [--checkpoint-every K] [--resume PATH] [--kill-at-step S [--kill-rank R] [--signal SIGSTOP]] [--slow-tracker SECONDS]
 
 or, for the single-process runs, ``main([OUT, "--batch", "10"])`` inside the test process.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,20 @@ import torch
 from torch.nn import functional as F
 
 import cleanfit as cf
+from cleanfit.tracking import NullTracker
 
 N_TRAIN, N_VAL = 41, 17  # 41 = 4 global batches of 10 and one of 1: rank 1 gets an empty batch
+
+
+class SlowStart(NullTracker):
+    """A tracker whose run takes ``seconds`` to open (a cold store on a slow disk); only rank 0 tracks."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def start(self, *, run_id: str | None = None) -> str | None:
+        time.sleep(self.seconds)
+        return None
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -32,7 +45,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--checkpoint-every", type=int, default=None)
     parser.add_argument("--resume", default=None)
     parser.add_argument("--kill-at-step", type=int, default=None)
-    parser.add_argument("--signal", default="SIGKILL", help="what rank 1 sends itself at --kill-at-step (SIGSTOP: it hangs)")
+    parser.add_argument("--signal", default="SIGKILL", help="what the rank sends itself at --kill-at-step (SIGSTOP: it hangs)")
+    parser.add_argument("--kill-rank", type=int, default=1, help="the rank that --kill-at-step signals")
+    parser.add_argument("--slow-tracker", type=float, default=None, help="seconds rank 0's tracker takes to start")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(N_TRAIN + N_VAL, 4)).astype("float32")
@@ -44,8 +59,9 @@ def main(argv: list[str] | None = None) -> dict:
         precision="fp32", accumulate=2, clip_grad=1.0, schedule=cf.warmup_cosine(warmup=2), metrics=["accuracy"],
         checkpoint_dir=Path(args.out) / "checkpoints" if args.checkpoint_every or args.resume else None,
         checkpoint_every=args.checkpoint_every, keep_last=50, seed=0, progress=False, report=False,
+        tracker=SlowStart(args.slow_tracker) if args.slow_tracker is not None else None,
     )
-    if args.kill_at_step is not None and int(os.environ.get("RANK", "0")) == 1:
+    if args.kill_at_step is not None and int(os.environ.get("RANK", "0")) == args.kill_rank:
         def die(trainer, state):
             if state.step == args.kill_at_step:
                 os.kill(os.getpid(), getattr(signal, args.signal))

@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         _main(argv)
-    finally:
-        if on_main_thread:
+    finally:  # unless something chose otherwise since (a DDP rank stopping with an error ignores SIGTERM)
+        if on_main_thread and signal.getsignal(signal.SIGTERM) is _terminate:
             signal.signal(signal.SIGTERM, previous)
 
 

@@ -27,6 +27,7 @@ from cleanfit.pipeline.config import Config, load_config
 from cleanfit.pipeline.diagnose import audit_lines
 from cleanfit.pipeline.fit import LOCK_FILE, RUN_FILE, TabularRun, fit_prepared, rank
 from cleanfit.pipeline.prepare import AuditGateError, PreparedData, prepare, split_method
+from cleanfit.training import distributed
 
 __all__ = [
     "TabularRun", "AuditGateError", "PreparedData", "RUN_FILE", "prepare", "train_config", "train_prepared",
@@ -49,14 +50,15 @@ def train_config(
     trains it again in a numbered sibling (``out-2``, ``out-3``, ...) and says so, unless ``resume=True``
     continues it from its latest checkpoint.
     """
-    config = _as_config(config, overrides)
-    data = prepare(config)
-    if not quiet and rank() == 0:  # the audit's warnings, before training starts, one line each
-        if data.large is not None:
-            print(data.large.summary(memory_budget(config.audit.memory, "audit.memory")), flush=True)
-        for line in audit_lines(data.audit):
-            print(line, flush=True)
-    return train_prepared(data, out=out, resume=resume, quiet=quiet)
+    with distributed.before_training():  # under torchrun: join first; a failed setup stops every rank at once
+        config = _as_config(config, overrides)
+        data = prepare(config)
+        if not quiet and rank() == 0:  # the audit's warnings, before training starts, one line each
+            if data.large is not None:
+                print(data.large.summary(memory_budget(config.audit.memory, "audit.memory")), flush=True)
+            for line in audit_lines(data.audit):
+                print(line, flush=True)
+        return train_prepared(data, out=out, resume=resume, quiet=quiet)
 
 
 def train_prepared(
@@ -67,12 +69,14 @@ def train_prepared(
     out = Path(out) if out is not None else Path.cwd() / "cleanfit-out" / Path(config.data.path).stem
     identity = run_identity(config, data.data_fingerprint)
     checkpoint_dir = Path(config.checkpoint.dir) if config.checkpoint.dir else out / "checkpoints"
-    if not resume and config.checkpoint.dir is None and _same_run(out, identity, checkpoint_dir):
-        out, checkpoint_dir = _sibling(out, identity, quiet=quiet)
-    claim_out(out, checkpoint_dir, identity, resume=resume)
-    return fit_prepared(
-        data, out=out.resolve(), checkpoint_dir=checkpoint_dir.resolve(), identity=identity, resume=resume, quiet=quiet
-    )
+    # Under torchrun rank 0's setup (the run folder, the MLflow store) may be slow: the other ranks wait for it at
+    # distributed.ready() (CLEANFIT_SETUP_TIMEOUT), and an error it raises here reaches them (before_training).
+    with distributed.before_training():
+        if not resume and config.checkpoint.dir is None and _same_run(out, identity, checkpoint_dir):
+            out, checkpoint_dir = _sibling(out, identity, quiet=quiet)
+        claim_out(out, checkpoint_dir, identity, resume=resume)
+        return fit_prepared(data, out=out.resolve(), checkpoint_dir=checkpoint_dir.resolve(), identity=identity,
+                            resume=resume, quiet=quiet)
 
 
 def run_identity(config: Config, data_fingerprint: str) -> str:

@@ -6,10 +6,17 @@ gloo on CPU) with a timeout, so that a rank whose peer died exits with an error 
 and registers its shutdown at interpreter exit (the group stays up after ``fit`` for ``evaluate`` and
 ``predict``). Outside torchrun everything here is a no-op on one process.
 
-The timeout is ``CLEANFIT_DIST_TIMEOUT`` seconds (default 60): long enough for rank 0 to write a
-checkpoint while the others wait, short enough that a stopped peer is noticed within a minute. A
-collective that fails because a peer died or stopped becomes :func:`lost_peer`'s one-line
-:class:`~cleanfit.errors.TrainingError` naming this rank and the lost one.
+Two waits, two timeouts. ``CLEANFIT_DIST_TIMEOUT`` seconds (default 60) bounds the join and every
+collective: long enough for rank 0 to write a checkpoint while the others wait, short enough that a
+stopped peer is noticed within a minute. The setup before training (rank 0 creates the MLflow store,
+claims the run folder) can take longer on a slow disk, so ``cleanfit train`` joins first
+(:func:`before_training`), and the ranks then meet at :func:`ready` through a key of the rendezvous
+store, which waits up to ``CLEANFIT_SETUP_TIMEOUT`` seconds (default 600) while the others' heartbeats
+run; a rank whose setup fails puts its one-line error there, and every other rank stops with it.
+
+A collective that fails because a peer died or stopped becomes :func:`lost_peer`'s one-line
+:class:`~cleanfit.errors.TrainingError` naming this rank and the lost one, read from the ranks'
+heartbeats (training/heartbeat.py: gloo's own error names an address, not a rank).
 
 >>> d = Distributed.single()
 >>> d.rank, d.world_size, d.is_main, d.enabled
@@ -24,6 +31,7 @@ import atexit
 import contextlib
 import datetime
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ContextManager
 
@@ -32,12 +40,18 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from cleanfit._util.ranks import env_world, world
-from cleanfit.errors import ConfigError, TrainingError
+from cleanfit.errors import CleanfitError, ConfigError, TrainingError
+from cleanfit.training import setup_wait
+from cleanfit.training.heartbeat import Beat, Heartbeat, describe
 
-__all__ = ["Distributed", "setup", "launched_by_torchrun"]
+__all__ = ["Distributed", "setup", "join", "ready", "before_training", "note_step", "lost_peer", "launched_by_torchrun"]
 
 DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_SETUP_TIMEOUT_S = 600.0
 _owned_group = False  # True when cleanfit started the process group (and so shuts it down at exit)
+_heartbeat: Heartbeat | None = None  # this rank's, while cleanfit's process group is up
+_phases = 0  # ready() barriers this process has passed (every rank passes the same sequence)
+_published = 0  # the barrier this process has put its failure on
 _NO_CONTEXT = contextlib.nullcontext()  # reusable: entering it does nothing
 
 
@@ -101,28 +115,46 @@ class Distributed:
 
 
 def setup(device: str | torch.device) -> tuple[Distributed, str | torch.device]:
-    """Join (or start) the process group when launched by torchrun; return it and the device to use.
+    """Join (or start) the process group when launched by torchrun, meet the other ranks at :func:`ready`,
+    and return the group and the device to use.
 
     ``device`` is what the user asked for; under torchrun with CUDA each rank takes
     ``cuda:LOCAL_RANK``.
     """
-    if dist.is_available() and dist.is_initialized():
-        return _current(), _rank_device(device)
-    if not launched_by_torchrun():
+    if not (dist.is_available() and dist.is_initialized()) and not launched_by_torchrun():
         return Distributed.single(), device
+    device = join(device)
+    ready()
+    return _current(), device
+
+
+def join(device: str | torch.device = "auto") -> str | torch.device:
+    """Join the process group now, under torchrun (a no-op when joined already, or on one process).
+
+    Every rank starts at the same time, so joining before any slow setup keeps the join quick. Returns
+    the device this rank uses.
+    """
+    if dist.is_available() and dist.is_initialized():
+        return _rank_device(device)
+    if not launched_by_torchrun():
+        return device
     if not dist.is_available():
         raise ConfigError("torchrun started several ranks but this torch build has no torch.distributed.")
     device = _rank_device(device)
     use_cuda = torch.device(device).type == "cuda"
-    backend = "nccl" if use_cuda else "gloo"
     if use_cuda:
         torch.cuda.set_device(torch.device(device))
-    _join(backend)
-    global _owned_group
+    _join("nccl" if use_cuda else "gloo")
+    global _owned_group, _heartbeat
     if not _owned_group:
         _owned_group = True
         atexit.register(shutdown)
-    return _current(), device
+    rank, world_size = world()
+    try:
+        _heartbeat = Heartbeat(rank, world_size, _heartbeat_s(), store_timeout_s=min(_timeout_s(), 30.0)).start()
+    except dist.DistError:  # no store to beat into: training still runs, lost ranks are named as before
+        _heartbeat = None
+    return device
 
 
 def _join(backend: str) -> None:
@@ -131,17 +163,71 @@ def _join(backend: str) -> None:
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=_timeout_s()))
     except dist.DistError as exc:
         rank, world_size = env_world()
-        first = " ".join(str(exc).strip().splitlines()[0].split())[:160] if str(exc).strip() else type(exc).__name__
         raise TrainingError(
             f"rank {rank} of {world_size}: not every rank joined the process group within CLEANFIT_DIST_TIMEOUT = "
-            f"{_timeout_s():g} s ({first}); one died, was stopped, or was still busy before training (rank 0 "
-            "opens the tracking store first): look at the other ranks' output, or raise CLEANFIT_DIST_TIMEOUT"
+            f"{_timeout_s():g} s ({_first_line(exc)}); one died, was stopped, or was started late: look at the "
+            "other ranks' output, or raise CLEANFIT_DIST_TIMEOUT"
         ) from exc
+
+
+@contextlib.contextmanager
+def before_training(device: str | torch.device = "auto") -> Iterator[None]:
+    """Under torchrun: join now; an error this rank raises before it reaches :func:`ready` goes to the others.
+
+    So a setup that fails on rank 0 (a folder it cannot write, a store it cannot open) stops every rank
+    at once with rank 0's one line, instead of leaving them waiting. A no-op on one process.
+
+    >>> with before_training():
+    ...     pass
+    """
+    join(device)
+    phase = _phases
+    try:
+        yield
+    except BaseException as exc:
+        if _heartbeat is not None and _phases == phase:
+            _publish_failure(exc)
+        raise
+
+
+def ready() -> None:
+    """Wait until every rank is set up and about to train, up to ``CLEANFIT_SETUP_TIMEOUT`` seconds.
+
+    A rank whose setup failed put its error on the store (:func:`before_training`): every rank raises it
+    here. While waiting, a rank whose heartbeat stops for ``CLEANFIT_DIST_TIMEOUT`` ends the wait.
+    See :func:`cleanfit.training.setup_wait.meet`.
+    """
+    global _phases
+    if _heartbeat is None:
+        return
+    outcome = setup_wait.meet(_heartbeat, _phases + 1, limit_s=_setup_timeout_s(), stale_s=_timeout_s())
+    _phases += 1
+    if outcome != "ok":
+        raise TrainingError(f"rank {_heartbeat.rank} of {_heartbeat.world_size}: {outcome}; the run did not start")
+
+
+def _publish_failure(exc: BaseException) -> None:
+    """Put this rank's error where the others wait at :func:`ready` (once per barrier)."""
+    global _published
+    if _heartbeat is None or _published == _phases + 1:
+        return
+    _published = _phases + 1
+    message = f"rank {_heartbeat.rank} could not set up the run: {_error_line(exc)}"
+    setup_wait.publish(_heartbeat, _phases + 1, message, wait_s=_timeout_s())
+
+
+def note_step(step: int) -> None:
+    """The Trainer's optimizer step, carried by this rank's next heartbeat (an attribute write: no I/O)."""
+    if _heartbeat is not None:
+        _heartbeat.step = step
 
 
 def shutdown() -> None:
     """Destroy the process group cleanly, if cleanfit started it."""
-    global _owned_group
+    global _owned_group, _heartbeat
+    if _heartbeat is not None:
+        _heartbeat.stop()  # "exited": a rank that ends while others wait is named, not waited for
+        _heartbeat = None
     if _owned_group and dist.is_available() and dist.is_initialized():
         with contextlib.suppress(Exception):
             dist.destroy_process_group()
@@ -165,26 +251,78 @@ def _rank_device(device: str | torch.device) -> str | torch.device:
 
 
 def lost_peer(exc: BaseException, rank: int, world_size: int) -> TrainingError | None:
-    """The one-line error for a collective that failed because another rank died or stopped, else None."""
-    if world_size < 2 or not isinstance(exc, RuntimeError):
+    """The one-line error for a collective that failed because another rank died or stopped, else None.
+
+    The lost rank is named from the heartbeats (:meth:`Heartbeat.blame`: a few heartbeat intervals of
+    watching), with its pid, host and last step.
+    """
+    if world_size < 2 or not isinstance(exc, RuntimeError) or isinstance(exc, CleanfitError):
         return None
     text = str(exc)
     if not (isinstance(exc, dist.DistError) or any(w in text for w in ("Connection closed", "Connection reset",
                                                                         "imed out", "Broken pipe"))):
         return None
-    # with 2 ranks the lost one is the other; with more, gloo's error names an address, not a rank
-    other = f"rank {1 - rank}" if world_size == 2 else "another rank (gloo does not say which)"
-    first = " ".join(text.strip().splitlines()[0].split())[:160] if text.strip() else type(exc).__name__
     return TrainingError(
-        f"rank {rank} of {world_size}: lost contact with {other} ({first}); it died, was stopped or hangs "
-        f"(noticed within CLEANFIT_DIST_TIMEOUT = {_timeout_s():g} s); the run stops here: resume it with "
+        f"rank {rank} of {world_size}: lost contact with {_lost(rank, world_size)} ({_first_line(exc)}); the run "
+        f"stops here (a lost rank is noticed within CLEANFIT_DIST_TIMEOUT = {_timeout_s():g} s): resume it with "
         "resume=True once every rank can run"
     )
 
 
+def _lost(rank: int, world_size: int) -> str:
+    """Who is gone, from the heartbeats; without them, what can be said honestly."""
+    gone = _heartbeat.blame() if _heartbeat is not None else None
+    if gone:
+        return " and ".join(_described(beat, r, what) for beat, r, what in gone)
+    if world_size == 2:
+        still = " (its heartbeat still runs: it is busy or hangs, not dead)" if gone is not None else ""
+        return f"rank {1 - rank}{still}"
+    if gone is None and rank != 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return "rank 0 (the store it holds no longer answers)"
+    if gone is None:
+        return "another rank (gloo does not say which, and the ranks' heartbeats could not be read)"
+    return "another rank (every rank's heartbeat still runs: one is busy or hangs, none died)"
+
+
+def _described(beat: Beat | None, rank: int, what: str) -> str:
+    at = max(beat.step, _heartbeat.step) if beat is not None and _heartbeat is not None else None
+    return describe(beat, rank, what, at=at)  # the ranks train in lockstep: this rank's step is theirs
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return " ".join(text.splitlines()[0].split())[:160] if text else type(exc).__name__
+
+
+def _error_line(exc: BaseException) -> str:
+    """A rank's failure in one line, as its own output says it."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "it was interrupted (Ctrl-C or SIGTERM)"
+    if isinstance(exc, SystemExit):
+        return f"it exited (code {exc.code})"
+    text = " ".join(str(exc).split())[:400]
+    return text if isinstance(exc, CleanfitError) else f"{type(exc).__name__}: {text}"
+
+
 def _timeout_s() -> float:
-    raw = os.environ.get("CLEANFIT_DIST_TIMEOUT", "")
+    return _seconds("CLEANFIT_DIST_TIMEOUT", DEFAULT_TIMEOUT_S)
+
+
+def _setup_timeout_s() -> float:
+    return _seconds("CLEANFIT_SETUP_TIMEOUT", DEFAULT_SETUP_TIMEOUT_S)
+
+
+def _heartbeat_s() -> float:
+    """A beat every 1/20 of the collective timeout, between 0.2 and 2 s (``CLEANFIT_HEARTBEAT`` overrides)."""
+    return _seconds("CLEANFIT_HEARTBEAT", min(2.0, max(0.2, _timeout_s() / 20)))
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
     try:
-        return float(raw) if raw else DEFAULT_TIMEOUT_S
+        value = float(raw) if raw else default
     except ValueError:
-        raise ConfigError(f"CLEANFIT_DIST_TIMEOUT={raw!r} must be a number of seconds") from None
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name}={raw!r} must be a positive number of seconds (default {default:g})")
+    return value

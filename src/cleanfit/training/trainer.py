@@ -171,9 +171,11 @@ class Trainer:
         self._prepare()
         check_fit_batches(train, val, self.dist_)
         self._after_fit = None
-        state, run = self._start(train, val, epochs, resume)
+        with distributed.before_training():  # under torchrun, a rank whose _start fails stops the others at ready()
+            state, run = self._start(train, val, epochs, resume)
         status = "FAILED"
         try:
+            distributed.ready()  # rank 0 may be slow opening the tracking store: CLEANFIT_SETUP_TIMEOUT, not the collectives'
             self._loop(state, run)
             if test is not None:
                 self.test_scores_ = self.evaluate(test, log_as=None)
@@ -264,6 +266,7 @@ class Trainer:
                     run.move_batches = run.move_batches and needs_move(window[0], self.device_)
                     step_loss = self._train_step(s, run, window, first_batch=index * self.accumulate)
                     s.step += 1
+                    distributed.note_step(s.step)  # what this rank's heartbeat reports (no I/O here)
                     self._after_train_step(s, run, step_loss, index == run.windows_per_epoch - 1)
                     bar.update(1)
                 stopped = self._end_epoch(s, run)
