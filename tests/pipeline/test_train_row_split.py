@@ -39,3 +39,59 @@ def test_train_over_the_budget_trains_on_the_audited_row_split(mlflow_tracking_u
     assert over["split"] == audited["split"]  # the audited split is the trained one
     assert json.loads((tmp_path / "out0" / "run.json").read_text())["split_fingerprint"] == audited["split"]["fingerprint"]
     assert under["split"]["method"] == "stratify" and under["split"]["fingerprint"] != audited["split"]["fingerprint"]
+
+
+def _time_table(n: int = 600, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(rng.normal(size=(n, 2)).astype("float32"), columns=["a", "b"])
+    df["t"] = rng.permutation(n) * 10  # stored out of time order: the gap is in time, not in the file
+    df["label"] = (df["a"] + rng.normal(size=n) > 0).astype(int)
+    return df
+
+
+def test_split_gap_over_the_budget_trains_the_audited_split_and_its_gap_rows_are_in_no_part(tmp_path: Path) -> None:
+    import cleanfit as cf
+    from cleanfit.data.rowsplit import DROPPED, RowSplit
+    from cleanfit.pipeline.config import load_config
+    from cleanfit.pipeline.prepare import prepare
+
+    df, gap = _time_table(), 7
+    df.to_parquet(tmp_path / "g.parquet", row_group_size=150)
+    (tmp_path / "g.toml").write_text('[data]\npath = "g.parquet"\ntarget = "label"\ntime = "t"\n[split]\nval = 0.1\n'
+                                     f'gap = {gap}\n[audit]\nmemory = "0"\n[tracking]\nbackend = "none"\n')
+    code, out, err = run_cli(["train", str(tmp_path / "g.toml"), "--out", str(tmp_path / "run"), "--json",
+                              str(tmp_path / "run.json"), "--set", "train.epochs=1", "--set", "model.hidden=[8]"])
+    assert code == 0, out + err
+    trained = json.loads((tmp_path / "run.json").read_text())
+    assert trained["data"]["loading"] == "out-of-core"
+    report = cf.audit(str(tmp_path / "g.parquet"), "label", splits=RowSplit("time", val=0.1, gap=gap), time="t", memory=0)
+    assert report.sample["out_of_core"]
+    assert trained["split"]["method"] == "row-time" and trained["split"]["fingerprint"] == report.split["fingerprint"]
+
+    data = prepare(load_config(tmp_path / "g.toml"), run_audit=False)
+    rank = np.argsort(np.argsort(df["t"].to_numpy(), kind="stable"), kind="stable")
+    dropped = np.sort(rank[data.large.part == DROPPED])
+    n_test, n_val = 120, 60  # 20% and 10% of 600
+    first_gap = np.arange(600 - n_test - n_val - 2 * gap, 600 - n_test - n_val - gap)  # before val
+    second_gap = np.arange(600 - n_test - gap, 600 - n_test)  # between val and test
+    np.testing.assert_array_equal(dropped, np.r_[first_gap, second_gap])
+    assert data.splits.sizes == {"train": 600 - n_test - n_val - 2 * gap, "val": n_val, "test": n_test}
+    for part, size in data.splits.sizes.items():  # the blocks of each part hold its rows, none of the gap's
+        source = data.large.source(part)
+        assert len(source) == size == data.rows(part)
+        _, y = source.take(np.arange(size))
+        np.testing.assert_array_equal(y, df["label"].to_numpy()[getattr(data.splits, part)])
+
+
+def test_split_gap_without_a_time_split_is_refused_over_the_budget_as_in_memory(tmp_path: Path) -> None:
+    df = _time_table(300)
+    df.to_parquet(tmp_path / "g.parquet", row_group_size=100)
+    errors = []
+    for memory in ('"0"', '"auto"'):
+        (tmp_path / "g.toml").write_text('[data]\npath = "g.parquet"\ntarget = "label"\n[split]\nby = "random"\ngap = 3\n'
+                                         f'[audit]\nmemory = {memory}\n[tracking]\nbackend = "none"\n')
+        code, out, err = run_cli(["train", str(tmp_path / "g.toml"), "--out", str(tmp_path / "out")])
+        assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, out + err
+        errors.append(err)
+    assert errors[0] == errors[1] and "gaps separate parts in time order, so they need by='time'" in errors[0]
+    assert not (tmp_path / "out").exists()

@@ -98,7 +98,8 @@ def read_split_columns(config: Config, table: ParquetTable) -> pd.DataFrame:
 
 
 class PartSplit:
-    """The row split of a table over the budget, held as one int8 part per row (0 train, 1 val, 2 test).
+    """The row split of a table over the budget, held as one int8 part per row (0 train, 1 val, 2 test, -1 a
+    time split's gap row: in no part, never trained or scored on).
 
     ``fingerprint`` and ``by`` are those of the :class:`~cleanfit.Splits` of the same parts (the split the
     out-of-core audit reports); ``train`` / ``val`` / ``test`` are computed when asked for.
@@ -106,12 +107,13 @@ class PartSplit:
     >>> s = PartSplit(np.array([0, 2, 0, 1], dtype=np.int8), "row-random", "ab12")
     >>> s.train, s.sizes
     (array([0, 2]), {'train': 2, 'val': 1, 'test': 1})
+    >>> PartSplit(np.array([0, 0, -1, 2], dtype=np.int8), "row-time", "cd34").sizes  # row 2: the gap
+    {'train': 2, 'val': 0, 'test': 1}
     """
 
     def __init__(self, part: np.ndarray, by: str, fingerprint: str) -> None:
         self.part, self.by, self.fingerprint = part, by, fingerprint
-        counts = np.bincount(part, minlength=3)
-        self.sizes = {name: int(counts[code]) for name, code in PARTS.items()}
+        self.sizes = {name: int(np.count_nonzero(part == code)) for name, code in PARTS.items()}
 
     @property
     def train(self) -> np.ndarray:

@@ -170,10 +170,9 @@ def _over_budget(config: Config) -> ParquetTable | None:
 
 
 def _row_spec(config: Config, task: str) -> RowSplit:
-    if config.split.gap:
-        raise DataError(f"split.gap = {config.split.gap}: {Path(config.data.path).name} is larger than audit.memory and is "
-                        "split by row number, which has no gaps; set split.gap = 0 or raise audit.memory")
-    return RowSplit(split_method(config, task), test=config.split.test, val=config.split.val, seed=config.split.seed)
+    """The row split of ``config.split`` (``split.gap`` only with a time split: :func:`cleanfit.split`'s rule)."""
+    return RowSplit(split_method(config, task), test=config.split.test, val=config.split.val, seed=config.split.seed,
+                    gap=config.split.gap)
 
 
 def _prepare_large(config: Config, table: ParquetTable, *, run_audit: bool) -> PreparedData:
