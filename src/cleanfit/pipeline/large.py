@@ -7,7 +7,8 @@ group); everything else is read by DuckDB or one row group at a time:
 1. :func:`open_large`: the schema alone (Parquet footers) is checked as the in-memory path checks a frame
    (every column the config names, the feature columns' kinds);
 2. :func:`read_split_columns`: the target, time and group columns with pyarrow, for the row split
-   (:mod:`cleanfit.data.rowsplit`, the split the out-of-core audit reports);
+   (:mod:`cleanfit.data.rowsplit`, the split the out-of-core audit reports); :func:`~cleanfit.pipeline.prepare.encode_large_target`
+   encodes the target in a few bytes a row;
 3. :func:`check_values`: the in-memory value checks (infinite numbers, holes with ``impute = "none"``, text
    columns that are not features) over every row, in one DuckDB pass;
 4. :func:`fit_preprocessing`: the statistics the ColumnTransformer would learn from the train rows (median,
@@ -83,8 +84,9 @@ def open_large(config: Config, table: ParquetTable) -> LargeTable:
     return LargeTable(table, frame, features, numeric, text)
 
 
-def read_split_columns(config: Config, table: ParquetTable) -> pd.DataFrame:
-    """The columns the split needs (target, and time and group when set), every row, nothing else."""
+def read_split_columns(config: Config, table: ParquetTable) -> Any:
+    """The columns the split needs (target, and time and group when set), every row, nothing else, as one
+    pyarrow Table (``prepare.encode_large_target`` encodes the target from it)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -94,7 +96,7 @@ def read_split_columns(config: Config, table: ParquetTable) -> pd.DataFrame:
         pieces = [pq.read_table(p, columns=columns) for p in table.paths]
     except Exception as exc:  # noqa: BLE001 - a corrupt page, a bad codec: the file's fault
         raise DataError(f"{table.name}: cannot read the columns {columns} ({exc}); rewrite the broken file") from exc
-    return pa.concat_tables(pieces).to_pandas().reset_index(drop=True)
+    return pa.concat_tables(pieces)
 
 
 class PartSplit:
