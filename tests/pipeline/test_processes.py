@@ -72,3 +72,35 @@ def test_a_global_batch_that_does_not_divide_over_the_processes_is_a_config_erro
     with pytest.raises(ConfigError, match=r"train.batch_size = 30 is the global batch and does not divide over the 4 "
                                           r"processes of this torchrun; set train.batch_size to a multiple of 4"):
         per_process_batch(30)
+
+
+def test_two_gloo_processes_train_a_table_over_the_budget_as_one_does(tmp_path: Path) -> None:
+    # out of core: each process reads the Parquet row groups through its own ParquetPartSource and takes its
+    # share of every global batch; the metrics and weights are one process's to float rounding
+    rng = np.random.default_rng(4)
+    n = 640
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n).astype("float32"),
+                          "c": rng.choice(["x", "y", "z"], size=n)})
+    frame["y"] = np.where(frame["a"] + (frame["c"] == "x") + rng.normal(scale=0.5, size=n) > 0.5, "yes", "no")
+    frame.to_parquet(tmp_path / "t.parquet", row_group_size=100)
+    (tmp_path / "t.toml").write_text(
+        '[data]\npath = "t.parquet"\ntarget = "y"\n[split]\nval = 0.1\n[audit]\nmemory = "1KB"\n[model]\nhidden = [16, 8]\n'
+        '[train]\nepochs = 2\nbatch_size = 32\nlr = 0.01\n[tracking]\nbackend = "none"\n'
+    )
+    runs = {}
+    for name, launcher in (("one", []), ("two", ["-m", "torch.distributed.run", "--nproc_per_node", "2",
+                                                 "--master_port", str(_free_port())])):
+        command = [sys.executable, *launcher, "-m", "cleanfit", "train", "t.toml", "--out", name, "--json", f"{name}.json"]
+        done = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[name] = json.loads((tmp_path / f"{name}.json").read_text())
+        assert runs[name]["data"]["loading"] == "out-of-core", name
+        assert "trained out of core" in done.stdout and done.stdout.count("trained out of core") == 1  # rank 0 says it
+    a, b = runs["one"], runs["two"]
+    assert a["split"] == b["split"] and a["split"]["method"] == "row-stratify"
+    assert a["metrics"].keys() == b["metrics"].keys() and "test_accuracy" in a["metrics"]
+    for name, value in a["metrics"].items():
+        assert b["metrics"][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+    first, second = (torch.load(tmp_path / name / "model.pt", weights_only=True) for name in ("one", "two"))
+    for name, tensor in first.items():
+        torch.testing.assert_close(second[name], tensor, rtol=1e-5, atol=1e-6)

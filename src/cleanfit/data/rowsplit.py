@@ -28,6 +28,8 @@ array([0, 0, 2, 0, 0, 0, 2, 0], dtype=int8)
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +44,7 @@ TRAIN, VAL, TEST = 0, 1, 2
 DROPPED = -1  # a row in no part (a time split's gap), as the audit's ``UNASSIGNED``
 _SEED_STEP = np.uint64(0x9E3779B97F4A7C15)
 _TWO64 = 2**64
+_CHUNK = 1 << 20  # rows keyed at a time by split_rows
 
 
 @dataclass(frozen=True)
@@ -182,30 +185,59 @@ def time_bounds(n: int, spec: RowSplit) -> tuple[int, int, int, int]:
     return train_end, val_start, val_end, test_start
 
 
-def _part_by_rank(rank: np.ndarray, bounds: tuple[int, int, int, int]) -> np.ndarray:
-    train_end, val_start, val_end, test_start = bounds
-    part = np.full(len(rank), DROPPED, dtype=np.int8)
-    part[rank < train_end] = TRAIN
-    part[(rank >= val_start) & (rank < val_end)] = VAL
-    part[rank >= test_start] = TEST
-    return part
-
-
 def stratified_part(labels: np.ndarray, spec: RowSplit) -> np.ndarray:
-    """The part of each row (rows ``0 .. n-1``) under ``by="stratify"`` by ``labels``."""
-    n = len(labels)
-    codes, _ = pd.factorize(pd.Series(labels), use_na_sentinel=True)
-    keys = row_keys(np.arange(n), spec.seed)
-    order = np.lexsort((np.arange(n), keys, codes))  # by class, then key, then row
-    sorted_codes = codes[order]
-    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
-    sizes = np.diff(np.r_[starts, n])
-    rank = np.arange(n) - np.repeat(starts, sizes)
-    limits = np.array([class_counts(int(s), spec) for s in sizes], dtype=np.int64).reshape(-1, 2)
-    n_train, n_val = np.repeat(limits[:, 0], sizes), np.repeat(limits[:, 1], sizes)
-    part = np.empty(n, dtype=np.int8)
-    part[order] = np.where(rank < n_train, TRAIN, np.where(rank < n_train + n_val, VAL, TEST))
+    """The part of each row (rows ``0 .. n-1``) under ``by="stratify"`` by ``labels``.
+
+    One class at a time: its rows (ascending) sorted by key with a stable sort, so ``(key, row)`` order, and
+    cut by :func:`class_counts`. What is held besides the result is the classes' small-integer codes and a few
+    arrays of the largest class, not sort keys of the whole table.
+
+    >>> stratified_part(np.array([5, 5, 5, 5, 7, 7, 7, 7]), RowSplit("stratify", test=0.25, val=0.25))
+    array([0, 1, 2, 0, 1, 0, 2, 0], dtype=int8)
+    """
+    part = np.empty(len(labels), dtype=np.int8)
+    for rows in _class_rows(class_codes(labels)):
+        rows = rows[np.argsort(row_keys(rows, spec.seed), kind="stable")]  # by key, then row: rows ascend
+        n_train, n_val = class_counts(len(rows), spec)
+        part[rows[:n_train]] = TRAIN
+        part[rows[n_train:n_train + n_val]] = VAL
+        part[rows[n_train + n_val:]] = TEST
     return part
+
+
+def class_codes(labels: np.ndarray | pd.Series) -> np.ndarray:
+    """Each row's class as the smallest signed integer that holds it: equal labels, equal codes (a missing label
+    is a class of its own, ``-1``). Integer labels are offset by their minimum, without a copy of 8 bytes a row.
+
+    >>> class_codes(np.array([10, 12, 10])), class_codes(np.array(["b", None, "a", "b"], dtype=object))
+    (array([0, 2, 0], dtype=int8), array([ 0, -1,  1,  0], dtype=int8))
+    """
+    arr = labels.to_numpy() if isinstance(labels, pd.Series) else np.asarray(labels)
+    if arr.dtype.kind in "iub" and arr.size:
+        arr = arr.view(np.uint8) if arr.dtype.kind == "b" else arr
+        low, high = int(arr.min()), int(arr.max())
+        if high - low < 2**31:
+            codes = np.empty(len(arr), dtype=np.min_scalar_type(-(high - low) - 1))
+            np.subtract(arr, arr.dtype.type(low), out=codes, casting="unsafe")  # values in [0, high - low]
+            return codes
+    codes, uniques = pd.factorize(pd.Series(arr), use_na_sentinel=True)
+    return codes.astype(np.min_scalar_type(-max(len(uniques), 1)))
+
+
+def _class_rows(codes: np.ndarray) -> Iterator[np.ndarray]:
+    """The row numbers of each class (ascending), one class at a time: by a mask per class for a few classes,
+    else from one stable sort of the codes."""
+    if codes.size == 0:
+        return
+    low, high = int(codes.min()), int(codes.max())
+    if high - low < 16:
+        for code in range(low, high + 1):
+            rows = np.flatnonzero(codes == code)
+            if rows.size:
+                yield rows
+        return
+    order = np.argsort(codes, kind="stable")
+    yield from np.split(order, np.flatnonzero(np.diff(codes[order]) != 0) + 1)
 
 
 def time_part(times: np.ndarray, spec: RowSplit) -> np.ndarray:
@@ -215,11 +247,31 @@ def time_part(times: np.ndarray, spec: RowSplit) -> np.ndarray:
     >>> time_part(np.array([9, 8, 7, 6, 5, 4, 3, 2, 1, 0]), RowSplit("time", test=0.2, gap=1))
     array([ 2,  2, -1,  0,  0,  0,  0,  0,  0,  0], dtype=int8)
     """
-    n = len(times)
-    order = np.lexsort((np.arange(n), times))
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
-    return _part_by_rank(rank, time_bounds(n, spec))
+    train_end, val_start, val_end, test_start = time_bounds(len(times), spec)
+    order = np.argsort(times, kind="stable")  # by time, then row
+    part = np.full(len(times), DROPPED, dtype=np.int8)
+    part[order[:train_end]] = TRAIN
+    part[order[val_start:val_end]] = VAL
+    part[order[test_start:]] = TEST
+    return part
+
+
+def part_fingerprint(part: np.ndarray, chunk: int = 1 << 20) -> str:
+    """``Splits(*(np.flatnonzero(part == p) for p in (0, 1, 2))).fingerprint`` without those index arrays:
+    streamed over ``chunk`` rows at a time (a table over the budget holds only ``part``).
+
+    >>> from cleanfit.data.splits import Splits
+    >>> part = np.array([0, 2, -1, 0, 1], dtype=np.int8)
+    >>> part_fingerprint(part, chunk=2) == Splits([0, 3], [4], [1]).fingerprint
+    True
+    """
+    digest = hashlib.sha256()
+    for code, name in enumerate(("train", "val", "test")):
+        digest.update(f"{name}:{int(np.count_nonzero(part == code))};".encode())
+        for start in range(0, len(part), chunk):
+            rows = np.flatnonzero(part[start:start + chunk] == code) + start
+            digest.update(rows.astype("<i8").tobytes())
+    return digest.hexdigest()
 
 
 def split_rows(spec: RowSplit, n: int, *, y: np.ndarray | None = None, groups: np.ndarray | None = None,
@@ -235,11 +287,15 @@ def split_rows(spec: RowSplit, n: int, *, y: np.ndarray | None = None, groups: n
     needs = {"stratify": ("y", y), "group": ("groups", groups), "time": ("time", time)}.get(spec.by)
     if needs is not None and needs[1] is None:
         raise DataError(f"split by={spec.by!r} needs {needs[0]}: name the column to split by")
-    if spec.by == "random":
-        return random_part(np.arange(n), spec)
-    if spec.by == "group":
-        assert groups is not None
-        return part_of_keys(group_keys(groups, spec.seed), spec)
+    if groups is not None and isinstance(groups, pd.Series):
+        groups = groups.to_numpy()
+    if spec.by in ("random", "group"):  # keyed row by row: a chunk at a time, not keys of the whole table
+        part = np.empty(n, dtype=np.int8)
+        for start in range(0, n, _CHUNK):
+            stop = min(n, start + _CHUNK)
+            keys = row_keys(np.arange(start, stop), spec.seed) if spec.by == "random" else group_keys(groups[start:stop], spec.seed)
+            part[start:stop] = part_of_keys(keys, spec)
+        return part
     if spec.by == "stratify":
         assert y is not None
         return stratified_part(y, spec)

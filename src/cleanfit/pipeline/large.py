@@ -7,7 +7,8 @@ group); everything else is read by DuckDB or one row group at a time:
 1. :func:`open_large`: the schema alone (Parquet footers) is checked as the in-memory path checks a frame
    (every column the config names, the feature columns' kinds);
 2. :func:`read_split_columns`: the target, time and group columns with pyarrow, for the row split
-   (:mod:`cleanfit.data.rowsplit`, the split the out-of-core audit reports);
+   (:mod:`cleanfit.data.rowsplit`, the split the out-of-core audit reports); :func:`~cleanfit.pipeline.prepare.encode_large_target`
+   encodes the target in a few bytes a row;
 3. :func:`check_values`: the in-memory value checks (infinite numbers, holes with ``impute = "none"``, text
    columns that are not features) over every row, in one DuckDB pass;
 4. :func:`fit_preprocessing`: the statistics the ColumnTransformer would learn from the train rows (median,
@@ -83,8 +84,9 @@ def open_large(config: Config, table: ParquetTable) -> LargeTable:
     return LargeTable(table, frame, features, numeric, text)
 
 
-def read_split_columns(config: Config, table: ParquetTable) -> pd.DataFrame:
-    """The columns the split needs (target, and time and group when set), every row, nothing else."""
+def read_split_columns(config: Config, table: ParquetTable) -> Any:
+    """The columns the split needs (target, and time and group when set), every row, nothing else, as one
+    pyarrow Table (``prepare.encode_large_target`` encodes the target from it)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -94,11 +96,12 @@ def read_split_columns(config: Config, table: ParquetTable) -> pd.DataFrame:
         pieces = [pq.read_table(p, columns=columns) for p in table.paths]
     except Exception as exc:  # noqa: BLE001 - a corrupt page, a bad codec: the file's fault
         raise DataError(f"{table.name}: cannot read the columns {columns} ({exc}); rewrite the broken file") from exc
-    return pa.concat_tables(pieces).to_pandas().reset_index(drop=True)
+    return pa.concat_tables(pieces)
 
 
 class PartSplit:
-    """The row split of a table over the budget, held as one int8 part per row (0 train, 1 val, 2 test).
+    """The row split of a table over the budget, held as one int8 part per row (0 train, 1 val, 2 test, -1 a
+    time split's gap row: in no part, never trained or scored on).
 
     ``fingerprint`` and ``by`` are those of the :class:`~cleanfit.Splits` of the same parts (the split the
     out-of-core audit reports); ``train`` / ``val`` / ``test`` are computed when asked for.
@@ -106,12 +109,13 @@ class PartSplit:
     >>> s = PartSplit(np.array([0, 2, 0, 1], dtype=np.int8), "row-random", "ab12")
     >>> s.train, s.sizes
     (array([0, 2]), {'train': 2, 'val': 1, 'test': 1})
+    >>> PartSplit(np.array([0, 0, -1, 2], dtype=np.int8), "row-time", "cd34").sizes  # row 2: the gap
+    {'train': 2, 'val': 0, 'test': 1}
     """
 
     def __init__(self, part: np.ndarray, by: str, fingerprint: str) -> None:
         self.part, self.by, self.fingerprint = part, by, fingerprint
-        counts = np.bincount(part, minlength=3)
-        self.sizes = {name: int(counts[code]) for name, code in PARTS.items()}
+        self.sizes = {name: int(np.count_nonzero(part == code)) for name, code in PARTS.items()}
 
     @property
     def train(self) -> np.ndarray:

@@ -17,8 +17,8 @@ import pandas as pd
 
 from cleanfit.auditing import CHECKS, AuditReport, audit
 from cleanfit.auditing.ooc_scan import ParquetTable, is_parquet_path, memory_budget, open_table
-from cleanfit.auditing.outofcore import audit_out_of_core, splits_of
-from cleanfit.data.rowsplit import RowSplit, split_rows
+from cleanfit.auditing.outofcore import audit_out_of_core
+from cleanfit.data.rowsplit import RowSplit, part_fingerprint, split_rows
 from cleanfit.data.splits import split
 from cleanfit.data.tables import infer_task, parse_time, read_table
 from cleanfit.errors import DataError
@@ -34,8 +34,8 @@ from cleanfit.pipeline.features import (  # noqa: F401 - also the names callers 
     text_values,
 )
 from cleanfit.pipeline.large import (
-    LOADING, LargeData, PartSplit, check_values, duckdb_over, example_rows, file_fingerprint, fit_preprocessing,
-    open_large, read_split_columns,
+    LOADING, LargeData, PartSplit, check_values, duckdb_over, example_rows, file_fingerprint,
+    fit_preprocessing, open_large, read_split_columns,
 )
 from cleanfit.pipeline.saved import Preprocessing
 from cleanfit.tracking.environment import data_fingerprint
@@ -170,10 +170,9 @@ def _over_budget(config: Config) -> ParquetTable | None:
 
 
 def _row_spec(config: Config, task: str) -> RowSplit:
-    if config.split.gap:
-        raise DataError(f"split.gap = {config.split.gap}: {Path(config.data.path).name} is larger than audit.memory and is "
-                        "split by row number, which has no gaps; set split.gap = 0 or raise audit.memory")
-    return RowSplit(split_method(config, task), test=config.split.test, val=config.split.val, seed=config.split.seed)
+    """The row split of ``config.split`` (``split.gap`` only with a time split: :func:`cleanfit.split`'s rule)."""
+    return RowSplit(split_method(config, task), test=config.split.test, val=config.split.val, seed=config.split.seed,
+                    gap=config.split.gap)
 
 
 def _prepare_large(config: Config, table: ParquetTable, *, run_audit: bool) -> PreparedData:
@@ -183,18 +182,19 @@ def _prepare_large(config: Config, table: ParquetTable, *, run_audit: bool) -> P
     memory = memory_budget(config.audit.memory, "audit.memory")
     large = open_large(config, table)
     columns = read_split_columns(config, table)
-    if config.data.missing_target == "drop" and columns[config.data.target].isna().any():
+    if config.data.missing_target == "drop" and _has_missing(columns.column(config.data.target)):
         raise DataError(f"data.missing_target = \"drop\": {table.name} is larger than audit.memory and rows are not "
                         "dropped out of core; drop the rows without a target from the file, or raise audit.memory")
-    target = encode_target(columns, config)
-    time = None if config.data.time is None else parse_time(columns[config.data.time], f"data.time = {config.data.time!r}")[0]
-    groups = None if config.data.group is None else columns[config.data.group].to_numpy()
-    part, spec = row_parts(config, len(columns), target, time, groups)
+    target = encode_large_target(columns.column(config.data.target), config)
+    time = None if config.data.time is None else parse_time(columns.column(config.data.time).to_pandas(),
+                                                            f"data.time = {config.data.time!r}")[0]
+    groups = None if config.data.group is None else columns.column(config.data.group).to_pandas().to_numpy()
+    n = columns.num_rows
+    part, spec = row_parts(config, n, target, time, groups)
     del columns, time, groups
-    splits = splits_of(part, spec)
+    splits = PartSplit(part, f"row-{spec.by}", part_fingerprint(part))  # 1 byte a row, no index arrays
     _check_split(config, len(part), splits)
     target_scale = _target_scale(target, splits)
-    splits = PartSplit(part, splits.by, splits.fingerprint)  # 1 byte a row from here on
     task, classes = target.task, target.classes
     del target
     columns = list(large.features.columns)
@@ -211,6 +211,53 @@ def _prepare_large(config: Config, table: ParquetTable, *, run_audit: bool) -> P
     return PreparedData(config=config, task=task, frame=large.frame, features=large.features, splits=splits,
                         audit=report, preprocessor=preprocessing, arrays={}, classes=classes,
                         target_scale=target_scale, data_fingerprint=file_fingerprint(table), large=data)
+
+
+def encode_large_target(column: Any, config: Config) -> Target:
+    """:func:`~cleanfit.pipeline.features.encode_target` of a target column (pyarrow) of every row.
+
+    Integers, booleans or text with no missing value are encoded from their distinct values (the rule sees the
+    same values, so the same task, classes and errors) and each row's class code is looked up by Arrow, in the
+    smallest integer type: a few bytes a row instead of the pandas column, ``np.unique``'s sort and int64
+    codes. Anything else (floats, missing values, a regression) goes through ``encode_target`` on every row
+    (class codes then made small too).
+
+    >>> import pyarrow as pa
+    >>> from cleanfit.pipeline.config import load_config
+    >>> encode_large_target(pa.chunked_array([["no", "yes", "no"]]), load_config({"data": {"path": "t.parquet", "target": "y"}}))
+    Target(values=array([0, 1, 0], dtype=int8), task='classification', classes=['no', 'yes'])
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.types as pat
+
+    name = config.data.target
+    kind = column.type
+    if len(column) and not column.null_count and (pat.is_integer(kind) or pat.is_boolean(kind) or pat.is_string(kind)
+                                                  or pat.is_large_string(kind)):
+        distinct = pc.unique(column)
+        target = encode_target(pd.DataFrame({name: distinct.to_pandas()}), config)
+        if target.task == "classification":
+            assert target.classes is not None
+            ordered = distinct.take(pa.array(np.argsort(target.values, kind="stable")))  # the classes, in code order
+            codes = np.empty(len(column), dtype=np.min_scalar_type(-len(target.classes)))
+            start = 0
+            for chunk in column.chunks:
+                codes[start:start + len(chunk)] = pc.index_in(chunk, value_set=ordered).to_numpy()
+                start += len(chunk)
+            return Target(codes, "classification", target.classes)
+    target = encode_target(pd.DataFrame({name: column.to_pandas()}), config)
+    if target.classes is None:
+        return target
+    return Target(target.values.astype(np.min_scalar_type(-len(target.classes))), target.task, target.classes)
+
+
+def _has_missing(column: Any) -> bool:
+    """A missing target as pandas sees one: a null, or a float NaN."""
+    import pyarrow.compute as pc
+    import pyarrow.types as pat
+
+    return bool(column.null_count) or (pat.is_floating(column.type) and bool(pc.any(pc.is_nan(column)).as_py()))
 
 
 def row_parts(config: Config, n: int, target: Target, time: np.ndarray | None,
