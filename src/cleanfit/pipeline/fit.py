@@ -19,7 +19,7 @@ import torch
 
 from cleanfit._util.files import DiskFull, disk_full_message
 from cleanfit._util.files import write_json as _write_json
-from cleanfit._util.locks import Held, claim, release
+from cleanfit._util.locks import release
 from cleanfit._util.ranks import rank, world
 from cleanfit.data.batches import Batches
 from cleanfit.errors import ConfigError
@@ -29,6 +29,7 @@ from cleanfit.pipeline.diagnose import diagnose_run
 from cleanfit.pipeline.model import build_model, classification_loss, make_optimizer, regression_loss, task_metrics
 from cleanfit.pipeline.export import save_run_model
 from cleanfit.pipeline.prepare import PreparedData, split_method
+from cleanfit.pipeline.run_folder import RUN_FILE, check_checkpoint_dir, lock_run_folder, read_run_file
 from cleanfit.report.run_report import log_run_artifacts
 from cleanfit.seeding import seed_everything
 from cleanfit.tracking import MLflowTracker, NullTracker
@@ -37,8 +38,6 @@ from cleanfit.training import EarlyStopping, Trainer, constant, warmup_cosine, w
 
 logger = logging.getLogger("cleanfit")
 
-RUN_FILE = "run.json"
-LOCK_FILE = ".cleanfit.lock"  # held by the process training in the folder
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.json"
 
@@ -119,7 +118,7 @@ def fit_prepared(
     optimizer = make_optimizer(config, model.parameters())
     batches = {part: _batches(data, part) for part in ("train", "val", "test")}
     if main:  # the last check that can reject the run; nothing is written before it
-        _check_checkpoint_dir(checkpoint_dir)
+        check_checkpoint_dir(checkpoint_dir)
     lock = lock_run_folder(out) if main else None  # one process per run folder, from its first write on
     try:
         return _fit_locked(data, model, optimizer, batches, out=out, checkpoint_dir=checkpoint_dir,
@@ -169,26 +168,10 @@ def _fit_locked(data: PreparedData, model: torch.nn.Module, optimizer: torch.opt
     return result
 
 
-def lock_run_folder(out: Path) -> int:
-    """Make ``out`` this process's (an OS lock on ``out/.cleanfit.lock``, freed when the process ends).
-
-    Another process training there is a :class:`~cleanfit.errors.ConfigError` naming the folder and
-    that process's PID. Returns the lock's descriptor for :func:`cleanfit._util.locks.release`.
-    """
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        return claim(out / LOCK_FILE)
-    except Held as held:
-        raise ConfigError(
-            f"--out {out}: another cleanfit process (PID {held.pid if held.pid is not None else 'unknown'}) is "
-            "training in this folder; wait for it to end (or stop it), or pass --out NEW_DIR"
-        ) from None
-
-
 def _open_run(data: PreparedData, out: Path, identity: str, *, resume: bool, tracked: bool,
               main: bool) -> tuple[Any, str | None]:
     """Start (or resume) the tracking run and record the run as running in ``out``: rank 0 only."""
-    previous = _read_run_file(out) if resume else {}
+    previous = read_run_file(out) if resume else {}
     tracker = _make_tracker(data, out) if tracked else None
     run_id = tracker.start(run_id=previous.get("run_id")) if tracker is not None else None
     if main:
@@ -270,26 +253,6 @@ def _finish(result: TabularRun, data: PreparedData, identity: str, tracker: Any,
         result.unlogged_path = _unlogged_path(tracker)
     if not quiet:
         _print_summary(result, seconds)
-
-
-def _check_checkpoint_dir(directory: Path) -> None:
-    """A checkpoint folder that cannot be made is a config mistake, found before the run is recorded."""
-    missing = directory
-    while not missing.parent.exists() and missing.parent != missing:
-        missing = missing.parent
-    try:
-        if missing.parent.exists() and not missing.parent.is_dir():
-            raise NotADirectoryError(20, "Not a directory")
-        if not directory.exists():
-            missing.mkdir()  # tried, then removed: nothing is left behind by a check
-            missing.rmdir()
-        elif not directory.is_dir():
-            raise NotADirectoryError(20, "Not a directory")
-    except OSError as exc:
-        raise ConfigError(
-            f"checkpoint.dir = {str(directory)!r}: cannot create it ({exc.strerror}); set checkpoint.dir "
-            "(or --out) to a folder you can write"
-        ) from None
 
 
 def _batches(data: PreparedData, part: str) -> Batches | None:
@@ -410,13 +373,6 @@ def _run_record(data: PreparedData, identity: str, run_id: str | None, *, status
         "split_fingerprint": data.splits.fingerprint,
         "config": data.config.model_dump(mode="json"),
     }
-
-
-def _read_run_file(out: Path) -> dict[str, Any]:
-    try:
-        return json.loads((out / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _unwrap(trainer: Any) -> Any:

@@ -25,7 +25,8 @@ from cleanfit.auditing.ooc_scan import memory_budget
 from cleanfit.errors import CheckpointError
 from cleanfit.pipeline.config import Config, load_config
 from cleanfit.pipeline.diagnose import audit_lines
-from cleanfit.pipeline.fit import LOCK_FILE, RUN_FILE, TabularRun, fit_prepared, rank
+from cleanfit.pipeline.fit import TabularRun, fit_prepared, rank
+from cleanfit.pipeline.run_folder import LOCK_FILE, RUN_FILE, read_run_file
 from cleanfit.pipeline.prepare import AuditGateError, PreparedData, prepare, split_method
 from cleanfit.training import distributed
 
@@ -121,7 +122,7 @@ def claim_out(out: Path, checkpoint_dir: Path, identity: str, *, resume: bool) -
 def _same_run(out: Path, identity: str, checkpoint_dir: Path) -> bool:
     """``out`` holds this very run, trained (or started) before: a rerun without ``--resume``."""
     has_checkpoints = checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir())
-    record = _run_record(out)
+    record = read_run_file(out)
     return record.get("identity") == identity and (has_checkpoints or record.get("status") == "finished")
 
 
@@ -134,7 +135,7 @@ def _sibling(out: Path, identity: str, *, quiet: bool) -> tuple[Path, Path]:
     number = 2
     while True:
         sibling = out.with_name(f"{out.name}-{number}")
-        record = _run_record(sibling)
+        record = read_run_file(sibling)
         fresh = record.get("identity") == identity and record.get("status") == "running" and not any(
             (sibling / "checkpoints").glob("*"))
         if not sibling.exists() or (sibling.is_dir() and not any(sibling.iterdir())) or fresh:
@@ -144,14 +145,6 @@ def _sibling(out: Path, identity: str, *, quiet: bool) -> tuple[Path, Path]:
         print(f"cleanfit: {out} already holds this run; training it again in {sibling} "
               f"(pass --resume to continue the run in {out} instead)", flush=True)
     return sibling, sibling / "checkpoints"
-
-
-def _run_record(out: Path) -> dict[str, Any]:
-    try:
-        record = json.loads((out / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
 
 
 def _as_config(config: str | Path | Mapping[str, Any] | Config, overrides: Sequence[str]) -> Config:
