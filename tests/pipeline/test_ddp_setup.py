@@ -5,8 +5,6 @@ every rank at once with one line (real gloo processes, the real CLI)."""
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,24 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import cleanfit as cf
+from _dist import free_port, process_env
 
-SRC = Path(cf.__file__).resolve().parents[1]
 SLOW_CLI = Path(__file__).with_name("_setup_cli.py")
 TIMEOUT = 240  # a hang fails the test instead of stalling the suite
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                            "MASTER_PORT", "LOCAL_WORLD_SIZE")}
-    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(SRC), **extra)
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _table(folder: Path) -> None:
@@ -47,8 +31,8 @@ def test_a_rank_0_setup_slower_than_the_collective_timeout_still_trains(tmp_path
     _table(tmp_path)
     # rank 0 spends 5 s in its setup; the join and every collective must finish within 2 s
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                           str(_free_port()), str(SLOW_CLI), "5", "train", "t.toml", "--out", "run", "--json", "r.json"],
-                          cwd=tmp_path, env=_env(CLEANFIT_DIST_TIMEOUT="2"), capture_output=True, text=True,
+                           str(free_port()), str(SLOW_CLI), "5", "train", "t.toml", "--out", "run", "--json", "r.json"],
+                          cwd=tmp_path, env=process_env(CLEANFIT_DIST_TIMEOUT="2"), capture_output=True, text=True,
                           timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "finished"
@@ -59,10 +43,10 @@ def test_a_rank_0_setup_slower_than_the_collective_timeout_still_trains(tmp_path
 def test_a_setup_that_fails_on_rank_0_stops_every_rank_with_one_line(tmp_path: Path) -> None:
     _table(tmp_path)
     (tmp_path / "a-file").write_text("not a folder")  # checkpoint.dir: only rank 0 checks it and fails
-    port = str(_free_port())
+    port = str(free_port())
     procs = []
     for rank in (0, 1):  # launched by hand, so each rank's exit code is seen (rank 0 holds the store)
-        env = _env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+        env = process_env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                    MASTER_PORT=port, CLEANFIT_DIST_TIMEOUT="60", CLEANFIT_SETUP_TIMEOUT="600")
         procs.append(subprocess.Popen([sys.executable, "-m", "cleanfit", "train", "t.toml", "--out", "run", "--set",
                                        f'checkpoint.dir="{tmp_path / "a-file"}"'], cwd=tmp_path, env=env,
@@ -85,8 +69,8 @@ def test_under_torchrun_a_failed_rank_0_setup_ends_both_ranks_with_exit_code_2(t
     _table(tmp_path)
     (tmp_path / "a-file").write_text("not a folder")
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                           str(_free_port()), "-m", "cleanfit", "train", "t.toml", "--out", "run", "--set",
-                           f'checkpoint.dir="{tmp_path / "a-file"}"'], cwd=tmp_path, env=_env(), capture_output=True,
+                           str(free_port()), "-m", "cleanfit", "train", "t.toml", "--out", "run", "--set",
+                           f'checkpoint.dir="{tmp_path / "a-file"}"'], cwd=tmp_path, env=process_env(), capture_output=True,
                           text=True, timeout=TIMEOUT)
     lines = [line for line in done.stderr.splitlines() if line.startswith("cleanfit: error: ")]
     assert len(lines) == 2, done.stderr[-3000:]

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,25 +13,15 @@ import pandas as pd
 import pytest
 import torch
 
-import cleanfit as cf
 from cleanfit.errors import ConfigError
 from cleanfit.pipeline.fit import batch_line, per_process_batch
+from _dist import free_port, process_env
 
-SRC = Path(cf.__file__).resolve().parents[1]
 TIMEOUT = 240  # a hang fails the test instead of stalling the suite
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                            "MASTER_PORT", "LOCAL_WORLD_SIZE")}
-    env.update(OMP_NUM_THREADS="1", CLEANFIT_DIST_TIMEOUT="30", PYTHONPATH=str(SRC))
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return process_env(CLEANFIT_DIST_TIMEOUT="30")
 
 
 def test_one_and_two_gloo_processes_train_the_same_run(tmp_path: Path) -> None:
@@ -50,7 +38,7 @@ def test_one_and_two_gloo_processes_train_the_same_run(tmp_path: Path) -> None:
                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
     assert one.returncode == 0, one.stderr[-3000:]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                          str(_free_port()), "-m", "cleanfit", "train", "t.toml", "--out", "two", "--json", "two.json"],
+                          str(free_port()), "-m", "cleanfit", "train", "t.toml", "--out", "two", "--json", "two.json"],
                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "batch:       1 process x 32 = 32 per step" in one.stdout
@@ -89,7 +77,7 @@ def test_two_gloo_processes_train_a_table_over_the_budget_as_one_does(tmp_path: 
     )
     runs = {}
     for name, launcher in (("one", []), ("two", ["-m", "torch.distributed.run", "--nproc_per_node", "2",
-                                                 "--master_port", str(_free_port())])):
+                                                 "--master_port", str(free_port())])):
         command = [sys.executable, *launcher, "-m", "cleanfit", "train", "t.toml", "--out", name, "--json", f"{name}.json"]
         done = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
         assert done.returncode == 0, done.stderr[-3000:]

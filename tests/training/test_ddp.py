@@ -4,30 +4,20 @@ that dies makes the other exit with an error instead of hanging."""
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from _dist import free_port, process_env
 
 WORKER = Path(__file__).with_name("_ddp_worker.py")
 TIMEOUT = 120  # seconds: a hang fails the test instead of stalling the suite
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                            "MASTER_PORT", "LOCAL_WORLD_SIZE")}
-    env.update({"OMP_NUM_THREADS": "1", "CLEANFIT_DIST_TIMEOUT": "20", **extra})
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return process_env(**{"CLEANFIT_DIST_TIMEOUT": "20", **extra})
 
 
 def _single(out: Path, *args: str) -> dict:
@@ -54,7 +44,7 @@ def runs(tmp_path_factory):
     two = root / "two"
     two.mkdir()
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(_free_port()), str(WORKER), str(two), "--batch", "5", "--checkpoint-every", "2"]
+               str(free_port()), str(WORKER), str(two), "--batch", "5", "--checkpoint-every", "2"]
     done = subprocess.run(command, env=_env(), timeout=TIMEOUT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return {
@@ -110,7 +100,7 @@ def test_two_rank_checkpoint_resumes_on_one_rank(runs):
 
 
 def test_a_killed_rank_makes_the_other_exit_with_an_error(tmp_path):
-    port = str(_free_port())
+    port = str(free_port())
     procs = []
     for rank in (0, 1):
         env = _env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
@@ -133,7 +123,7 @@ def test_a_killed_rank_makes_the_other_exit_with_an_error(tmp_path):
 
 
 def test_a_stopped_rank_ends_the_other_within_the_timeout_with_one_line_naming_it(tmp_path):
-    port = str(_free_port())
+    port = str(free_port())
     procs = []
     for rank in (0, 1):
         env = _env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", LOCAL_WORLD_SIZE="2",
@@ -156,7 +146,7 @@ def test_a_stopped_rank_ends_the_other_within_the_timeout_with_one_line_naming_i
 
 @pytest.mark.parametrize("lost", [1, 2])
 def test_with_three_ranks_the_survivors_name_the_killed_rank_from_its_heartbeat(tmp_path, lost):
-    port = str(_free_port())
+    port = str(free_port())
     procs = []
     for rank in (0, 1, 2):
         env = _env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="3", LOCAL_WORLD_SIZE="3",
@@ -183,7 +173,7 @@ def test_with_three_ranks_the_survivors_name_the_killed_rank_from_its_heartbeat(
 def test_a_tracker_slower_to_start_than_the_collective_timeout_does_not_fail_the_run(tmp_path):
     # rank 0's tracker takes 4 s to open its run inside fit; every collective must finish within 2 s
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-               str(_free_port()), str(WORKER), str(tmp_path), "--batch", "5", "--slow-tracker", "4"]
+               str(free_port()), str(WORKER), str(tmp_path), "--batch", "5", "--slow-tracker", "4"]
     done = subprocess.run(command, env=_env(CLEANFIT_DIST_TIMEOUT="2"), timeout=TIMEOUT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert torch.load(tmp_path / "result-rank1.pt", weights_only=True)["history"]["epochs"][-1]["step"] == 9
@@ -191,7 +181,7 @@ def test_a_tracker_slower_to_start_than_the_collective_timeout_does_not_fail_the
 
 def test_a_rank_that_never_joins_is_one_line_within_the_timeout(tmp_path):
     env = _env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="2", LOCAL_WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
-               MASTER_PORT=str(_free_port()), CLEANFIT_DIST_TIMEOUT="2")
+               MASTER_PORT=str(free_port()), CLEANFIT_DIST_TIMEOUT="2")
     done = subprocess.run([sys.executable, str(WORKER), str(tmp_path), "--batch", "5"], env=env,
                           capture_output=True, text=True, timeout=TIMEOUT)  # rank 1 is never started
     assert done.returncode != 0
