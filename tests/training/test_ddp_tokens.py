@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_ddp import TIMEOUT, _env, _free_port
+from _dist import free_port
+from test_ddp import TIMEOUT, _env
 
 WORKER = Path(__file__).with_name("_ddp_tokens_worker.py")
 
@@ -18,7 +19,7 @@ WORKER = Path(__file__).with_name("_ddp_tokens_worker.py")
 def _run(out: Path, nproc: int, *args: str) -> list[dict]:
     out.mkdir()
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port",
-               str(_free_port()), str(WORKER), str(out), *args]
+               str(free_port()), str(WORKER), str(out), *args]
     if nproc == 1:
         command = [sys.executable, str(WORKER), str(out), *args]
     done = subprocess.run(command, env=_env(), timeout=TIMEOUT, capture_output=True, text=True)
