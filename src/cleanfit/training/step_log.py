@@ -18,7 +18,7 @@ from cleanfit.errors import TrainingError
 from cleanfit.training import run_io as io
 from cleanfit.training.batch import host_numbers
 
-__all__ = ["log_steps"]
+__all__ = ["check_val_loss", "epoch_row", "log_steps"]
 
 
 def log_steps(s: Any, run: Any, dist: Any, stopped: str) -> None:
@@ -51,3 +51,26 @@ def log_steps(s: Any, run: Any, dist: Any, stopped: str) -> None:
     s.history.add_step(row)
     run.tracker.log_metrics(io.step_metrics(row), step=s.step)
     run.bar.set_postfix_str(f"epoch {row['epoch']} · loss {io.format_loss(row['train_loss'])}", refresh=False)
+
+
+def epoch_row(s: Any, totals: dict[str, Any], *, lr: float) -> dict[str, Any]:
+    """The History row of the epoch TrainState ``s`` just finished, from its summed ``totals`` (all ranks):
+    the exact train loss over its units, the mean gradient norm, the steps fp16 skipped; ``val_loss`` to fill."""
+    examples = totals["examples"]
+    return {
+        "epoch": s.epoch + 1,
+        "step": s.step,
+        "train_loss": totals["loss_sum"] / examples if examples else float("nan"),
+        "val_loss": None,
+        "lr": lr,
+        "grad_norm": float(totals["grad_norm_sum"]) / totals["grad_norms"] if totals["grad_norms"] else None,
+        "skipped_steps": int(totals["skipped_steps"]),
+    }
+
+
+def check_val_loss(row: dict[str, Any], stopped: str) -> None:
+    """A non-finite validation loss stops the run, as a non-finite train loss does (``stopped``: what it left)."""
+    if row["val_loss"] is not None and not math.isfinite(row["val_loss"]):
+        raise TrainingError(f"the validation loss became {row['val_loss']} at epoch {row['epoch']}, step "
+                            f"{row['step']}; {stopped}. Check the val data for NaN/inf values, and "
+                            "lower the learning rate if the train loss is rising too.")

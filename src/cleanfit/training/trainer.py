@@ -37,7 +37,7 @@ import torch
 from cleanfit._util.args import check_seed
 from cleanfit.data.batches import Batches
 from cleanfit.data.devices import pick_device, to_device
-from cleanfit.errors import ConfigError, TrainingError
+from cleanfit.errors import ConfigError
 from cleanfit.seeding import rng_state
 from cleanfit.training import distributed
 from cleanfit.training import run_io as io
@@ -58,7 +58,7 @@ from cleanfit.training.resume import restore, seed_run
 from cleanfit.training.run_context import RunContext
 from cleanfit.training.schedules import ScheduleLike, make_scheduler, planned
 from cleanfit.training.state import TrainState, identity_of
-from cleanfit.training.step_log import log_steps
+from cleanfit.training.step_log import check_val_loss, epoch_row, log_steps
 
 __all__ = ["Trainer"]
 
@@ -341,17 +341,7 @@ class Trainer:
 
     def _end_epoch(self, s: TrainState, run: RunContext) -> bool:
         """Exact train loss, validation, the epoch's row, log line, early stopping, checkpoint."""
-        totals = s.summed_totals(self.dist_)
-        examples = totals["examples"]
-        row: dict[str, Any] = {
-            "epoch": s.epoch + 1,
-            "step": s.step,
-            "train_loss": totals["loss_sum"] / examples if examples else float("nan"),
-            "val_loss": None,
-            "lr": run.last_lr,
-            "grad_norm": float(totals["grad_norm_sum"]) / totals["grad_norms"] if totals["grad_norms"] else None,
-            "skipped_steps": int(totals["skipped_steps"]),
-        }
+        row = epoch_row(s, s.summed_totals(self.dist_), lr=run.last_lr)
         if run.val is not None:
             scores = self.evaluate(run.val)
             row["val_loss"] = scores.pop("loss")
@@ -365,10 +355,7 @@ class Trainer:
                 io.logger.info(io.epoch_line(row, epochs=run.epochs, total_steps=self.total_steps_,
                                              batches_per_epoch=len(s.train), batch_size=s.train.batch_size,
                                              effective=s.train.global_batch_size * self.accumulate))
-        if row["val_loss"] is not None and not math.isfinite(row["val_loss"]):
-            raise TrainingError(f"the validation loss became {row['val_loss']} at epoch {row['epoch']}, step "
-                                f"{row['step']}; {io.stopped(self.checkpoint_dir)}. Check the val data for NaN/inf values, and "
-                                "lower the learning rate if the train loss is rising too.")
+        check_val_loss(row, io.stopped(self.checkpoint_dir))
         stop = self.early_stopping.update(row, self._eval_model()) if self.early_stopping is not None else False
         if row["val_loss"] is not None and (s.best_metric is None or row["val_loss"] < s.best_metric):
             s.best_metric = row["val_loss"]
