@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from cleanfit.errors import CheckpointError, ConfigError
 from cleanfit.training import checkpoint_file
-from cleanfit.training.checkpoints import CheckpointManager, CheckpointWarning, check_compatible
+from cleanfit.training.checkpoints import CheckpointManager, CheckpointWarning
+from cleanfit.training.state import check_compatible
 
 CHILD = Path(__file__).with_name("_checkpoint_child.py")
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cleanfit._util.mappings import flatten
 from cleanfit.errors import ConfigError
 from cleanfit.tracking.sender import SHARED, Sender
 from cleanfit.tracking.unlogged import TrackingWarning, append_records
@@ -209,7 +210,7 @@ class MLflowTracker:
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log parameters (nested mappings are flattened to ``a.b``; long values are shortened)."""
         self._ensure_started()
-        flat = {self._name(k): _text(v, _MAX_PARAM_LEN) for k, v in _flatten(params).items()}
+        flat = {self._name(k): _text(v, _MAX_PARAM_LEN) for k, v in flatten(params).items()}
         new = {}
         for key, value in flat.items():
             if key not in self._params_sent:
@@ -316,17 +317,6 @@ class MLflowTracker:
         assert self.unlogged_path_ is not None
         head = {"run_id": self.run_id, "experiment": self.experiment, "tracking_uri": self.tracking_uri_}
         append_records(self.unlogged_path_, head, records)
-
-
-def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
 
 
 def _text(value: Any, limit: int) -> str:

@@ -40,7 +40,7 @@ import torch
 from cleanfit.errors import CheckpointError, ConfigError
 from cleanfit.training import checkpoint_file as _file
 
-__all__ = ["CheckpointManager", "CheckpointWarning", "check_compatible"]
+__all__ = ["CheckpointManager", "CheckpointWarning"]
 
 _NAME = re.compile(r"^step-(\d+)\.ckpt$")
 _BEST = "best.json"
@@ -343,55 +343,6 @@ class CheckpointManager:
             f"({'; '.join(failures)}); refusing to start over silently: delete or move them to train "
             "from scratch (or resume=False), or pass resume=<path> to a good checkpoint"
         )
-
-
-def check_compatible(
-    saved: Mapping[str, Any], current: Mapping[str, Any], *, path: str | os.PathLike[str] | None = None
-) -> None:
-    """Refuse to resume when the checkpoint was written for a different run.
-
-    ``saved`` and ``current`` are fingerprints (e.g. seed, num_examples, batch sizes and the model's
-    parameter shapes); nested mappings are compared key by key and every difference is named.
-
-    >>> check_compatible({"seed": 0, "shapes": {"w": [2, 3]}}, {"seed": 0, "shapes": {"w": [2, 3]}})
-    >>> check_compatible({"seed": 0, "shapes": {"w": [2, 3]}}, {"seed": 1, "shapes": {"w": [4, 3]}})
-    Traceback (most recent call last):
-    ...
-    cleanfit.errors.CheckpointError: cannot resume from the checkpoint: it was written for a different run (seed: checkpoint 0, now 1; shapes.w: checkpoint [2, 3], now [4, 3]); ...
-    """
-    left, right = _flatten(saved), _flatten(current)
-    differences = [
-        f"{key}: checkpoint {_show(left.get(key))}, now {_show(right.get(key))}"
-        for key in sorted(set(left) | set(right))
-        if _normalise(left.get(key)) != _normalise(right.get(key))
-    ]
-    if differences:
-        where = f"{path}" if path is not None else "the checkpoint"
-        raise CheckpointError(
-            f"cannot resume from {where}: it was written for a different run ({'; '.join(differences)}); "
-            "resume with the same model, data and settings, or start fresh in another checkpoint_dir"
-        )
-
-
-def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def _normalise(value: Any) -> Any:
-    if isinstance(value, torch.Size | tuple | list):
-        return [_normalise(v) for v in value]
-    return value
-
-
-def _show(value: Any) -> str:
-    return "missing" if value is None else repr(_normalise(value))
 
 
 def _non_negative_int(value: Any, name: str) -> int:

@@ -13,20 +13,22 @@ window) is always 0.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from cleanfit._util.mappings import flatten
 from cleanfit.errors import CheckpointError, CleanfitError
-from cleanfit.training.checkpoints import check_compatible
 from cleanfit.training.compiling import plain_keys
 from cleanfit.training.early_stopping import EarlyStopping
 from cleanfit.training.history import History
 from cleanfit.training.precision import Precision
 from cleanfit.training.state_check import check_structure
 
-__all__ = ["TrainState", "identity_of"]
+__all__ = ["TrainState", "check_compatible", "identity_of"]
 
 FORMAT = "cleanfit.train-state/1"
 
@@ -186,3 +188,41 @@ class TrainState:
         if rank == 0:  # the saved sums cover all ranks; the other ranks start this epoch's sums at zero
             for key, value in state["totals"].items():
                 self.totals[key] = value.to(self.device) if isinstance(value, torch.Tensor) else value
+
+
+def check_compatible(
+    saved: Mapping[str, Any], current: Mapping[str, Any], *, path: str | os.PathLike[str] | None = None
+) -> None:
+    """Refuse to resume when the checkpoint was written for a different run.
+
+    ``saved`` and ``current`` are fingerprints (e.g. seed, num_examples, batch sizes and the model's
+    parameter shapes); nested mappings are compared key by key and every difference is named.
+
+    >>> check_compatible({"seed": 0, "shapes": {"w": [2, 3]}}, {"seed": 0, "shapes": {"w": [2, 3]}})
+    >>> check_compatible({"seed": 0, "shapes": {"w": [2, 3]}}, {"seed": 1, "shapes": {"w": [4, 3]}})
+    Traceback (most recent call last):
+    ...
+    cleanfit.errors.CheckpointError: cannot resume from the checkpoint: it was written for a different run (seed: checkpoint 0, now 1; shapes.w: checkpoint [2, 3], now [4, 3]); ...
+    """
+    left, right = flatten(saved), flatten(current)
+    differences = [
+        f"{key}: checkpoint {_show(left.get(key))}, now {_show(right.get(key))}"
+        for key in sorted(set(left) | set(right))
+        if _normalise(left.get(key)) != _normalise(right.get(key))
+    ]
+    if differences:
+        where = f"{path}" if path is not None else "the checkpoint"
+        raise CheckpointError(
+            f"cannot resume from {where}: it was written for a different run ({'; '.join(differences)}); "
+            "resume with the same model, data and settings, or start fresh in another checkpoint_dir"
+        )
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, torch.Size | tuple | list):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def _show(value: Any) -> str:
+    return "missing" if value is None else repr(_normalise(value))
