@@ -45,7 +45,8 @@ CROP, SIDE, BATCH = 64, 72, 64
 
 
 class Jpegs(Dataset):
-    """Decode, random-crop and flip; randomness from Python's ``random`` (what torchvision transforms use)."""
+    """Decode, random-crop and flip; randomness from Python's ``random``, as hand-written Pillow transforms draw it
+    (torchvision's transforms draw from torch's generator, which Batches seeds too)."""
 
     def __init__(self, blobs: list[bytes]) -> None:
         self.blobs = blobs

@@ -28,6 +28,40 @@ def test_classification_metrics_match_scikit_learn(n, classes, seed):
         assert metrics.auc(torch.from_numpy(logits), torch.from_numpy(targets)) == pytest.approx(expected)
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 3000), levels=st.sampled_from([2, 5, 1000, 0]), labels=st.sampled_from([(0, 1), (3, 7), (-1, 1)]),
+       columns=st.sampled_from([1, 2, 3]), seed=st.integers(0, 10_000))
+def test_auc_equals_roc_auc_score_with_ties_any_labels_and_shapes(n, levels, labels, columns, seed):
+    """The rank AUC against scikit-learn's trapezoids: heavy ties (2 or 5 score levels), few, none; binary labels
+    that are not 0/1 (the larger one is positive, as roc_auc_score takes it); one, two or three output columns."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, columns))
+    if levels:
+        logits = rng.integers(0, levels, size=(n, columns)).astype(np.float64)
+    classes = rng.integers(0, max(columns, 2), size=n)
+    given_logits = logits.copy()
+    if columns == 3:
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        present = [c for c in range(3) if 0 < np.sum(classes == c) < n]
+        expected = np.mean([skm.roc_auc_score(classes == c, probs[:, c]) for c in present]) if present else np.nan
+        got = metrics.auc(torch.from_numpy(logits), torch.from_numpy(classes))
+    else:
+        truth = np.where(classes == 1, labels[1], labels[0])
+        score = logits[:, 1] - logits[:, 0] if columns == 2 else logits[:, 0]
+        expected = skm.roc_auc_score(truth, score) if len(np.unique(truth)) == 2 else np.nan
+        got = metrics.auc(torch.from_numpy(logits), torch.from_numpy(truth))
+    assert got == pytest.approx(expected, abs=1e-12, nan_ok=True)
+    assert np.array_equal(logits, given_logits)  # the softmax works in its own copy, never in the caller's outputs
+
+
+def test_auc_refuses_a_single_column_for_three_classes():
+    with pytest.raises(cf.DataError, match="needs two classes.*3 values"):
+        metrics.auc(torch.zeros(6, 1), torch.tensor([0, 1, 2, 0, 1, 2]))
+    with pytest.raises(cf.DataError, match="one output row per target"):
+        metrics.auc(torch.zeros(6, 1), torch.tensor([0, 1]))
+
+
 def test_single_logit_binary_and_float_targets():
     logits = torch.tensor([[2.0], [-1.0], [0.5], [-0.2]])
     targets = torch.tensor([1.0, 0.0, 0.0, 0.0])  # BCE-style float targets

@@ -219,6 +219,7 @@ def duckdb_over(table: ParquetTable, columns: Sequence[str], numeric: Sequence[s
         try:
             con.execute(f"SET memory_limit = '{max(64 * 2**20, memory // 4)}B'")
             con.execute(f"SET temp_directory = '{tmp}'")
+            con.execute("SET preserve_insertion_order = true")  # DuckDB's default, stated: the POSITIONAL JOIN needs it
             picked = ", ".join(_clean(c) if c in numeric else _q(c) for c in columns)
             files = ", ".join("'" + str(path).replace("'", "''") + "'" for path in table.paths)
             # one scan of the files in their order (a UNION ALL of scans need not keep it): rows in table order
