@@ -1,6 +1,7 @@
 """The CUDA paths: autocast in bf16/fp16, the fp16 gradient scaler, pinned asynchronous transfers.
 
-These need a GPU; CI has none, so they run on the lent GPU machine (see docs/BENCHMARKS.md, "GPU").
+These need a GPU; CI has none, so they run on a lent GPU machine: ``bash scripts/device_check.sh`` runs them
+with the GPU rows of the benchmarks in one short run (docs/BENCHMARKS.md, "GPU").
 """
 
 from __future__ import annotations
